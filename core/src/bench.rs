@@ -1,0 +1,155 @@
+//! Repeatable speed and memory measurement (`pocketlm bench`).
+//!
+//! Each run clears the KV cache, evaluates a synthetic prompt of exactly
+//! `prompt_tokens` tokens in batches, then generates `gen_tokens` tokens one at
+//! a time with greedy sampling (end-of-generation tokens do not stop it), the
+//! same shape as llama.cpp's `llama-bench` pp/tg tests.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cancel::CancelToken;
+use crate::error::{Error, Result};
+use crate::metrics::peak_rss_bytes;
+use crate::model::Model;
+use crate::sampling::SamplingParams;
+use crate::session::{Session, SessionParams};
+use crate::threads::default_threads;
+
+/// What to measure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BenchOptions {
+    /// Prompt length in tokens.
+    pub prompt_tokens: u32,
+    /// Tokens to generate.
+    pub gen_tokens: u32,
+    /// Measured runs (a warm-up run comes first and is not counted).
+    pub runs: u32,
+    /// Inference threads; `None` uses the default.
+    pub threads: Option<u32>,
+    /// Prompt batch size.
+    pub batch_size: u32,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions { prompt_tokens: 512, gen_tokens: 128, runs: 3, threads: None, batch_size: 512 }
+    }
+}
+
+/// One measured run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchRun {
+    /// Prompt tokens per second.
+    pub prefill_tokens_per_s: f64,
+    /// Generated tokens per second (after the first).
+    pub decode_tokens_per_s: f64,
+    /// Time to first token: prompt evaluation plus the first sample, in ms.
+    pub ttft_ms: f64,
+}
+
+/// The result of [`bench`]: medians over the runs, and every run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    /// The model file's name.
+    pub model: String,
+    /// Its architecture.
+    pub architecture: String,
+    /// Its quantisation.
+    pub quantization: String,
+    /// Threads used.
+    pub threads: u32,
+    /// Prompt length in tokens.
+    pub prompt_tokens: u32,
+    /// Generated tokens per run.
+    pub gen_tokens: u32,
+    /// Model load time in ms.
+    pub load_ms: f64,
+    /// Median prompt tokens per second.
+    pub prefill_tokens_per_s: f64,
+    /// Median generated tokens per second.
+    pub decode_tokens_per_s: f64,
+    /// Median time to first token in ms.
+    pub ttft_ms: f64,
+    /// Peak resident memory of the process, in bytes.
+    pub peak_rss_bytes: u64,
+    /// Every measured run.
+    pub runs: Vec<BenchRun>,
+}
+
+const FILLER: &str = "The quick brown fox jumps over the lazy dog while the river runs past \
+    old stone bridges, and children count the boats that drift toward the sea. ";
+
+/// Measures prefill and decode speed, time to first token and peak memory.
+pub fn bench(model: &Model, options: &BenchOptions) -> Result<BenchReport> {
+    if options.prompt_tokens == 0 || options.gen_tokens == 0 || options.runs == 0 {
+        return Err(Error::InvalidOption {
+            name: "bench",
+            value: format!("{options:?}"),
+            expected: "prompt_tokens, gen_tokens and runs must all be at least 1".into(),
+        });
+    }
+    let threads = options.threads.unwrap_or_else(default_threads);
+    let context_length = (options.prompt_tokens + options.gen_tokens + 16).next_multiple_of(256);
+    let batch_size = options.batch_size.clamp(1, context_length);
+    let mut session = Session::new(model, SessionParams { context_length, threads, batch_size })?;
+
+    let mut text = String::new();
+    let mut prompt = Vec::new();
+    while prompt.len() < options.prompt_tokens as usize {
+        text.push_str(FILLER);
+        prompt = session.tokenize(&text);
+    }
+    prompt.truncate(options.prompt_tokens as usize);
+
+    let mut runs = Vec::new();
+    for i in 0..=options.runs {
+        let run = run_once(&mut session, &prompt, options.gen_tokens)?;
+        if i > 0 {
+            runs.push(run);
+        }
+    }
+    let median = |f: fn(&BenchRun) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let info = model.info();
+    Ok(BenchReport {
+        model: model.path().file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        architecture: info.architecture.clone(),
+        quantization: info.quantization.clone(),
+        threads,
+        prompt_tokens: options.prompt_tokens,
+        gen_tokens: options.gen_tokens,
+        load_ms: model.load_ms(),
+        prefill_tokens_per_s: median(|r| r.prefill_tokens_per_s),
+        decode_tokens_per_s: median(|r| r.decode_tokens_per_s),
+        ttft_ms: median(|r| r.ttft_ms),
+        peak_rss_bytes: peak_rss_bytes(),
+        runs,
+    })
+}
+
+fn run_once(session: &mut Session, prompt: &[llama_cpp_2::token::LlamaToken], gen_tokens: u32) -> Result<BenchRun> {
+    session.clear();
+    let mut sampler = SamplingParams::greedy().build_sampler(session.model().inner.llama.n_vocab());
+    let started = Instant::now();
+    session.prefill(prompt, &CancelToken::new())?;
+    let prefill_secs = started.elapsed().as_secs_f64();
+    let mut token = session.sample(&mut sampler);
+    let ttft = started.elapsed().as_secs_f64();
+    let decode_started = Instant::now();
+    for _ in 1..gen_tokens {
+        session.decode_one(token)?;
+        token = session.sample(&mut sampler);
+    }
+    let decode_secs = decode_started.elapsed().as_secs_f64();
+    Ok(BenchRun {
+        prefill_tokens_per_s: prompt.len() as f64 / prefill_secs,
+        decode_tokens_per_s: if gen_tokens > 1 { f64::from(gen_tokens - 1) / decode_secs } else { 0.0 },
+        ttft_ms: ttft * 1000.0,
+    })
+}

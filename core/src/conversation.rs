@@ -1,0 +1,351 @@
+//! A multi-turn chat on one model: messages, streaming answers, KV reuse.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cancel::CancelToken;
+use crate::error::{Error, Result};
+use crate::metrics::{peak_rss_bytes, Metrics, StopReason};
+use crate::model::Model;
+use crate::sampling::SamplingParams;
+use crate::session::{Session, SessionParams};
+use crate::stream::TextStream;
+use crate::template::{Message, Role};
+use crate::threads::default_threads;
+
+/// Context length used when none is given (capped by what the model was trained on).
+pub const DEFAULT_CONTEXT_LENGTH: u32 = 4096;
+
+/// What to do when a prompt does not fit in the context window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverflowPolicy {
+    /// Fail with [`Error::ContextOverflow`] (the default).
+    #[default]
+    Error,
+    /// Drop the oldest turns (never the system prompt or the newest message) until it fits.
+    DropOldest,
+}
+
+/// What happens to a cancelled answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartialAnswer {
+    /// Keep the user message and the partial answer in the history (the default).
+    #[default]
+    Keep,
+    /// Roll the turn back: the history is as it was before the message was sent.
+    Discard,
+}
+
+/// Settings for a conversation, fixed when it is created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConversationOptions {
+    /// Context window in tokens; `None` uses [`DEFAULT_CONTEXT_LENGTH`] capped by the model's trained length.
+    pub context_length: Option<u32>,
+    /// Inference threads; `None` uses [`default_threads`].
+    pub threads: Option<u32>,
+    /// Tokens evaluated per prompt batch.
+    pub batch_size: u32,
+    /// An optional system prompt, kept as the first message.
+    pub system_prompt: Option<String>,
+    /// Sampling for every answer.
+    pub sampling: SamplingParams,
+    /// What to do when the history outgrows the context.
+    pub overflow: OverflowPolicy,
+}
+
+impl Default for ConversationOptions {
+    fn default() -> Self {
+        ConversationOptions {
+            context_length: None,
+            threads: None,
+            batch_size: 512,
+            system_prompt: None,
+            sampling: SamplingParams::default(),
+            overflow: OverflowPolicy::Error,
+        }
+    }
+}
+
+/// Per-request options for [`Conversation::send`].
+#[derive(Debug, Clone, Default)]
+pub struct SendOptions {
+    /// Cancels this request when triggered from any thread.
+    pub cancel: CancelToken,
+    /// What to keep when cancelled.
+    pub on_cancel: PartialAnswer,
+}
+
+/// A finished answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// The answer text (stop sequences removed).
+    pub text: String,
+    /// What it cost.
+    pub metrics: Metrics,
+}
+
+/// A multi-turn chat with its own context and KV cache.
+///
+/// Each turn evaluates only the tokens that are new since what the cache
+/// already holds. A conversation is used from one thread at a time (`&mut`);
+/// create one per concurrent user of the same [`Model`].
+pub struct Conversation {
+    session: Session,
+    options: ConversationOptions,
+    messages: Vec<Message>,
+}
+
+impl std::fmt::Debug for Conversation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conversation").field("messages", &self.messages).field("options", &self.options).finish()
+    }
+}
+
+impl Conversation {
+    /// Starts a conversation on `model`.
+    pub fn new(model: &Model, options: ConversationOptions) -> Result<Conversation> {
+        options.sampling.validate()?;
+        let trained = model.info().context_length_trained;
+        let context_length = options.context_length.unwrap_or_else(|| {
+            if trained > 0 {
+                DEFAULT_CONTEXT_LENGTH.min(trained.min(u64::from(u32::MAX)) as u32)
+            } else {
+                DEFAULT_CONTEXT_LENGTH
+            }
+        });
+        if context_length < 16 {
+            return Err(Error::InvalidOption {
+                name: "context_length",
+                value: context_length.to_string(),
+                expected: "must be at least 16 tokens".into(),
+            });
+        }
+        if trained > 0 && u64::from(context_length) > trained {
+            return Err(Error::InvalidOption {
+                name: "context_length",
+                value: context_length.to_string(),
+                expected: format!("must be at most {trained}, the length this model was trained with"),
+            });
+        }
+        let threads = options.threads.unwrap_or_else(default_threads);
+        if threads == 0 || threads > 256 {
+            return Err(Error::InvalidOption {
+                name: "threads",
+                value: threads.to_string(),
+                expected: "must be between 1 and 256".into(),
+            });
+        }
+        if options.batch_size == 0 {
+            return Err(Error::InvalidOption {
+                name: "batch_size",
+                value: "0".into(),
+                expected: "must be at least 1".into(),
+            });
+        }
+        let batch_size = options.batch_size.min(context_length);
+        let session = Session::new(model, SessionParams { context_length, threads, batch_size })?;
+        let messages = options.system_prompt.iter().map(Message::system).collect();
+        Ok(Conversation { session, options, messages })
+    }
+
+    /// The model this conversation runs on.
+    pub fn model(&self) -> &Model {
+        self.session.model()
+    }
+
+    /// The messages so far, system prompt first.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// The context window size in tokens.
+    pub fn context_length(&self) -> u32 {
+        self.session.context_length()
+    }
+
+    /// The sampling used for answers.
+    pub fn sampling(&self) -> &SamplingParams {
+        &self.options.sampling
+    }
+
+    /// Changes the sampling for the next answers (validated first).
+    pub fn set_sampling(&mut self, sampling: SamplingParams) -> Result<()> {
+        sampling.validate()?;
+        self.options.sampling = sampling;
+        Ok(())
+    }
+
+    /// Forgets every message but the system prompt. The cached system prompt
+    /// stays in the KV cache and is reused by the next answer.
+    pub fn reset(&mut self) {
+        self.messages.retain(|m| m.role == Role::System);
+    }
+
+    /// Replaces the history (e.g. to restore a saved chat or edit an earlier
+    /// turn). The next answer re-evaluates only what differs from the cache.
+    pub fn set_messages(&mut self, messages: Vec<Message>) {
+        self.messages = messages;
+    }
+
+    /// Cuts the history to its first `len` messages (e.g. to edit or
+    /// regenerate an earlier turn); the KV cache keeps the shared prefix.
+    pub fn truncate(&mut self, len: usize) {
+        self.messages.truncate(len);
+    }
+
+    /// Sends a user message and generates the answer, calling `on_text` with
+    /// each new piece of text as it is produced. On error the history is left
+    /// as it was before the call.
+    pub fn send(&mut self, text: &str, options: &SendOptions, on_text: &mut dyn FnMut(&str)) -> Result<Reply> {
+        self.messages.push(Message::user(text));
+        let result = self.respond(options, on_text);
+        match &result {
+            Ok(reply) if reply.metrics.stop_reason == StopReason::Cancelled && options.on_cancel == PartialAnswer::Discard => {
+                self.messages.pop();
+            }
+            Ok(reply) => self.messages.push(Message::assistant(reply.text.clone())),
+            Err(_) => {
+                self.messages.pop();
+            }
+        }
+        result
+    }
+
+    /// Sends a message and waits for the whole answer.
+    pub fn ask(&mut self, text: &str) -> Result<Reply> {
+        self.send(text, &SendOptions::default(), &mut |_| {})
+    }
+
+    /// Answers the last user message again (dropping the previous answer, if any).
+    pub fn regenerate(&mut self, options: &SendOptions, on_text: &mut dyn FnMut(&str)) -> Result<Reply> {
+        if self.messages.last().is_some_and(|m| m.role == Role::Assistant) {
+            self.messages.pop();
+        }
+        match self.messages.pop() {
+            Some(m) if m.role == Role::User => self.send(&m.content, options, on_text),
+            other => {
+                self.messages.extend(other);
+                Err(Error::InvalidOption {
+                    name: "regenerate",
+                    value: "no user message".into(),
+                    expected: "the conversation must end with a user message or its answer".into(),
+                })
+            }
+        }
+    }
+
+    fn respond(&mut self, options: &SendOptions, on_text: &mut dyn FnMut(&str)) -> Result<Reply> {
+        let started = Instant::now();
+        let sampling = self.options.sampling.clone();
+        let tokens = self.fit_prompt()?;
+        let cancel = &options.cancel;
+        let prefill = self.session.prefill(&tokens, cancel)?;
+        let prefill_done = Instant::now();
+
+        let model = self.session.model().clone();
+        let vocab = model.inner.llama.vocab();
+        let mut sampler = sampling.build_sampler(model.inner.llama.n_vocab());
+        let mut stream = TextStream::new(&sampling.stop);
+        let mut text = String::new();
+        let mut generated = 0u32;
+        let mut first_token_at = None;
+        let mut stop_reason = if prefill.cancelled { Some(StopReason::Cancelled) } else { None };
+
+        while stop_reason.is_none() {
+            if cancel.is_cancelled() {
+                stop_reason = Some(StopReason::Cancelled);
+                break;
+            }
+            let token = self.session.sample(&mut sampler);
+            generated += 1;
+            first_token_at.get_or_insert_with(Instant::now);
+            if vocab.is_eog(token) {
+                stop_reason = Some(StopReason::Eos);
+                break;
+            }
+            let step = stream.push(&vocab.token_to_piece(token, false, None));
+            if !step.text.is_empty() {
+                on_text(&step.text);
+                text.push_str(&step.text);
+            }
+            if step.stopped {
+                stop_reason = Some(StopReason::StopSequence);
+            } else if generated >= sampling.max_tokens {
+                stop_reason = Some(StopReason::MaxTokens);
+            } else if self.session.cached_len() + 1 >= self.session.context_length() as usize {
+                stop_reason = Some(StopReason::ContextFull);
+            } else {
+                self.session.decode_one(token)?;
+            }
+        }
+        let tail = stream.finish();
+        if !tail.is_empty() {
+            on_text(&tail);
+            text.push_str(&tail);
+        }
+
+        let finished = Instant::now();
+        let secs = |a: Instant, b: Instant| b.duration_since(a).as_secs_f64();
+        let prefill_secs = secs(started, prefill_done);
+        let decode_secs = first_token_at.map_or(0.0, |t| secs(t, finished));
+        let metrics = Metrics {
+            load_ms: model.load_ms(),
+            ttft_ms: first_token_at.map_or(0.0, |t| secs(started, t) * 1000.0),
+            prompt_tokens_reused: prefill.reused as u32,
+            prompt_tokens_evaluated: prefill.evaluated as u32,
+            generated_tokens: generated,
+            prefill_tokens_per_s: rate(prefill.evaluated as f64, prefill_secs),
+            decode_tokens_per_s: rate(f64::from(generated.saturating_sub(1)), decode_secs),
+            peak_rss_bytes: peak_rss_bytes(),
+            stop_reason: stop_reason.unwrap_or(StopReason::MaxTokens),
+            total_ms: secs(started, finished) * 1000.0,
+        };
+        log::debug!("answer: {metrics:?}");
+        Ok(Reply { text, metrics })
+    }
+
+    /// Renders and tokenizes the history, applying the overflow policy.
+    fn fit_prompt(&mut self) -> Result<Vec<llama_cpp_2::token::LlamaToken>> {
+        let n_ctx = self.session.context_length();
+        loop {
+            let prompt = self.session.model().render_prompt(&self.messages, true)?;
+            let tokens = self.session.tokenize(&prompt);
+            // Room for the prompt and at least one generated token.
+            if tokens.len() < n_ctx as usize {
+                return Ok(tokens);
+            }
+            if self.options.overflow == OverflowPolicy::Error || !self.drop_oldest_turn() {
+                return Err(Error::ContextOverflow { prompt_tokens: tokens.len() + 1, context_length: n_ctx });
+            }
+        }
+    }
+
+    /// Removes the oldest user turn and its answer; false if only the newest message is left.
+    fn drop_oldest_turn(&mut self) -> bool {
+        let first = self.messages.iter().position(|m| m.role != Role::System);
+        match first {
+            Some(i) if i + 1 < self.messages.len() => {
+                self.messages.remove(i);
+                // Drop the answer too, so roles keep alternating.
+                if i + 1 < self.messages.len() && self.messages[i].role == Role::Assistant {
+                    self.messages.remove(i);
+                }
+                log::info!("context full: dropped the oldest turn");
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+fn rate(count: f64, secs: f64) -> f64 {
+    if secs > 0.0 && count > 0.0 {
+        count / secs
+    } else {
+        0.0
+    }
+}

@@ -1,0 +1,131 @@
+//! The one error type of the core. Every failure a caller can cause or meet is a
+//! variant here, with a message that says what went wrong and what to do.
+
+use std::path::PathBuf;
+
+use crate::gguf::GgufError;
+
+/// Result alias used throughout the core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in PocketLM's core.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// The model file does not exist.
+    #[error("model file not found: {path} (check the path, or run scripts/fetch-test-models.sh for the test models)")]
+    ModelNotFound {
+        /// The path that was given.
+        path: PathBuf,
+    },
+    /// The model file exists but cannot be read.
+    #[error("cannot read model file {path}: {reason} (check its permissions)")]
+    ModelUnreadable {
+        /// The path that was given.
+        path: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The file is not a GGUF model (wrong magic or unsupported version).
+    #[error("{path} is not a usable GGUF model: {detail} (PocketLM loads llama.cpp GGUF files, v2 or v3)")]
+    NotGguf {
+        /// The path that was given.
+        path: PathBuf,
+        /// What was found instead.
+        detail: String,
+    },
+    /// The file is a GGUF file cut short (an incomplete download or copy).
+    #[error("model file {path} is truncated: {detail} (download or copy it again)")]
+    ModelTruncated {
+        /// The path that was given.
+        path: PathBuf,
+        /// Where it ends and what was missing.
+        detail: String,
+    },
+    /// The GGUF structure is corrupt.
+    #[error("model file {path} is corrupt: {detail} (download it again)")]
+    ModelCorrupt {
+        /// The path that was given.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The model's architecture is not one this build of llama.cpp runs.
+    #[error("model architecture '{architecture}' in {path} is not supported by this PocketLM build (supported include llama, qwen2, qwen3, gemma3, phi3)")]
+    UnsupportedArchitecture {
+        /// The path that was given.
+        path: PathBuf,
+        /// The `general.architecture` value (or `(missing)`).
+        architecture: String,
+    },
+    /// llama.cpp rejected the model after validation (e.g. missing tensors).
+    #[error("llama.cpp could not load {path}; the file passed PocketLM's checks, so it may be an unsupported variant (set the llama.cpp log level to warn to see why)")]
+    ModelLoadFailed {
+        /// The path that was given.
+        path: PathBuf,
+    },
+    /// llama.cpp could not create an inference context (usually out of memory).
+    #[error("could not create an inference context with {context_length} tokens: {reason} (try a smaller context length)")]
+    ContextCreationFailed {
+        /// The requested context length.
+        context_length: u32,
+        /// What failed.
+        reason: String,
+    },
+    /// A sampling parameter is out of range.
+    #[error("invalid sampling option {name} = {value}: {expected}")]
+    InvalidSampling {
+        /// The parameter name, e.g. `top_p`.
+        name: &'static str,
+        /// The rejected value, as text.
+        value: String,
+        /// The accepted range.
+        expected: &'static str,
+    },
+    /// A model or conversation option is out of range.
+    #[error("invalid option {name} = {value}: {expected}")]
+    InvalidOption {
+        /// The option name, e.g. `context_length`.
+        name: &'static str,
+        /// The rejected value, as text.
+        value: String,
+        /// The accepted range.
+        expected: String,
+    },
+    /// The prompt does not fit in the context window.
+    #[error("the prompt needs {prompt_tokens} tokens but the context holds {context_length} (shorten it, raise the context length, or use the drop-oldest overflow policy)")]
+    ContextOverflow {
+        /// Tokens the rendered prompt needs (plus one for the answer).
+        prompt_tokens: usize,
+        /// The context window size.
+        context_length: u32,
+    },
+    /// The chat template could not be rendered.
+    #[error("chat template error: {0}")]
+    Template(String),
+    /// llama.cpp failed while evaluating tokens.
+    #[error("inference failed: {0}")]
+    Inference(String),
+    /// Fetching a model failed.
+    #[error("model download failed: {0}")]
+    Download(String),
+}
+
+impl Error {
+    /// Maps a GGUF validation error for `path` to the public error.
+    pub(crate) fn from_gguf(path: PathBuf, e: GgufError) -> Error {
+        match e {
+            GgufError::BadMagic { .. } | GgufError::UnsupportedVersion(_) => Error::NotGguf { path, detail: e.to_string() },
+            GgufError::Truncated(detail) => Error::ModelTruncated { path, detail },
+            GgufError::Malformed(detail) => Error::ModelCorrupt { path, detail },
+        }
+    }
+
+    /// Maps an I/O error opening `path` to the public error.
+    pub(crate) fn from_io(path: PathBuf, e: &std::io::Error) -> Error {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::ModelNotFound { path }
+        } else {
+            Error::ModelUnreadable { path, reason: e.to_string() }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! PocketLM core: run a quantised GGUF language model on the device.
+//!
+//! ```no_run
+//! use pocketlm::{Conversation, ConversationOptions, Model, ModelOptions, SendOptions};
+//!
+//! let model = Model::load("qwen2.5-0.5b.gguf", &ModelOptions::default())?;
+//! let mut chat = Conversation::new(&model, ConversationOptions::default())?;
+//! let reply = chat.send("What is the capital of France?", &SendOptions::default(), &mut |delta| {
+//!     print!("{delta}");
+//! })?;
+//! println!("\n{} tokens at {:.1} tok/s", reply.metrics.generated_tokens, reply.metrics.decode_tokens_per_s);
+//! # Ok::<(), pocketlm::Error>(())
+//! ```
+//!
+//! The pieces, one concern each: [`gguf`] validates files before llama.cpp sees
+//! them, [`Model`] loads and describes, [`Conversation`] renders prompts with
+//! the model's chat template, reuses the KV cache across turns and streams
+//! answers, [`SamplingParams`] chooses tokens, [`bench()`] measures.
+
+mod arch;
+mod bench;
+mod cancel;
+mod conversation;
+mod error;
+pub mod gguf;
+mod logging;
+mod metrics;
+mod model;
+mod sampling;
+mod session;
+mod stream;
+mod template;
+mod threads;
+
+pub use bench::{bench, BenchOptions, BenchReport, BenchRun};
+pub use cancel::CancelToken;
+pub use conversation::{
+    Conversation, ConversationOptions, OverflowPolicy, PartialAnswer, Reply, SendOptions, DEFAULT_CONTEXT_LENGTH,
+};
+pub use error::{Error, Result};
+pub use logging::set_llama_log_level;
+pub use metrics::{peak_rss_bytes, Metrics, StopReason};
+pub use model::{describe, inspect_file, Model, ModelInfo, ModelOptions};
+pub use sampling::SamplingParams;
+pub use stream::{Step, TextStream};
+pub use template::{render_plain, ChatTemplate, Message, Role};
+pub use threads::default_threads;

@@ -1,0 +1,314 @@
+//! Loading a GGUF model safely and describing it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::gguf::GgufFile;
+use crate::template::{render_plain, ChatTemplate, Message};
+
+/// Options for loading a model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelOptions {
+    /// Map the file instead of reading it into memory (default). Weights then
+    /// count as file-backed memory the OS can page out under pressure.
+    pub use_mmap: bool,
+    /// Layers to offload to a GPU backend, if one is compiled in (0 = CPU only).
+    pub gpu_layers: u32,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions { use_mmap: true, gpu_layers: 0 }
+    }
+}
+
+/// What a model is, read from its GGUF metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// The model's name from `general.name`, if any.
+    pub name: Option<String>,
+    /// `general.architecture`, e.g. `qwen2`, `gemma3`, `llama`.
+    pub architecture: String,
+    /// Number of weights.
+    pub parameter_count: u64,
+    /// Quantisation scheme, e.g. `Q4_K_M`.
+    pub quantization: String,
+    /// File size in bytes.
+    pub file_size_bytes: u64,
+    /// Context length the model was trained with.
+    pub context_length_trained: u64,
+    /// Vocabulary size.
+    pub vocab_size: u64,
+    /// Transformer layers.
+    pub layers: u64,
+    /// Embedding (hidden) size.
+    pub embedding_length: u64,
+    /// Whether the file carries a Jinja chat template.
+    pub has_chat_template: bool,
+    /// How prompts are rendered: `jinja`, `llama.cpp` (built-in fallback) or `plain`.
+    pub prompt_format: String,
+}
+
+/// A loaded model. Cheap to clone and safe to share across threads; each
+/// [`crate::Conversation`] on it has its own context and KV cache.
+#[derive(Clone)]
+pub struct Model {
+    pub(crate) inner: Arc<ModelInner>,
+}
+
+pub(crate) struct ModelInner {
+    pub(crate) llama: LlamaModel,
+    pub(crate) info: ModelInfo,
+    pub(crate) gguf: GgufFile,
+    pub(crate) path: PathBuf,
+    pub(crate) load_ms: f64,
+    pub(crate) prompt: PromptFormat,
+}
+
+/// How this model turns messages into a prompt.
+pub(crate) enum PromptFormat {
+    /// The model's own Jinja template, rendered by minijinja.
+    Jinja(ChatTemplate),
+    /// A template minijinja could not handle, rendered by llama.cpp's built-in heuristics.
+    LlamaCpp(String),
+    /// No template: plain text completion.
+    Plain,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("path", &self.inner.path).field("info", &self.inner.info).finish()
+    }
+}
+
+/// The process-wide llama.cpp backend, started on first use with logging bridged.
+pub(crate) fn backend() -> &'static LlamaBackend {
+    static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
+    BACKEND.get_or_init(|| {
+        crate::logging::install();
+        // Only fails if initialised twice, which the OnceLock rules out.
+        LlamaBackend::init().expect("llama.cpp backend initialises once")
+    })
+}
+
+/// Serialises context creation: llama.cpp may mutate the model while creating
+/// a context, so two contexts must not be created at once.
+pub(crate) static CONTEXT_CREATION: Mutex<()> = Mutex::new(());
+
+impl Model {
+    /// Validates and loads the GGUF file at `path`.
+    ///
+    /// The header and tensor table are checked in Rust first, so a missing,
+    /// truncated, corrupt or non-GGUF file gives a typed [`Error`] instead of
+    /// reaching llama.cpp (which aborts the process on some malformed files).
+    pub fn load(path: impl AsRef<Path>, options: &ModelOptions) -> Result<Model> {
+        let path = path.as_ref().to_path_buf();
+        let started = Instant::now();
+        let gguf = inspect_file(&path)?;
+        let params = LlamaModelParams::default()
+            .with_use_mmap(options.use_mmap)
+            .with_n_gpu_layers(options.gpu_layers);
+        let llama = LlamaModel::load_from_file(backend(), &path, &params)
+            .map_err(|_| Error::ModelLoadFailed { path: path.clone() })?;
+        let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let prompt = choose_prompt_format(&gguf, &llama);
+        let mut info = describe(&gguf);
+        if info.vocab_size == 0 {
+            info.vocab_size = llama.n_vocab().max(0) as u64;
+        }
+        info.prompt_format = match prompt {
+            PromptFormat::Jinja(_) => "jinja",
+            PromptFormat::LlamaCpp(_) => "llama.cpp",
+            PromptFormat::Plain => "plain",
+        }
+        .to_string();
+        log::info!("loaded {} ({}, {}) in {load_ms:.0} ms", path.display(), info.architecture, info.quantization);
+        Ok(Model { inner: Arc::new(ModelInner { llama, info, gguf, path, load_ms, prompt }) })
+    }
+
+    /// What the model is.
+    pub fn info(&self) -> &ModelInfo {
+        &self.inner.info
+    }
+
+    /// The file it was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// How long loading took, in milliseconds.
+    pub fn load_ms(&self) -> f64 {
+        self.inner.load_ms
+    }
+
+    /// The parsed GGUF header and tensor table.
+    pub fn gguf(&self) -> &GgufFile {
+        &self.inner.gguf
+    }
+
+    /// Tokenizes prompt text the way the engine does: special tokens such as
+    /// `<|im_start|>` are parsed, and BOS is added only when the model wants
+    /// one and the text does not already start with it.
+    pub fn tokenize(&self, text: &str) -> Vec<i32> {
+        self.tokenize_llama(text).into_iter().map(|t| t.0).collect()
+    }
+
+    pub(crate) fn tokenize_llama(&self, text: &str) -> Vec<llama_cpp_2::token::LlamaToken> {
+        let vocab = self.inner.llama.vocab();
+        let mut add_bos = vocab.should_add_bos();
+        if add_bos {
+            let bos_text = vocab.token_to_piece(vocab.bos(), true, None);
+            if !bos_text.is_empty() && text.as_bytes().starts_with(&bos_text) {
+                add_bos = false;
+            }
+        }
+        vocab.tokenize(text.as_bytes(), add_bos, true)
+    }
+
+    /// Renders `messages` into the prompt text the model sees.
+    pub fn render_prompt(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+        match &self.inner.prompt {
+            PromptFormat::Jinja(t) => t.render(messages, add_generation_prompt),
+            PromptFormat::LlamaCpp(source) => {
+                let tmpl = LlamaChatTemplate::new(source).map_err(|e| Error::Template(e.to_string()))?;
+                let chat = messages
+                    .iter()
+                    .map(|m| {
+                        let role = serde_json::to_value(m.role).ok().and_then(|v| v.as_str().map(str::to_owned));
+                        LlamaChatMessage::new(role.unwrap_or_default(), m.content.clone())
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| Error::Template(format!("a message contains a NUL byte: {e}")))?;
+                self.inner
+                    .llama
+                    .apply_chat_template(&tmpl, &chat, add_generation_prompt)
+                    .map_err(|e| Error::Template(format!("llama.cpp could not apply the chat template: {e}")))
+            }
+            PromptFormat::Plain => Ok(render_plain(messages)),
+        }
+    }
+}
+
+/// Reads and validates a model file's header and tensor table without loading
+/// any weights. This is what [`Model::load`] checks before calling llama.cpp.
+pub fn inspect_file(path: &Path) -> Result<GgufFile> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::from_io(path.to_path_buf(), &e))?;
+    if meta.is_dir() {
+        return Err(Error::ModelUnreadable { path: path.to_path_buf(), reason: "it is a directory".into() });
+    }
+    let gguf = GgufFile::read(path)
+        .map_err(|e| Error::from_io(path.to_path_buf(), &e))?
+        .map_err(|e| Error::from_gguf(path.to_path_buf(), e))?;
+    let architecture = gguf.architecture().unwrap_or("(missing)").to_string();
+    if !crate::arch::is_supported(&architecture) {
+        return Err(Error::UnsupportedArchitecture { path: path.to_path_buf(), architecture });
+    }
+    if gguf.tensors.is_empty() {
+        return Err(Error::ModelCorrupt { path: path.to_path_buf(), detail: "it contains no tensors".into() });
+    }
+    Ok(gguf)
+}
+
+/// Model info from the GGUF metadata alone.
+pub fn describe(gguf: &GgufFile) -> ModelInfo {
+    let architecture = gguf.architecture().unwrap_or_default().to_string();
+    let vocab_size = match gguf.get("tokenizer.ggml.tokens") {
+        Some(crate::gguf::GgufValue::Array { len, .. }) => *len,
+        _ => gguf.arch_u64("vocab_size").unwrap_or(0),
+    };
+    ModelInfo {
+        name: gguf.get_str("general.name").map(str::to_owned),
+        parameter_count: gguf.n_params(),
+        quantization: quantization_name(gguf),
+        file_size_bytes: gguf.file_size,
+        context_length_trained: gguf.arch_u64("context_length").unwrap_or(0),
+        vocab_size,
+        layers: gguf.arch_u64("block_count").unwrap_or(0),
+        embedding_length: gguf.arch_u64("embedding_length").unwrap_or(0),
+        has_chat_template: gguf.get_str("tokenizer.chat_template").is_some(),
+        prompt_format: if gguf.get_str("tokenizer.chat_template").is_some() { "jinja" } else { "plain" }.to_string(),
+        architecture,
+    }
+}
+
+fn quantization_name(gguf: &GgufFile) -> String {
+    let by_ftype = gguf.get_u64("general.file_type").and_then(|ft| {
+        Some(match ft {
+            0 => "F32",
+            1 => "F16",
+            2 => "Q4_0",
+            3 => "Q4_1",
+            7 => "Q8_0",
+            8 => "Q5_0",
+            9 => "Q5_1",
+            10 => "Q2_K",
+            11 => "Q3_K_S",
+            12 => "Q3_K_M",
+            13 => "Q3_K_L",
+            14 => "Q4_K_S",
+            15 => "Q4_K_M",
+            16 => "Q5_K_S",
+            17 => "Q5_K_M",
+            18 => "Q6_K",
+            19 => "IQ2_XXS",
+            20 => "IQ2_XS",
+            21 => "Q2_K_S",
+            22 => "IQ3_XS",
+            23 => "IQ3_XXS",
+            24 => "IQ1_S",
+            25 => "IQ4_NL",
+            26 => "IQ3_S",
+            27 => "IQ3_M",
+            28 => "IQ2_S",
+            29 => "IQ2_M",
+            30 => "IQ4_XS",
+            31 => "IQ1_M",
+            32 => "BF16",
+            36 => "TQ1_0",
+            37 => "TQ2_0",
+            38 => "MXFP4_MOE",
+            _ => return None,
+        })
+    });
+    if let Some(name) = by_ftype {
+        return name.to_string();
+    }
+    // No (known) file type: name the type holding the most bytes.
+    let mut bytes: std::collections::BTreeMap<&str, u64> = Default::default();
+    for t in &gguf.tensors {
+        *bytes.entry(t.ggml_type.name).or_default() += t.size_bytes;
+    }
+    bytes.into_iter().max_by_key(|&(_, b)| b).map_or_else(|| "unknown".into(), |(n, _)| n.to_string())
+}
+
+fn token_text(gguf: &GgufFile, llama: &LlamaModel, key: &str) -> String {
+    let Some(id) = gguf.get_u64(key) else { return String::new() };
+    let token = llama_cpp_2::token::LlamaToken::new(id as i32);
+    if id >= llama.n_vocab().max(0) as u64 {
+        return String::new();
+    }
+    String::from_utf8_lossy(&llama.vocab().token_to_piece(token, true, None)).into_owned()
+}
+
+fn choose_prompt_format(gguf: &GgufFile, llama: &LlamaModel) -> PromptFormat {
+    let Some(source) = gguf.get_str("tokenizer.chat_template") else { return PromptFormat::Plain };
+    let bos = token_text(gguf, llama, "tokenizer.ggml.bos_token_id");
+    let eos = token_text(gguf, llama, "tokenizer.ggml.eos_token_id");
+    let template = ChatTemplate::new(source, &bos, &eos);
+    // A template must also render a simple exchange to be trusted.
+    match template {
+        Ok(t) if t.render(&[Message::user("u")], true).is_ok() => PromptFormat::Jinja(t),
+        Ok(_) | Err(_) => {
+            log::warn!("the model's Jinja chat template failed to render; using llama.cpp's built-in template detection");
+            PromptFormat::LlamaCpp(source.to_string())
+        }
+    }
+}

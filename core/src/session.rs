@@ -1,0 +1,180 @@
+//! One llama.cpp context and the bookkeeping of what its KV cache holds.
+//!
+//! [`Session::prefill`] is where KV-cache reuse happens: the cache keeps the
+//! longest common prefix with the new prompt and only the rest is evaluated.
+
+use std::num::NonZeroU32;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::token::LlamaToken;
+
+use crate::cancel::CancelToken;
+use crate::error::{Error, Result};
+use crate::model::{backend, Model, CONTEXT_CREATION};
+
+/// Context settings fixed for a session's lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SessionParams {
+    pub context_length: u32,
+    pub threads: u32,
+    pub batch_size: u32,
+}
+
+/// How a prefill went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Prefill {
+    /// Tokens kept from the cache.
+    pub reused: usize,
+    /// Tokens evaluated now.
+    pub evaluated: usize,
+    /// Whether cancellation interrupted it.
+    pub cancelled: bool,
+}
+
+pub(crate) struct Session {
+    // Declared before `model` so it is dropped first: it borrows the model.
+    ctx: LlamaContext<'static>,
+    model: Model,
+    /// Exactly the tokens in the KV cache (sequence 0), in order.
+    cached: Vec<LlamaToken>,
+    /// Batch index whose logits the next sample reads.
+    logits_index: i32,
+    params: SessionParams,
+    /// Sliding-window size of SWA layers (Gemma 3), 0 if none.
+    swa_window: u32,
+}
+
+// SAFETY: a llama.cpp context may move between threads as long as only one
+// uses it at a time, which `&mut self` on every method guarantees.
+unsafe impl Send for Session {}
+
+impl Session {
+    pub fn new(model: &Model, params: SessionParams) -> Result<Session> {
+        let ctx_params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(params.context_length))
+            .with_n_batch(params.batch_size)
+            .with_n_ubatch(params.batch_size)
+            .with_n_threads(params.threads as i32)
+            .with_n_threads_batch(params.threads as i32);
+        let ctx = {
+            let _guard = CONTEXT_CREATION.lock().unwrap_or_else(|p| p.into_inner());
+            model.inner.llama.new_context(backend(), ctx_params).map_err(|e| Error::ContextCreationFailed {
+                context_length: params.context_length,
+                reason: e.to_string(),
+            })?
+        };
+        // SAFETY: the context borrows `model.inner.llama`, which lives in an
+        // `Arc` that this session holds (field `model`) for longer than `ctx`.
+        let ctx: LlamaContext<'static> = unsafe { std::mem::transmute(ctx) };
+        let swa_window = if model.gguf().architecture().is_some_and(|a| a.starts_with("gemma")) {
+            model.gguf().arch_u64("attention.sliding_window").unwrap_or(0) as u32
+        } else {
+            0
+        };
+        Ok(Session { ctx, model: model.clone(), cached: Vec::new(), logits_index: -1, params, swa_window })
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn context_length(&self) -> u32 {
+        self.params.context_length
+    }
+
+    /// Tokens currently in the KV cache.
+    pub fn cached_len(&self) -> usize {
+        self.cached.len()
+    }
+
+    /// Tokenizes prompt text (see [`Model::tokenize`]).
+    pub fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
+        self.model.tokenize_llama(text)
+    }
+
+    /// Drops everything from the KV cache.
+    pub fn clear(&mut self) {
+        self.ctx.clear_kv_cache();
+        self.cached.clear();
+        self.logits_index = -1;
+    }
+
+    /// Brings the KV cache to `tokens`: keeps the longest common prefix with
+    /// what is cached, evicts the rest, and evaluates the new suffix. At least
+    /// the last token is always evaluated, so its logits are ready to sample.
+    pub fn prefill(&mut self, tokens: &[LlamaToken], cancel: &CancelToken) -> Result<Prefill> {
+        if tokens.is_empty() {
+            return Err(Error::Inference("the prompt is empty; send some text".into()));
+        }
+        let mut keep = self.cached.iter().zip(tokens).take_while(|(a, b)| a == b).count();
+        keep = keep.min(tokens.len() - 1);
+        if keep > 0 && !self.prefix_still_cached(keep) {
+            keep = 0;
+        }
+        if keep < self.cached.len() {
+            if keep == 0 || self.ctx.kv_cache_seq_rm(0, Some(keep as u32), None).is_err() {
+                self.ctx.clear_kv_cache();
+                keep = 0;
+            }
+            self.cached.truncate(keep);
+        }
+        let mut evaluated = 0;
+        let mut batch = LlamaBatch::new(self.params.batch_size as usize, 1);
+        for chunk in tokens[keep..].chunks(self.params.batch_size as usize) {
+            if cancel.is_cancelled() {
+                return Ok(Prefill { reused: keep, evaluated, cancelled: true });
+            }
+            batch.clear();
+            let last_chunk = keep + evaluated + chunk.len() == tokens.len();
+            for (i, &token) in chunk.iter().enumerate() {
+                let pos = (keep + evaluated + i) as i32;
+                let want_logits = last_chunk && i == chunk.len() - 1;
+                batch.add(token, pos, &[0], want_logits).map_err(|e| Error::Inference(e.to_string()))?;
+            }
+            self.decode(&mut batch, chunk)?;
+            evaluated += chunk.len();
+            self.logits_index = chunk.len() as i32 - 1;
+        }
+        Ok(Prefill { reused: keep, evaluated, cancelled: false })
+    }
+
+    /// Evaluates one generated token so the next can be sampled.
+    pub fn decode_one(&mut self, token: LlamaToken) -> Result<()> {
+        let mut batch = LlamaBatch::new(1, 1);
+        batch.add(token, self.cached.len() as i32, &[0], true).map_err(|e| Error::Inference(e.to_string()))?;
+        self.decode(&mut batch, &[token])?;
+        self.logits_index = 0;
+        Ok(())
+    }
+
+    fn decode(&mut self, batch: &mut LlamaBatch, tokens: &[LlamaToken]) -> Result<()> {
+        if self.cached.len() + tokens.len() > self.params.context_length as usize {
+            return Err(Error::Inference("the context window is full".into()));
+        }
+        if let Err(e) = self.ctx.decode(batch) {
+            // The cache may hold part of the batch now: forget it all to stay consistent.
+            self.clear();
+            return Err(Error::Inference(format!("llama.cpp could not evaluate the batch: {e}")));
+        }
+        self.cached.extend_from_slice(tokens);
+        Ok(())
+    }
+
+    /// Samples the next token from the last evaluated logits.
+    pub fn sample(&mut self, sampler: &mut llama_cpp_2::sampling::LlamaSampler) -> LlamaToken {
+        sampler.sample(&self.ctx, self.logits_index)
+    }
+
+    /// With sliding-window attention the cache forgets positions older than the
+    /// window, so a prefix is only reusable if what the new suffix will attend
+    /// to is still there (the rule llama-server uses).
+    fn prefix_still_cached(&self, keep: usize) -> bool {
+        if self.swa_window == 0 {
+            return true;
+        }
+        let pos_min = self.ctx.kv_cache_seq_pos_min(0);
+        pos_min <= 0 || (pos_min as usize) <= keep.saturating_sub(self.swa_window as usize)
+    }
+}

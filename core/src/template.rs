@@ -1,0 +1,208 @@
+//! Chat messages and prompt rendering with the model's own Jinja template.
+//!
+//! Templates are rendered the way Hugging Face's `apply_chat_template` does
+//! (Jinja with `trim_blocks` and `lstrip_blocks`, Python string methods,
+//! `raise_exception`, `strftime_now`, `tojson`), using minijinja.
+
+use minijinja::{Environment, ErrorKind, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Who said a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions that frame the whole conversation.
+    System,
+    /// The person using the app.
+    User,
+    /// The model.
+    Assistant,
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Who said it.
+    pub role: Role,
+    /// What was said.
+    pub content: String,
+}
+
+impl Message {
+    /// A system message.
+    pub fn system(content: impl Into<String>) -> Self {
+        Message { role: Role::System, content: content.into() }
+    }
+    /// A user message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Message { role: Role::User, content: content.into() }
+    }
+    /// An assistant message.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Message { role: Role::Assistant, content: content.into() }
+    }
+}
+
+/// A compiled Jinja chat template.
+#[derive(Debug)]
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    bos_token: String,
+    eos_token: String,
+}
+
+const NAME: &str = "chat";
+
+impl ChatTemplate {
+    /// Compiles `source` with the model's BOS and EOS token texts.
+    ///
+    /// `strftime_now` reads the clock; use [`ChatTemplate::with_date`] to pin
+    /// the date a template sees (e.g. Llama 3's "Today Date").
+    pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self> {
+        Self::build(source, bos_token, eos_token, None)
+    }
+
+    /// Like [`ChatTemplate::new`], but `strftime_now` always sees this date.
+    pub fn with_date(source: &str, bos_token: &str, eos_token: &str, year: i32, month: u32, day: u32) -> Result<Self> {
+        Self::build(source, bos_token, eos_token, Some(CivilDate { year, month, day }))
+    }
+
+    fn build(source: &str, bos_token: &str, eos_token: &str, date: Option<CivilDate>) -> Result<Self> {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("raise_exception", |msg: String| -> std::result::Result<Value, minijinja::Error> {
+            Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+        });
+        env.add_function("strftime_now", move |format: String| {
+            strftime(&format, date.unwrap_or_else(CivilDate::today))
+        });
+        env.add_template_owned(NAME, source.to_owned())
+            .map_err(|e| Error::Template(format!("the model's chat template does not compile: {e}")))?;
+        Ok(ChatTemplate { env, bos_token: bos_token.to_owned(), eos_token: eos_token.to_owned() })
+    }
+
+    /// Renders `messages`; with `add_generation_prompt` the text ends where the
+    /// assistant's answer starts.
+    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+        let template = self.env.get_template(NAME).map_err(|e| Error::Template(e.to_string()))?;
+        template
+            .render(minijinja::context! {
+                messages => messages,
+                add_generation_prompt => add_generation_prompt,
+                bos_token => &self.bos_token,
+                eos_token => &self.eos_token,
+            })
+            .map_err(|e| Error::Template(format!("rendering the chat template failed: {e}")))
+    }
+}
+
+/// Plain completion rendering for base models without a chat template: the
+/// system prompt, a blank line, then every message's text in order.
+pub fn render_plain(messages: &[Message]) -> String {
+    let mut out = String::new();
+    for m in messages {
+        out.push_str(&m.content);
+        if m.role == Role::System && !m.content.is_empty() {
+            out.push_str("\n\n");
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CivilDate {
+    year: i32,
+    month: u32,
+    day: u32,
+}
+
+impl CivilDate {
+    fn today() -> CivilDate {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        // Howard Hinnant's days-to-civil algorithm (UTC).
+        let z = secs.div_euclid(86_400) + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
+        CivilDate { year, month, day }
+    }
+}
+
+const MONTHS: [&str; 12] =
+    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+
+/// The subset of `strftime` that chat templates use: `%d %m %y %Y %b %B %%`.
+fn strftime(format: &str, date: CivilDate) -> String {
+    let month_name = MONTHS[(date.month.clamp(1, 12) - 1) as usize];
+    let mut out = String::new();
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('d') => out.push_str(&format!("{:02}", date.day)),
+            Some('m') => out.push_str(&format!("{:02}", date.month)),
+            Some('Y') => out.push_str(&date.year.to_string()),
+            Some('y') => out.push_str(&format!("{:02}", date.year.rem_euclid(100))),
+            Some('b') => out.push_str(&month_name[..3]),
+            Some('B') => out.push_str(month_name),
+            Some('%') => out.push('%'),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strftime_formats_the_llama3_date() {
+        let d = CivilDate { year: 2024, month: 7, day: 26 };
+        assert_eq!(strftime("%d %b %Y", d), "26 Jul 2024");
+        assert_eq!(strftime("%B %m/%y %%", d), "July 07/24 %");
+    }
+
+    #[test]
+    fn today_is_a_plausible_date() {
+        let d = CivilDate::today();
+        assert!(d.year >= 2024 && (1..=12).contains(&d.month) && (1..=31).contains(&d.day));
+    }
+
+    #[test]
+    fn raise_exception_becomes_a_template_error() {
+        let t = ChatTemplate::new("{{ raise_exception('roles must alternate') }}", "", "").unwrap();
+        let err = t.render(&[], true).unwrap_err();
+        assert!(matches!(&err, Error::Template(m) if m.contains("roles must alternate")), "{err}");
+    }
+
+    #[test]
+    fn python_string_methods_work() {
+        let t = ChatTemplate::new("{{ messages[0].content.strip().upper() }}|{{ 'a,b'.split(',') | length }}", "", "").unwrap();
+        assert_eq!(t.render(&[Message::user("  hi ")], false).unwrap(), "HI|2");
+    }
+
+    #[test]
+    fn plain_rendering_concatenates() {
+        let msgs = [Message::system("Sys"), Message::user("The sky is")];
+        assert_eq!(render_plain(&msgs), "Sys\n\nThe sky is");
+    }
+}

@@ -1,0 +1,224 @@
+//! `pocketlm`: the PocketLM desktop CLI (info, generate, chat, bench, fetch).
+
+mod chat;
+mod models;
+mod output;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use pocketlm::{
+    BenchOptions, Conversation, ConversationOptions, Error, Model, ModelOptions, OverflowPolicy, SamplingParams,
+    SendOptions,
+};
+
+/// Run a small language model on this machine, offline.
+#[derive(Parser)]
+#[command(name = "pocketlm", version, about)]
+struct Cli {
+    /// Log level for PocketLM (error, warn, info, debug); also RUST_LOG.
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+    /// Log level for llama.cpp's own messages (off, error, warn, info, debug).
+    #[arg(long, global = true, default_value = "error")]
+    llama_log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Describe a GGUF model file.
+    Info {
+        /// Path to the .gguf file (default: the default model).
+        model: Option<PathBuf>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer one prompt, streaming the answer to stdout.
+    Generate {
+        #[command(flatten)]
+        run: RunArgs,
+        /// The user message (or, for base models, the text to continue).
+        #[arg(long)]
+        prompt: String,
+    },
+    /// Chat interactively (or one message per stdin line when piped).
+    Chat {
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Measure prefill and decode speed, time to first token and peak memory.
+    Bench {
+        /// Path to the .gguf file (default: the default model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Prompt length in tokens.
+        #[arg(long, default_value_t = 512)]
+        prompt_tokens: u32,
+        /// Tokens to generate.
+        #[arg(long, default_value_t = 128)]
+        gen_tokens: u32,
+        /// Measured runs (after one warm-up); the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// Inference threads (default: the performance cores).
+        #[arg(long)]
+        threads: Option<u32>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a known test model into the cache (qwen2.5-0.5b, gemma3-270m or all).
+    Fetch {
+        /// Which model.
+        #[arg(default_value = "qwen2.5-0.5b")]
+        name: String,
+    },
+}
+
+/// Options shared by `generate` and `chat`.
+#[derive(Args)]
+struct RunArgs {
+    /// Path to the .gguf file (default: Qwen2.5-Coder 0.5B, fetched on first use).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// System prompt.
+    #[arg(long)]
+    system: Option<String>,
+    /// Most tokens to generate per answer.
+    #[arg(long, default_value_t = 512)]
+    max_tokens: u32,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
+    temperature: f32,
+    /// Top-k (0 disables).
+    #[arg(long, default_value_t = 40)]
+    top_k: u32,
+    /// Top-p, in (0, 1].
+    #[arg(long, default_value_t = 0.95, allow_negative_numbers = true)]
+    top_p: f32,
+    /// Min-p, in [0, 1].
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
+    min_p: f32,
+    /// Repeat penalty (1 disables).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    repeat_penalty: f32,
+    /// Random seed (same seed, same answer).
+    #[arg(long)]
+    seed: Option<u32>,
+    /// Stop sequence (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Context length in tokens.
+    #[arg(long)]
+    ctx: Option<u32>,
+    /// Inference threads (default: the performance cores).
+    #[arg(long)]
+    threads: Option<u32>,
+    /// Drop the oldest turns instead of failing when the context is full.
+    #[arg(long)]
+    drop_oldest: bool,
+    /// Print JSON: one object for generate, one per line per answer for chat.
+    #[arg(long)]
+    json: bool,
+}
+
+impl RunArgs {
+    fn conversation_options(&self) -> ConversationOptions {
+        ConversationOptions {
+            context_length: self.ctx,
+            threads: self.threads,
+            system_prompt: self.system.clone(),
+            sampling: SamplingParams {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                min_p: self.min_p,
+                repeat_penalty: self.repeat_penalty,
+                seed: self.seed,
+                max_tokens: self.max_tokens,
+                stop: self.stop.clone(),
+                ..SamplingParams::default()
+            },
+            overflow: if self.drop_oldest { OverflowPolicy::DropOldest } else { OverflowPolicy::Error },
+            ..ConversationOptions::default()
+        }
+    }
+
+    /// Validates the options, then loads the model and opens a conversation.
+    fn open(&self) -> Result<Conversation, Error> {
+        let options = self.conversation_options();
+        options.sampling.validate()?;
+        let model = Model::load(models::resolve(self.model.clone())?, &ModelOptions::default())?;
+        Conversation::new(&model, options)
+    }
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("pocketlm: internal error: {info}");
+    }));
+    let cli = Cli::parse();
+    init_logging(&cli.log, &cli.llama_log);
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str, llama_level: &str) {
+    let mut builder = env_logger::Builder::new();
+    builder.parse_filters(level);
+    if let Ok(filters) = std::env::var("RUST_LOG") {
+        builder.parse_filters(&filters);
+    }
+    builder.filter_module("llama.cpp", log::LevelFilter::Trace).format_timestamp(None).init();
+    pocketlm::set_llama_log_level(llama_level.parse().unwrap_or(log::LevelFilter::Error));
+}
+
+fn run(command: Command) -> Result<(), Error> {
+    match command {
+        Command::Info { model, json } => {
+            let path = models::resolve(model)?;
+            let info = pocketlm::describe(&pocketlm::inspect_file(&path)?);
+            output::print_info(&path, &info, json);
+            Ok(())
+        }
+        Command::Generate { run, prompt } => {
+            let mut chat = run.open()?;
+            let json = run.json;
+            let mut stdout = std::io::stdout();
+            let reply = chat.send(&prompt, &SendOptions::default(), &mut |delta| {
+                if !json {
+                    let _ = stdout.write_all(delta.as_bytes());
+                    let _ = stdout.flush();
+                }
+            })?;
+            output::print_reply(&reply, json);
+            Ok(())
+        }
+        Command::Chat { run } => {
+            let json = run.json;
+            chat::run(run.open()?, json)
+        }
+        Command::Bench { model, prompt_tokens, gen_tokens, runs, threads, json } => {
+            let model = Model::load(models::resolve(model)?, &ModelOptions::default())?;
+            let options = BenchOptions { prompt_tokens, gen_tokens, runs, threads, ..BenchOptions::default() };
+            let report = pocketlm::bench(&model, &options)?;
+            output::print_bench(&report, json);
+            Ok(())
+        }
+        Command::Fetch { name } => {
+            let path = models::fetch(&name)?;
+            println!("{}", path.display());
+            Ok(())
+        }
+    }
+}

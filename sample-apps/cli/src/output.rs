@@ -1,0 +1,67 @@
+//! Human and JSON output. JSON field names are a stable contract for scripts.
+
+use std::path::Path;
+
+use pocketlm::{BenchReport, Metrics, ModelInfo, Reply};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// `info`: the model description.
+pub fn print_info(path: &Path, info: &ModelInfo, json: bool) {
+    if json {
+        let mut value = serde_json::to_value(info).expect("model info serialises");
+        value["path"] = serde_json::Value::String(path.display().to_string());
+        println!("{value}");
+        return;
+    }
+    println!("path:              {}", path.display());
+    println!("name:              {}", info.name.as_deref().unwrap_or("-"));
+    println!("architecture:      {}", info.architecture);
+    println!("parameters:        {:.1} M", info.parameter_count as f64 / 1e6);
+    println!("quantization:      {}", info.quantization);
+    println!("file size:         {:.1} MiB", info.file_size_bytes as f64 / MIB);
+    println!("trained context:   {}", info.context_length_trained);
+    println!("vocabulary:        {}", info.vocab_size);
+    println!("layers:            {}", info.layers);
+    println!("chat template:     {}", if info.has_chat_template { "yes" } else { "no (plain completion)" });
+}
+
+/// `generate`: the JSON object, or (text already streamed) a newline and metrics on stderr.
+pub fn print_reply(reply: &Reply, json: bool) {
+    if json {
+        println!("{}", serde_json::json!({ "text": reply.text, "metrics": reply.metrics }));
+    } else {
+        println!();
+        eprintln!("{}", metrics_line(&reply.metrics));
+    }
+}
+
+/// One human-readable line of metrics.
+pub fn metrics_line(m: &Metrics) -> String {
+    format!(
+        "[{} tokens, {}: ttft {:.0} ms, prefill {:.1} tok/s ({} evaluated, {} reused), decode {:.1} tok/s, peak RSS {:.0} MiB, load {:.0} ms]",
+        m.generated_tokens,
+        m.stop_reason.as_str(),
+        m.ttft_ms,
+        m.prefill_tokens_per_s,
+        m.prompt_tokens_evaluated,
+        m.prompt_tokens_reused,
+        m.decode_tokens_per_s,
+        m.peak_rss_bytes as f64 / MIB,
+        m.load_ms
+    )
+}
+
+/// `bench`: a table or one JSON object.
+pub fn print_bench(r: &BenchReport, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(r).expect("bench report serialises"));
+        return;
+    }
+    println!("model: {} ({}, {}), threads: {}", r.model, r.architecture, r.quantization, r.threads);
+    println!("| test | tokens/s (median of {}) |", r.runs.len());
+    println!("|---|---|");
+    println!("| prefill pp{} | {:.1} |", r.prompt_tokens, r.prefill_tokens_per_s);
+    println!("| decode tg{} | {:.1} |", r.gen_tokens, r.decode_tokens_per_s);
+    println!("time to first token: {:.0} ms, peak RSS: {:.0} MiB, load: {:.0} ms", r.ttft_ms, r.peak_rss_bytes as f64 / MIB, r.load_ms);
+}
