@@ -34,8 +34,10 @@ fn qwen_streams_the_capital_of_france() {
 #[test]
 fn gemma_base_model_completes_plain_text() {
     let mut chat = conversation(gemma(), greedy(8));
-    let reply = chat.ask("The capital of France is").unwrap();
-    assert!(reply.text.contains("Paris"), "completion: {:?}", reply.text);
+    let reply = chat.ask("The capital city of France is Paris. The capital city of Germany is").unwrap();
+    assert!(reply.text.contains("Berlin"), "completion: {:?}", reply.text);
+    let reply = conversation(gemma(), greedy(8)).ask("Monday, Tuesday, Wednesday,").unwrap();
+    assert!(reply.text.starts_with(" Thursday, Friday"), "completion: {:?}", reply.text);
     assert_eq!(gemma().info().prompt_format, "plain");
 }
 
@@ -132,7 +134,8 @@ fn multibyte_text_streams_as_valid_utf8() {
     // Each delta is a Rust &str (valid UTF-8 by type); check no character was
     // broken into replacement characters across token boundaries.
     assert!(!reply.text.contains('\u{FFFD}'), "{:?}", reply.text);
-    assert!(reply.text.contains("你好"), "{:?}", reply.text);
+    let is_cjk = |c: char| ('\u{3040}'..='\u{9FFF}').contains(&c);
+    assert!(reply.text.chars().filter(|&c| is_cjk(c)).count() >= 3, "CJK text survived: {:?}", reply.text);
     assert!(reply.text.chars().any(|c| (c as u32) >= 0x1F300), "an emoji survived: {:?}", reply.text);
     assert_eq!(deltas.concat(), reply.text);
 }
@@ -214,7 +217,7 @@ fn prompt_longer_than_the_context_is_a_typed_error_and_changes_nothing() {
 #[test]
 fn drop_oldest_policy_keeps_the_system_prompt_and_fits() {
     let options = ConversationOptions {
-        context_length: Some(160),
+        context_length: Some(128),
         threads: Some(2),
         system_prompt: Some("You are terse.".into()),
         sampling: greedy(8),
@@ -222,12 +225,12 @@ fn drop_oldest_policy_keeps_the_system_prompt_and_fits() {
         ..Default::default()
     };
     let mut chat = Conversation::new(qwen(), options).unwrap();
-    for i in 0..6 {
+    for i in 0..8 {
         chat.ask(&format!("Remember the number {i}. Reply OK.")).unwrap();
     }
     assert_eq!(chat.messages()[0], Message::system("You are terse."));
-    assert!(chat.messages().len() < 13, "old turns were dropped: {}", chat.messages().len());
-    assert_eq!(chat.messages()[chat.messages().len() - 2], Message::user("Remember the number 5. Reply OK."));
+    assert!(chat.messages().len() < 17, "old turns were dropped: {}", chat.messages().len());
+    assert_eq!(chat.messages()[chat.messages().len() - 2], Message::user("Remember the number 7. Reply OK."));
 }
 
 #[test]

@@ -1,0 +1,164 @@
+//! The CLI's contract: JSON shapes, streaming, scripted chat, and errors that
+//! exit non-zero with a message (never a panic or a signal).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const QWEN_FILE: &str = "qwen2.5-coder-0.5b-instruct-q4.gguf";
+const METRIC_KEYS: [&str; 9] = [
+    "load_ms",
+    "ttft_ms",
+    "prompt_tokens_reused",
+    "prompt_tokens_evaluated",
+    "generated_tokens",
+    "prefill_tokens_per_s",
+    "decode_tokens_per_s",
+    "peak_rss_bytes",
+    "stop_reason",
+];
+
+fn qwen() -> PathBuf {
+    let base = std::env::var_os("POCKETLM_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
+            .join("pocketlm")
+            .join("models")
+    });
+    let path = base.join(QWEN_FILE);
+    assert!(path.exists(), "{} is missing: run scripts/fetch-test-models.sh", path.display());
+    path
+}
+
+fn pocketlm(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pocketlm"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+fn assert_metrics(m: &Value) {
+    for key in METRIC_KEYS {
+        assert!(m.get(key).is_some(), "metrics lack {key}: {m}");
+    }
+}
+
+#[test]
+fn generate_json_is_one_object_with_text_and_metrics() {
+    let model = qwen();
+    let out = pocketlm(
+        &["generate", "--model", model.to_str().unwrap(), "--prompt", "What is the capital of France?", "--temperature", "0", "--threads", "2", "--json"],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.trim().lines().count(), 1, "exactly one JSON line: {text}");
+    let v: Value = serde_json::from_str(text.trim()).unwrap();
+    assert!(v["text"].as_str().unwrap().contains("Paris"), "{v}");
+    assert_metrics(&v["metrics"]);
+    assert_eq!(v["metrics"]["stop_reason"], "eos");
+}
+
+#[test]
+fn generate_streams_plain_text() {
+    let model = qwen();
+    let out = pocketlm(
+        &["generate", "--model", model.to_str().unwrap(), "--prompt", "What is the capital of France?", "--temperature", "0", "--max-tokens", "20"],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Paris"));
+    assert!(stderr(&out).contains("tok/s"), "metrics on stderr: {}", stderr(&out));
+}
+
+#[test]
+fn info_json_describes_the_model() {
+    let model = qwen();
+    let out = pocketlm(&["info", model.to_str().unwrap(), "--json"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["architecture"], "qwen2");
+    assert_eq!(v["quantization"], "Q4_K_M");
+    assert_eq!(v["file_size_bytes"], 491_400_064u64);
+    assert_eq!(v["context_length_trained"], 32768);
+    assert_eq!(v["vocab_size"], 151_936);
+    assert_eq!(v["has_chat_template"], true);
+    assert!(v["parameter_count"].as_u64().unwrap() > 400_000_000);
+}
+
+#[test]
+fn piped_chat_answers_each_line_and_reuses_the_cache() {
+    let model = qwen();
+    let out = pocketlm(
+        &["chat", "--model", model.to_str().unwrap(), "--temperature", "0", "--max-tokens", "24", "--json"],
+        Some("What is the capital of France?\nAnd of Germany?\n/reset\nWhat is 2 + 2?\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let answers: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(answers.len(), 3, "one JSON object per answer");
+    assert!(answers[0]["text"].as_str().unwrap().contains("Paris"));
+    assert!(answers[1]["text"].as_str().unwrap().contains("Berlin"), "{}", answers[1]);
+    assert!(answers[1]["metrics"]["prompt_tokens_reused"].as_u64().unwrap() > 20, "second turn reuses the cache");
+    assert!(answers[2]["text"].as_str().unwrap().contains('4'));
+    for a in &answers {
+        assert_metrics(&a["metrics"]);
+    }
+}
+
+#[test]
+fn bench_json_reports_speeds_and_memory() {
+    let model = qwen();
+    let out = pocketlm(
+        &["bench", "--model", model.to_str().unwrap(), "--prompt-tokens", "32", "--gen-tokens", "8", "--runs", "1", "--threads", "2", "--json"],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["prompt_tokens"], 32);
+    assert_eq!(v["threads"], 2);
+    assert!(v["prefill_tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert!(v["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert!(v["peak_rss_bytes"].as_u64().unwrap() > 100 << 20);
+    assert_eq!(v["runs"].as_array().unwrap().len(), 1);
+}
+
+fn assert_clean_failure(out: &Output, needle: &str) {
+    assert_eq!(out.status.code(), Some(1), "exit code 1, not a signal: {:?}", out.status);
+    let err = stderr(out);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains(needle), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+}
+
+#[test]
+fn bad_inputs_fail_cleanly() {
+    let model = qwen();
+    let m = model.to_str().unwrap();
+    assert_clean_failure(&pocketlm(&["generate", "--model", "/no/such/model.gguf", "--prompt", "hi"], None), "not found");
+    assert_clean_failure(&pocketlm(&["info", "/no/such/model.gguf"], None), "not found");
+    let junk = std::env::temp_dir().join(format!("pocketlm-cli-junk-{}.gguf", std::process::id()));
+    std::fs::write(&junk, b"definitely not a model").unwrap();
+    assert_clean_failure(&pocketlm(&["generate", "--model", junk.to_str().unwrap(), "--prompt", "hi"], None), "not a usable GGUF");
+    assert_clean_failure(&pocketlm(&["generate", "--model", m, "--prompt", "hi", "--temperature", "-1"], None), "temperature");
+    assert_clean_failure(&pocketlm(&["generate", "--model", m, "--prompt", "hi", "--top-p", "0"], None), "top_p");
+    let long = "word ".repeat(300);
+    assert_clean_failure(&pocketlm(&["generate", "--model", m, "--prompt", &long, "--ctx", "64"], None), "context");
+}
