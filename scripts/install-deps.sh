@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what building PocketLM needs on Debian/Ubuntu, skipping what is
+# already there: a C/C++ toolchain, cmake, libclang (for bindgen), Python 3
+# with pip (model fetching), and a Rust toolchain (checked, not installed).
+set -euo pipefail
+
+missing=()
+command -v cmake >/dev/null || missing+=(cmake)
+command -v g++ >/dev/null || missing+=(g++)
+command -v make >/dev/null || missing+=(make)
+command -v python3 >/dev/null || missing+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+# bindgen needs libclang; any versioned libclang.so will do.
+if ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+  missing+=(libclang-dev clang)
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "pocketlm: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "pocketlm: Rust is required (rustup.rs, 1.82 or newer); install it and re-run." >&2
+  exit 1
+fi
