@@ -370,7 +370,7 @@ impl<R: Read> Reader<R> {
     }
 
     fn parse(&mut self) -> ReadResult<GgufFile> {
-        let magic: [u8; 4] = match self.bytes(&"the GGUF magic") {
+        let magic: [u8; 4] = match self.bytes("the GGUF magic") {
             Ok(m) => m,
             Err(ReadError::Gguf(GgufError::Truncated(_))) if self.file_size < 4 => {
                 return Err(GgufError::BadMagic { found: Vec::new() }.into())

@@ -76,7 +76,7 @@ pub(crate) struct ModelInner {
 /// How this model turns messages into a prompt.
 pub(crate) enum PromptFormat {
     /// The model's own Jinja template, rendered by minijinja.
-    Jinja(ChatTemplate),
+    Jinja(Box<ChatTemplate>),
     /// A template minijinja could not handle, rendered by llama.cpp's built-in heuristics.
     LlamaCpp(String),
     /// No template: plain text completion.
@@ -305,7 +305,7 @@ fn choose_prompt_format(gguf: &GgufFile, llama: &LlamaModel) -> PromptFormat {
     let template = ChatTemplate::new(source, &bos, &eos);
     // A template must also render a simple exchange to be trusted.
     match template {
-        Ok(t) if t.render(&[Message::user("u")], true).is_ok() => PromptFormat::Jinja(t),
+        Ok(t) if t.render(&[Message::user("u")], true).is_ok() => PromptFormat::Jinja(Box::new(t)),
         Ok(_) | Err(_) => {
             log::warn!("the model's Jinja chat template failed to render; using llama.cpp's built-in template detection");
             PromptFormat::LlamaCpp(source.to_string())
