@@ -40,7 +40,7 @@ pub use conversation::{
 pub use error::{Error, Result};
 pub use logging::set_llama_log_level;
 pub use metrics::{peak_rss_bytes, Metrics, StopReason};
-pub use model::{describe, inspect_file, Model, ModelInfo, ModelOptions};
+pub use model::{describe, inspect_file, live_model_count, Model, ModelInfo, ModelOptions};
 pub use sampling::SamplingParams;
 pub use stream::{Step, TextStream};
 pub use template::{render_plain, ChatTemplate, Message, Role};

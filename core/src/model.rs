@@ -89,6 +89,20 @@ impl std::fmt::Debug for Model {
     }
 }
 
+static LIVE_MODELS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Number of models whose weights are loaded in this process. A model is
+/// freed when the last [`Model`] clone and its conversations are dropped.
+pub fn live_model_count() -> usize {
+    LIVE_MODELS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+impl Drop for ModelInner {
+    fn drop(&mut self) {
+        LIVE_MODELS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// The process-wide llama.cpp backend, started on first use with logging bridged.
 pub(crate) fn backend() -> &'static LlamaBackend {
     static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
@@ -131,6 +145,7 @@ impl Model {
         }
         .to_string();
         log::info!("loaded {} ({}, {}) in {load_ms:.0} ms", path.display(), info.architecture, info.quantization);
+        LIVE_MODELS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(Model { inner: Arc::new(ModelInner { llama, info, gguf, path, load_ms, prompt }) })
     }
 

@@ -1,0 +1,153 @@
+package dev.pocketlm
+
+import dev.pocketlm.ffi.ConversationConfig
+import dev.pocketlm.ffi.LogLevel
+import dev.pocketlm.ffi.ModelConfig
+import dev.pocketlm.ffi.PocketLmException
+import dev.pocketlm.ffi.Role
+import dev.pocketlm.ffi.SamplingConfig
+import dev.pocketlm.ffi.StopReason
+import kotlinx.coroutines.async
+import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.flow.filterIsInstance
+import kotlinx.coroutines.flow.map
+import kotlinx.coroutines.flow.take
+import kotlinx.coroutines.flow.toList
+import kotlinx.coroutines.runBlocking
+import org.junit.jupiter.api.AfterAll
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.BeforeAll
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.TestInstance
+import org.junit.jupiter.api.assertThrows
+import java.io.File
+import java.util.Collections
+
+/** The Kotlin SDK on the real engine and the real Qwen2.5 0.5B model, on the host JVM via JNA. */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class PocketLMTest {
+    private val modelPath: String = System.getProperty("pocketlm.testModel")
+        ?: error("set -Dpocketlm.testModel to the Qwen2.5 0.5B GGUF path")
+    private val greedy = SamplingConfig(temperature = 0f, maxTokens = 48u)
+    private lateinit var lm: PocketLM
+
+    @BeforeAll
+    fun load() = runBlocking {
+        lm = PocketLM.load(modelPath, ModelConfig(contextLength = 1024u, threads = 2u))
+    }
+
+    @AfterAll
+    fun close() = lm.close()
+
+    @Test
+    fun `loads the model and reads its info`() {
+        val info = lm.info
+        assertEquals("qwen2", info.architecture)
+        assertEquals("Q4_K_M", info.quantization)
+        assertTrue(info.hasChatTemplate)
+        assertEquals(491_400_064uL, info.fileSizeBytes)
+    }
+
+    @Test
+    fun `streams an answer that contains Paris`() = runBlocking {
+        lm.conversation(ConversationConfig(sampling = greedy)).use { chat ->
+            val events = chat.send("What is the capital of France?").toList()
+            val deltas = events.filterIsInstance<ChatEvent.Delta>().map { it.text }
+            val done = events.last() as ChatEvent.Done
+            assertTrue(deltas.size > 1, "streamed in pieces")
+            assertEquals(done.reply.text, deltas.joinToString(""))
+            assertTrue(done.reply.text.contains("Paris"), done.reply.text)
+            assertEquals(StopReason.EOS, done.reply.metrics.stopReason)
+        }
+    }
+
+    @Test
+    fun `second turn reuses the KV cache`() = runBlocking {
+        lm.conversation(ConversationConfig(sampling = greedy)).use { chat ->
+            val first = chat.ask("What is the capital of France?")
+            val second = chat.ask("And of Germany?")
+            assertEquals(0u, first.metrics.promptTokensReused)
+            assertTrue(second.metrics.promptTokensReused > 20u, "reused: ${second.metrics}")
+            assertTrue(second.metrics.promptTokensEvaluated < second.metrics.promptTokensReused)
+            assertTrue(second.text.contains("Berlin"), second.text)
+            assertEquals(4, chat.messages().size)
+            chat.reset()
+            assertEquals(0, chat.messages().size)
+        }
+    }
+
+    @Test
+    fun `cancelling the collector stops the engine and the chat stays usable`() = runBlocking {
+        lm.conversation(ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 400u))).use { chat ->
+            // take(3) cancels the flow after three deltas, which cancels the engine.
+            val first = chat.send("Write a long story about a lighthouse keeper.")
+                .filterIsInstance<ChatEvent.Delta>().map { it.text }.take(3).toList()
+            assertEquals(3, first.size)
+            val history = chat.messages() // waits until the engine has stopped
+            assertEquals(Role.ASSISTANT, history.last().role)
+            val partial = history.last().content
+            assertTrue(partial.length < 200, "stopped early, not after 400 tokens: ${partial.length} chars")
+            val next = chat.ask("What is 2 + 2? Answer with a number.")
+            assertTrue(next.text.contains("4"), next.text)
+        }
+    }
+
+    @Test
+    fun `missing and corrupt model files are typed errors`() = runBlocking {
+        assertThrows<PocketLmException.ModelNotFound> { PocketLM.load("/no/such/model.gguf") }
+        val corrupt = File.createTempFile("corrupt", ".gguf").apply { writeBytes("GGUF\u0003\u0000\u0000\u0000garbage".toByteArray()) }
+        val e = assertThrows<PocketLmException.ModelTruncated> { PocketLM.load(corrupt.path) }
+        assertTrue(e.message!!.contains("truncated"), e.message)
+        val notGguf = File.createTempFile("text", ".gguf").apply { writeText("hello") }
+        assertThrows<PocketLmException.NotGguf> { PocketLM.load(notGguf.path) }
+        Unit
+    }
+
+    @Test
+    fun `invalid sampling is a typed error`() = runBlocking {
+        assertThrows<PocketLmException.InvalidSampling> {
+            lm.conversation(ConversationConfig(sampling = SamplingConfig(topP = 1.5f)))
+        }
+        Unit
+    }
+
+    @Test
+    fun `concurrent coroutines do not interfere`() = runBlocking {
+        val answers = (1..3).map {
+            async(kotlinx.coroutines.Dispatchers.Default) {
+                lm.conversation(ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 16u))).use {
+                    it.ask("What is the capital of Italy?").text
+                }
+            }
+        }.awaitAll()
+        assertTrue(answers.all { it == answers[0] }, "$answers")
+        assertTrue(answers[0].contains("Rome"), answers[0])
+        // Two coroutines on one conversation queue instead of corrupting it.
+        lm.conversation(ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 16u))).use { chat ->
+            listOf("Say hi.", "Say bye.").map { q -> async(kotlinx.coroutines.Dispatchers.Default) { chat.ask(q) } }.awaitAll()
+            assertEquals(4, chat.messages().size)
+        }
+    }
+
+    @Test
+    fun `closing frees the model`() = runBlocking {
+        val before = PocketLM.liveModels
+        val model = PocketLM.load(modelPath, ModelConfig(contextLength = 256u, threads = 2u))
+        val chat = model.conversation()
+        assertEquals(before + 1, PocketLM.liveModels)
+        model.close()
+        assertEquals(before + 1, PocketLM.liveModels, "the conversation still uses it")
+        chat.close()
+        assertEquals(before, PocketLM.liveModels)
+    }
+
+    @Test
+    fun `logs reach the callback`() = runBlocking {
+        val lines = Collections.synchronizedList(mutableListOf<String>())
+        PocketLM.initLogging(LogLevel.INFO, LogLevel.OFF) { level, target, message -> lines += "$level $target $message" }
+        PocketLM.load(modelPath, ModelConfig(contextLength = 256u)).close()
+        PocketLM.initLogging(LogLevel.WARN)
+        assertTrue(lines.any { it.startsWith("INFO pocketlm loaded") }, "$lines")
+    }
+}

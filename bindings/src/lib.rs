@@ -1,0 +1,19 @@
+//! uniffi bindings for PocketLM: small wrappers that convert types and
+//! delegate to the `pocketlm` core. Kotlin and Swift are generated from this
+//! crate in library mode (`uniffi-bindgen generate --library`); the idiomatic
+//! Kotlin (`Flow`, `suspend`) and Swift (`AsyncThrowingStream`, `async`) APIs
+//! are thin hand-written layers over the generated code.
+
+mod conversation;
+mod error;
+mod logging;
+mod model;
+mod types;
+
+pub use conversation::{GenerationHandle, PocketConversation, ReplyListener};
+pub use error::PocketLmError;
+pub use logging::{init_logging, LogLevel, LogSink};
+pub use model::PocketModel;
+pub use types::*;
+
+uniffi::setup_scaffolding!();

@@ -1,0 +1,79 @@
+import PocketLMFFI
+
+/// One event of a streamed answer.
+public enum ChatEvent: Sendable {
+    /// A new piece of the answer's text.
+    case delta(String)
+    /// The answer is complete: full text and metrics.
+    case done(Reply)
+}
+
+/// A multi-turn chat. Each turn evaluates only what is new since the cached
+/// prefix. Requests on one conversation run one after another.
+public final class Conversation: Sendable {
+    private let inner: PocketConversation
+
+    init(_ inner: PocketConversation) {
+        self.inner = inner
+    }
+
+    /// Sends `text` and streams the answer: `.delta`s, then one `.done`.
+    /// Cancelling the iterating `Task` stops generation within one decode step;
+    /// the partial answer stays in the history. Errors are ``PocketLmError``.
+    public func send(_ text: String) -> AsyncThrowingStream<ChatEvent, Error> {
+        // Unbounded: a slow consumer never loses text nor stalls decoding.
+        AsyncThrowingStream(bufferingPolicy: .unbounded) { continuation in
+            let handle = inner.send(text: text, listener: StreamListener(continuation))
+            continuation.onTermination = { _ in handle.cancel() }
+        }
+    }
+
+    /// Sends `text` and waits for the whole answer (cancellable like ``send(_:)``).
+    public func ask(_ text: String) async throws -> Reply {
+        for try await event in send(text) {
+            if case .done(let reply) = event {
+                return reply
+            }
+        }
+        throw CancellationError()
+    }
+
+    /// The messages so far, system prompt first (waits for a running answer).
+    public func messages() async -> [ChatMessage] {
+        let inner = self.inner
+        return await Task.detached { inner.messages() }.value
+    }
+
+    /// Forgets everything but the system prompt (waits for a running answer).
+    public func reset() async {
+        let inner = self.inner
+        await Task.detached { inner.reset() }.value
+    }
+
+    /// Changes sampling for the next answers.
+    public func setSampling(_ sampling: SamplingConfig) async throws {
+        let inner = self.inner
+        try await Task.detached { try inner.setSampling(sampling: sampling) }.value
+    }
+}
+
+private final class StreamListener: ReplyListener {
+    private let continuation: AsyncThrowingStream<ChatEvent, Error>.Continuation
+
+    init(_ continuation: AsyncThrowingStream<ChatEvent, Error>.Continuation) {
+        self.continuation = continuation
+    }
+
+    func onDelta(text: String) {
+        continuation.yield(.delta(text))
+    }
+
+    func onComplete(reply: Reply) {
+        continuation.yield(.done(reply))
+        continuation.finish()
+    }
+
+    func onError(error: PocketLmError) {
+        continuation.finish(throwing: error)
+    }
+}

@@ -1,0 +1,57 @@
+import PocketLMFFI
+
+/// An on-device language model, loaded from a GGUF file.
+///
+/// Load it with ``PocketLM/load(path:config:)``, open ``Conversation``s on it;
+/// its memory is freed when it and its conversations are released.
+public final class PocketLM: Sendable {
+    private let model: PocketModel
+
+    private init(model: PocketModel) {
+        self.model = model
+    }
+
+    /// Validates and loads the model at `path` off the calling task's thread.
+    /// - Throws: ``PocketLmError`` for a missing, corrupt or unsupported file.
+    public static func load(path: String, config: ModelConfig = ModelConfig()) async throws -> PocketLM {
+        try await Task.detached(priority: .userInitiated) {
+            PocketLM(model: try PocketModel.load(path: path, config: config))
+        }.value
+    }
+
+    /// What the model is: architecture, size, quantisation, context length.
+    public var info: ModelInfo { model.info() }
+
+    /// Starts a conversation with its own context and KV cache.
+    public func conversation(_ config: ConversationConfig = ConversationConfig()) async throws -> Conversation {
+        let model = self.model
+        return try await Task.detached {
+            Conversation(try model.newConversation(config: config))
+        }.value
+    }
+
+    /// Sends PocketLM's logs (at `level`) and llama.cpp's (at `llamaLevel`) to the
+    /// unified log, and to `sink` when given. Later calls change levels and sink.
+    public static func initLogging(
+        level: LogLevel = .warn,
+        llamaLevel: LogLevel = .error,
+        sink: (@Sendable (LogLevel, String, String) -> Void)? = nil
+    ) {
+        PocketLMFFI.initLogging(level: level, llamaLevel: llamaLevel, sink: sink.map(ClosureLogSink.init))
+    }
+
+    /// Models whose weights are still in memory in this process.
+    public static var liveModels: UInt64 { liveModelCount() }
+}
+
+private final class ClosureLogSink: LogSink {
+    private let body: @Sendable (LogLevel, String, String) -> Void
+
+    init(_ body: @escaping @Sendable (LogLevel, String, String) -> Void) {
+        self.body = body
+    }
+
+    func log(level: LogLevel, target: String, message: String) {
+        body(level, target, message)
+    }
+}

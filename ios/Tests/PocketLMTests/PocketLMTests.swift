@@ -1,0 +1,174 @@
+import Foundation
+import PocketLM
+import XCTest
+
+/// The Swift SDK on the real engine and the real Qwen2.5 0.5B model.
+final class PocketLMTests: XCTestCase {
+    private var modelPath: String {
+        get throws {
+            guard let path = ProcessInfo.processInfo.environment["POCKETLM_TEST_MODEL"] else {
+                throw XCTSkip("set POCKETLM_TEST_MODEL to the Qwen2.5 0.5B GGUF path")
+            }
+            return path
+        }
+    }
+
+    private let greedy = SamplingConfig(temperature: 0, maxTokens: 48)
+
+    private func load(contextLength: UInt32 = 1024) async throws -> PocketLM {
+        try await PocketLM.load(path: try modelPath, config: ModelConfig(contextLength: contextLength, threads: 2))
+    }
+
+    func testLoadsTheModelAndReadsItsInfo() async throws {
+        let info = try await load().info
+        XCTAssertEqual(info.architecture, "qwen2")
+        XCTAssertEqual(info.quantization, "Q4_K_M")
+        XCTAssertTrue(info.hasChatTemplate)
+        XCTAssertEqual(info.fileSizeBytes, 491_400_064)
+    }
+
+    func testStreamsAnAnswerThatContainsParis() async throws {
+        let chat = try await load().conversation(ConversationConfig(sampling: greedy))
+        var deltas: [String] = []
+        var reply: Reply?
+        for try await event in chat.send("What is the capital of France?") {
+            switch event {
+            case .delta(let text): deltas.append(text)
+            case .done(let done): reply = done
+            }
+        }
+        let answer = try XCTUnwrap(reply)
+        XCTAssertGreaterThan(deltas.count, 1, "streamed in pieces")
+        XCTAssertEqual(deltas.joined(), answer.text)
+        XCTAssertTrue(answer.text.contains("Paris"), answer.text)
+        XCTAssertEqual(answer.metrics.stopReason, .eos)
+    }
+
+    func testSecondTurnReusesTheKVCache() async throws {
+        let chat = try await load().conversation(ConversationConfig(sampling: greedy))
+        let first = try await chat.ask("What is the capital of France?")
+        let second = try await chat.ask("And of Germany?")
+        XCTAssertEqual(first.metrics.promptTokensReused, 0)
+        XCTAssertGreaterThan(second.metrics.promptTokensReused, 20)
+        XCTAssertLessThan(second.metrics.promptTokensEvaluated, second.metrics.promptTokensReused)
+        XCTAssertTrue(second.text.contains("Berlin"), second.text)
+        let count = await chat.messages().count
+        XCTAssertEqual(count, 4)
+        await chat.reset()
+        let afterReset = await chat.messages().count
+        XCTAssertEqual(afterReset, 0)
+    }
+
+    func testCancellingTheTaskStopsTheEngineAndTheChatStaysUsable() async throws {
+        let chat = try await load().conversation(ConversationConfig(sampling: SamplingConfig(temperature: 0, maxTokens: 400)))
+        let (started, signal) = AsyncStream<Void>.makeStream()
+        let task = Task {
+            var deltas = 0
+            for try await event in chat.send("Write a long story about a lighthouse keeper.") {
+                if case .delta = event {
+                    deltas += 1
+                    if deltas == 3 { signal.yield() }
+                }
+            }
+            return deltas
+        }
+        for await _ in started { break }
+        task.cancel()
+        _ = try? await task.value
+        let history = await chat.messages() // waits until the engine has stopped
+        let partial = try XCTUnwrap(history.last)
+        XCTAssertEqual(partial.role, .assistant)
+        XCTAssertLessThan(partial.content.count, 200, "stopped early, not after 400 tokens")
+        let next = try await chat.ask("What is 2 + 2? Answer with a number.")
+        XCTAssertTrue(next.text.contains("4"), next.text)
+    }
+
+    func testMissingAndCorruptFilesAreTypedErrors() async throws {
+        do {
+            _ = try await PocketLM.load(path: "/no/such/model.gguf")
+            XCTFail("loading a missing file must throw")
+        } catch PocketLmError.ModelNotFound(let message) {
+            XCTAssertTrue(message.contains("not found"), message)
+        }
+        let corrupt = FileManager.default.temporaryDirectory.appendingPathComponent("pocketlm-corrupt.gguf")
+        try Data("GGUF\u{3}\0\0\0garbage".utf8).write(to: corrupt)
+        do {
+            _ = try await PocketLM.load(path: corrupt.path)
+            XCTFail("loading a corrupt file must throw")
+        } catch PocketLmError.ModelTruncated(let message) {
+            XCTAssertTrue(message.contains("truncated"), message)
+        }
+    }
+
+    func testInvalidSamplingIsATypedError() async throws {
+        let lm = try await load()
+        do {
+            _ = try await lm.conversation(ConversationConfig(sampling: SamplingConfig(topP: 1.5)))
+            XCTFail("top_p 1.5 must be rejected")
+        } catch PocketLmError.InvalidSampling(let message) {
+            XCTAssertTrue(message.contains("top_p"), message)
+        }
+    }
+
+    func testConcurrentTasksDoNotInterfere() async throws {
+        let lm = try await load()
+        let sampling = SamplingConfig(temperature: 0, maxTokens: 16)
+        let answers = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<3 {
+                group.addTask {
+                    try await lm.conversation(ConversationConfig(sampling: sampling)).ask("What is the capital of Italy?").text
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        XCTAssertEqual(Set(answers).count, 1, "\(answers)")
+        XCTAssertTrue(answers[0].contains("Rome"), answers[0])
+        // Two tasks on one conversation queue instead of corrupting it.
+        let shared = try await lm.conversation(ConversationConfig(sampling: sampling))
+        async let a = shared.ask("Say hi.")
+        async let b = shared.ask("Say bye.")
+        _ = try await (a, b)
+        let count = await shared.messages().count
+        XCTAssertEqual(count, 4)
+    }
+
+    func testReleasingFreesTheModel() async throws {
+        let before = PocketLM.liveModels
+        var lm: PocketLM? = try await load(contextLength: 256)
+        var chat: Conversation? = try await lm?.conversation()
+        XCTAssertEqual(PocketLM.liveModels, before + 1)
+        lm = nil
+        XCTAssertEqual(PocketLM.liveModels, before + 1, "the conversation still uses it")
+        chat = nil
+        XCTAssertNil(chat)
+        XCTAssertEqual(PocketLM.liveModels, before)
+    }
+
+    func testLogsReachTheCallback() async throws {
+        let lines = LockedLines()
+        PocketLM.initLogging(level: .info, llamaLevel: .off) { level, target, message in
+            lines.append("\(level) \(target) \(message)")
+        }
+        _ = try await load(contextLength: 256)
+        PocketLM.initLogging(level: .warn)
+        XCTAssertTrue(lines.all.contains { $0.hasPrefix("info pocketlm loaded") }, "\(lines.all)")
+    }
+}
+
+/// Log lines collected from any thread.
+private final class LockedLines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+
+    func append(_ line: String) {
+        lock.lock()
+        lines.append(line)
+        lock.unlock()
+    }
+
+    var all: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return lines
+    }
+}
