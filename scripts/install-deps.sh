@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what building PocketLM needs on Debian/Ubuntu, skipping what is
-# already there: a C/C++ toolchain, cmake, libclang (for bindgen), Python 3
-# with pip (model fetching), and a Rust toolchain (checked, not installed).
+# Installs what building and testing PocketLM needs on Debian/Ubuntu, skipping
+# what is already there: a C/C++ toolchain, cmake, libclang (for bindgen),
+# Python 3 with pip (model fetching), a JDK and Maven (Kotlin tests),
+# debootstrap (the Swift test rootfs), and a Rust toolchain (checked only).
 set -euo pipefail
 
 missing=()
@@ -10,6 +11,9 @@ command -v g++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)
 command -v python3 >/dev/null || missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null || missing+=(maven)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
 # bindgen needs libclang; any versioned libclang.so will do.
 if ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
   missing+=(libclang-dev clang)

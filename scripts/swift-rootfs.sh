@@ -21,7 +21,7 @@ echo "pocketlm: debootstrapping Debian trixie into $partial" >&2
 debootstrap --variant=minbase trixie "$partial" "$MIRROR" >&2
 echo "pocketlm: installing swiftlang in the rootfs" >&2
 chroot "$partial" /usr/bin/env DEBIAN_FRONTEND=noninteractive bash -c \
-  "apt-get update -qq && apt-get install -y -qq --no-install-recommends swiftlang libc6-dev libstdc++-14-dev libgcc-14-dev >/dev/null && apt-get clean" >&2
+  "apt-get update -qq && apt-get install -y -qq --no-install-recommends swiftlang libc6-dev libstdc++-14-dev libgcc-14-dev libgomp1 >/dev/null && apt-get clean" >&2
 touch "$partial/.pocketlm-ready"
 rm -rf "$ROOT"
 mv "$partial" "$ROOT"

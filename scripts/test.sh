@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Every test: installs build dependencies, fetches and verifies the real test
-# models, then runs the whole Rust workspace's tests (unit, real-model
-# integration and CLI contract tests).
+# models, then runs the Rust workspace's tests (unit, real-model integration,
+# CLI contract), the Kotlin SDK's JUnit suite on the host JVM, and the Swift
+# SDK's XCTest suite (Swift 6 in a Debian trixie rootfs; needs root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 bash scripts/install-deps.sh
 bash scripts/fetch-test-models.sh all
 cargo test --workspace 2>&1
+bash scripts/test-kotlin.sh
+bash scripts/test-swift.sh
