@@ -19,6 +19,25 @@ final class PocketLMTests: XCTestCase {
         try await PocketLM.load(path: try modelPath, config: ModelConfig(contextLength: contextLength, threads: 2))
     }
 
+    func testReadmeQuickStart() async throws {
+        let modelPath = try self.modelPath
+        // README: Swift quick start (keep the two in sync).
+        let lm = try await PocketLM.load(path: modelPath, config: ModelConfig(contextLength: 1024, threads: 2))
+        let chat = try await lm.conversation(ConversationConfig(sampling: SamplingConfig(temperature: 0, maxTokens: 48)))
+        var answer = ""
+        for try await event in chat.send("What is the capital of France?") {
+            switch event {
+            case .delta(let text): answer += text
+            case .done(let reply): print("\(reply.metrics.decodeTokensPerS) tok/s")
+            }
+        }
+        let next = try await chat.ask("And of Germany?")
+        print(next.text)
+        // End of the README snippet.
+        XCTAssertTrue(answer.contains("Paris"), answer)
+        XCTAssertTrue(next.text.contains("Berlin"), next.text)
+    }
+
     func testLoadsTheModelAndReadsItsInfo() async throws {
         let info = try await load().info
         XCTAssertEqual(info.architecture, "qwen2")

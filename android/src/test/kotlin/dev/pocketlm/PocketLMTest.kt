@@ -41,6 +41,27 @@ class PocketLMTest {
     fun close() = lm.close()
 
     @Test
+    fun `readme quick start`() = runBlocking {
+        // README: Kotlin quick start (keep the two in sync).
+        val lm = PocketLM.load(modelPath, ModelConfig(contextLength = 1024u, threads = 2u))
+        lm.conversation(ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 48u))).use { chat ->
+            var answer = ""
+            chat.send("What is the capital of France?").collect { event ->
+                when (event) {
+                    is ChatEvent.Delta -> answer += event.text
+                    is ChatEvent.Done -> println("${event.reply.metrics.decodeTokensPerS} tok/s")
+                }
+            }
+            val next = chat.ask("And of Germany?")
+            println(next.text)
+            // End of the README snippet.
+            assertTrue(answer.contains("Paris"), answer)
+            assertTrue(next.text.contains("Berlin"), next.text)
+        }
+        lm.close()
+    }
+
+    @Test
     fun `loads the model and reads its info`() {
         val info = lm.info
         assertEquals("qwen2", info.architecture)
