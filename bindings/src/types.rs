@@ -92,7 +92,7 @@ impl From<SamplingConfig> for pocketlm::SamplingParams {
 }
 
 /// How a conversation behaves.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+#[derive(Debug, Clone, Default, PartialEq, uniffi::Record)]
 pub struct ConversationConfig {
     /// Optional system prompt.
     #[uniffi(default = None)]
@@ -106,17 +106,6 @@ pub struct ConversationConfig {
     /// Override the model's context length for this conversation.
     #[uniffi(default = None)]
     pub context_length: Option<u32>,
-}
-
-impl Default for ConversationConfig {
-    fn default() -> Self {
-        ConversationConfig {
-            system_prompt: None,
-            sampling: SamplingConfig::default(),
-            drop_oldest_on_overflow: false,
-            context_length: None,
-        }
-    }
 }
 
 /// What a model is.
