@@ -41,6 +41,9 @@ pub enum PocketLmError {
     /// The prompt does not fit in the context window.
     #[error("{0}")]
     ContextOverflow (String),
+    /// No configuration fits the memory budget.
+    #[error("{0}")]
+    InsufficientMemory(String),
     /// The chat template failed.
     #[error("{0}")]
     Template (String),
@@ -67,6 +70,7 @@ impl From<CoreError> for PocketLmError {
             CoreError::InvalidSampling { .. } => PocketLmError::InvalidSampling(message),
             CoreError::InvalidOption { .. } => PocketLmError::InvalidOption(message),
             CoreError::ContextOverflow { .. } => PocketLmError::ContextOverflow(message),
+            CoreError::InsufficientMemory { .. } => PocketLmError::InsufficientMemory(message),
             CoreError::Template(_) => PocketLmError::Template(message),
             CoreError::Inference(_) => PocketLmError::Inference(message),
             CoreError::Download(_) => PocketLmError::Download(message),

@@ -31,11 +31,13 @@ pub struct BenchOptions {
     pub threads: Option<u32>,
     /// Prompt batch size.
     pub batch_size: u32,
+    /// KV cache element type.
+    pub kv_type: crate::plan::KvType,
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions { prompt_tokens: 512, gen_tokens: 128, runs: 3, threads: None, batch_size: 512 }
+        BenchOptions { prompt_tokens: 512, gen_tokens: 128, runs: 3, threads: None, batch_size: 512, kv_type: Default::default() }
     }
 }
 
@@ -75,6 +77,12 @@ pub struct BenchReport {
     pub ttft_ms: f64,
     /// Peak resident memory of the process, in bytes.
     pub peak_rss_bytes: u64,
+    /// The memory planner's prediction for this configuration, in bytes.
+    pub predicted_peak_bytes: u64,
+    /// Context length used (prompt + generation, rounded up to 256).
+    pub context_length: u32,
+    /// KV cache type used.
+    pub kv_type: crate::plan::KvType,
     /// Every measured run.
     pub runs: Vec<BenchRun>,
 }
@@ -94,7 +102,12 @@ pub fn bench(model: &Model, options: &BenchOptions) -> Result<BenchReport> {
     let threads = options.threads.unwrap_or_else(default_threads);
     let context_length = (options.prompt_tokens + options.gen_tokens + 16).next_multiple_of(256);
     let batch_size = options.batch_size.clamp(1, context_length);
-    let mut session = Session::new(model, SessionParams { context_length, threads, batch_size })?;
+    let params = SessionParams { context_length, threads, batch_size, kv_type: options.kv_type, full_swa_cache: false };
+    let predicted = crate::plan::estimate(
+        model.gguf(),
+        crate::plan::PlanRequest { context_length, kv_type: options.kv_type, batch_size, full_swa_cache: false },
+    )?;
+    let mut session = Session::new(model, params)?;
 
     let mut text = String::new();
     let mut prompt = Vec::new();
@@ -129,6 +142,9 @@ pub fn bench(model: &Model, options: &BenchOptions) -> Result<BenchReport> {
         decode_tokens_per_s: median(|r| r.decode_tokens_per_s),
         ttft_ms: median(|r| r.ttft_ms),
         peak_rss_bytes: peak_rss_bytes(),
+        predicted_peak_bytes: predicted.predicted_peak_bytes,
+        context_length,
+        kv_type: options.kv_type,
         runs,
     })
 }

@@ -8,6 +8,7 @@ use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 use crate::metrics::{peak_rss_bytes, Metrics, StopReason};
 use crate::model::Model;
+use crate::plan::KvType;
 use crate::sampling::SamplingParams;
 use crate::session::{Session, SessionParams};
 use crate::stream::TextStream;
@@ -55,6 +56,11 @@ pub struct ConversationOptions {
     pub sampling: SamplingParams,
     /// What to do when the history outgrows the context.
     pub overflow: OverflowPolicy,
+    /// KV cache element type (f16, or q8_0/q4_0 to save memory).
+    pub kv_type: KvType,
+    /// Keep the whole context in sliding-window layers too (Gemma 3): more
+    /// memory, but KV reuse beyond the window. Off by default.
+    pub full_swa_cache: bool,
 }
 
 impl Default for ConversationOptions {
@@ -66,6 +72,8 @@ impl Default for ConversationOptions {
             system_prompt: None,
             sampling: SamplingParams::default(),
             overflow: OverflowPolicy::Error,
+            kv_type: KvType::F16,
+            full_swa_cache: false,
         }
     }
 }
@@ -147,7 +155,10 @@ impl Conversation {
             });
         }
         let batch_size = options.batch_size.min(context_length);
-        let session = Session::new(model, SessionParams { context_length, threads, batch_size })?;
+        let session = Session::new(
+            model,
+            SessionParams { context_length, threads, batch_size, kv_type: options.kv_type, full_swa_cache: options.full_swa_cache },
+        )?;
         let messages = options.system_prompt.iter().map(Message::system).collect();
         Ok(Conversation { session, options, messages })
     }

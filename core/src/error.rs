@@ -99,6 +99,14 @@ pub enum Error {
         /// The context window size.
         context_length: u32,
     },
+    /// No configuration of this model fits the memory budget.
+    #[error("the model needs about {} MiB even with a 512-token context, a q4_0 KV cache and small batches, but the budget is {} MiB (use a smaller model or quantisation, or raise the budget)", needed_bytes >> 20, budget_bytes >> 20)]
+    InsufficientMemory {
+        /// Smallest budget that would fit.
+        needed_bytes: u64,
+        /// The budget given.
+        budget_bytes: u64,
+    },
     /// The chat template could not be rendered.
     #[error("chat template error: {0}")]
     Template(String),

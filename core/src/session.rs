@@ -13,6 +13,16 @@ use llama_cpp_2::token::LlamaToken;
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 use crate::model::{backend, Model, CONTEXT_CREATION};
+use crate::plan::KvType;
+
+fn kv_cache_type(t: KvType) -> llama_cpp_2::context::params::KvCacheType {
+    use llama_cpp_2::context::params::KvCacheType;
+    match t {
+        KvType::F16 => KvCacheType::F16,
+        KvType::Q8_0 => KvCacheType::Q8_0,
+        KvType::Q4_0 => KvCacheType::Q4_0,
+    }
+}
 
 /// Context settings fixed for a session's lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +30,8 @@ pub(crate) struct SessionParams {
     pub context_length: u32,
     pub threads: u32,
     pub batch_size: u32,
+    pub kv_type: KvType,
+    pub full_swa_cache: bool,
 }
 
 /// How a prefill went.
@@ -57,7 +69,10 @@ impl Session {
             .with_n_batch(params.batch_size)
             .with_n_ubatch(params.batch_size)
             .with_n_threads(params.threads as i32)
-            .with_n_threads_batch(params.threads as i32);
+            .with_n_threads_batch(params.threads as i32)
+            .with_type_k(kv_cache_type(params.kv_type))
+            .with_type_v(kv_cache_type(params.kv_type))
+            .with_swa_full(params.full_swa_cache);
         let ctx = {
             let _guard = CONTEXT_CREATION.lock().unwrap_or_else(|p| p.into_inner());
             model.inner.llama.new_context(backend(), ctx_params).map_err(|e| Error::ContextCreationFailed {

@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use pocketlm::plan::{estimate, fit_budget, SAFETY_MARGIN};
 use pocketlm::{
-    BenchOptions, Conversation, ConversationOptions, Error, Model, ModelOptions, OverflowPolicy, SamplingParams,
+    BenchOptions, KvType, MemoryPlan, PlanRequest, Conversation, ConversationOptions, Error, Model, ModelOptions, OverflowPolicy, SamplingParams,
     SendOptions,
 };
 
@@ -68,6 +69,26 @@ enum Command {
         /// Inference threads (default: the performance cores).
         #[arg(long)]
         threads: Option<u32>,
+        /// KV cache type: f16, q8_0 or q4_0.
+        #[arg(long, default_value = "f16")]
+        kv_type: KvType,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Predict memory use and choose a configuration that fits a budget.
+    Plan {
+        /// Path to the .gguf file (default: the default model).
+        model: Option<PathBuf>,
+        /// Memory budget, e.g. 4GiB, 3500MB, 2.5G (default 4GiB).
+        #[arg(long, default_value = "4GiB", value_parser = parse_size)]
+        budget: u64,
+        /// Cost exactly this context length instead of choosing the largest that fits.
+        #[arg(long)]
+        ctx: Option<u32>,
+        /// KV cache type: f16, q8_0 or q4_0 (default: f16, quantised only if needed).
+        #[arg(long)]
+        kv_type: Option<KvType>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -122,6 +143,13 @@ struct RunArgs {
     /// Drop the oldest turns instead of failing when the context is full.
     #[arg(long)]
     drop_oldest: bool,
+    /// KV cache type: f16, q8_0 or q4_0.
+    #[arg(long)]
+    kv_type: Option<KvType>,
+    /// Memory budget (e.g. 4GiB): choose the largest context (and KV type) that
+    /// fits, or fail before loading. --ctx then caps the context.
+    #[arg(long, value_parser = parse_size)]
+    budget: Option<u64>,
     /// Print JSON: one object for generate, one per line per answer for chat.
     #[arg(long)]
     json: bool,
@@ -145,15 +173,25 @@ impl RunArgs {
                 ..SamplingParams::default()
             },
             overflow: if self.drop_oldest { OverflowPolicy::DropOldest } else { OverflowPolicy::Error },
+            kv_type: self.kv_type.unwrap_or_default(),
             ..ConversationOptions::default()
         }
     }
 
     /// Validates the options, then loads the model and opens a conversation.
     fn open(&self) -> Result<Conversation, Error> {
-        let options = self.conversation_options();
+        let mut options = self.conversation_options();
         options.sampling.validate()?;
-        let model = Model::load(models::resolve(self.model.clone())?, &ModelOptions::default())?;
+        let path = models::resolve(self.model.clone())?;
+        if let Some(budget) = self.budget {
+            // Plan from the header alone, before any large allocation.
+            let plan = pocketlm::plan::fit_budget(&pocketlm::inspect_file(&path)?, budget, self.ctx, self.kv_type)?;
+            log::info!("budget plan: ctx {} kv {} batch {}", plan.ctx, plan.kv_type.as_str(), plan.batch_size);
+            options.context_length = Some(plan.ctx);
+            options.kv_type = plan.kv_type;
+            options.batch_size = plan.batch_size;
+        }
+        let model = Model::load(path, &ModelOptions::default())?;
         Conversation::new(&model, options)
     }
 }
@@ -208,9 +246,15 @@ fn run(command: Command) -> Result<(), Error> {
             let json = run.json;
             chat::run(run.open()?, json)
         }
-        Command::Bench { model, prompt_tokens, gen_tokens, runs, threads, json } => {
+        Command::Plan { model, budget, ctx, kv_type, json } => {
+            let path = models::resolve(model)?;
+            let gguf = pocketlm::inspect_file(&path)?;
+            output::print_plan(&plan(&gguf, budget, ctx, kv_type)?, json);
+            Ok(())
+        }
+        Command::Bench { model, prompt_tokens, gen_tokens, runs, threads, kv_type, json } => {
             let model = Model::load(models::resolve(model)?, &ModelOptions::default())?;
-            let options = BenchOptions { prompt_tokens, gen_tokens, runs, threads, ..BenchOptions::default() };
+            let options = BenchOptions { prompt_tokens, gen_tokens, runs, threads, kv_type, ..BenchOptions::default() };
             let report = pocketlm::bench(&model, &options)?;
             output::print_bench(&report, json);
             Ok(())
@@ -221,4 +265,41 @@ fn run(command: Command) -> Result<(), Error> {
             Ok(())
         }
     }
+}
+
+/// `plan`: a fixed context is costed as given; otherwise the largest that fits is chosen.
+fn plan(gguf: &pocketlm::gguf::GgufFile, budget: u64, ctx: Option<u32>, kv_type: Option<KvType>) -> Result<MemoryPlan, Error> {
+    let Some(ctx) = ctx else {
+        return match fit_budget(gguf, budget, None, kv_type) {
+            Err(Error::InsufficientMemory { .. }) => {
+                let request = PlanRequest { context_length: 512, kv_type: kv_type.unwrap_or(KvType::Q4_0), batch_size: 128, full_swa_cache: false };
+                let estimate = estimate(gguf, request)?;
+                Ok(MemoryPlan { fits: false, budget_bytes: budget, ctx: 512, kv_type: request.kv_type, batch_size: 128, predicted_peak_bytes: estimate.predicted_peak_bytes, estimate })
+            }
+            other => other,
+        };
+    };
+    let request = PlanRequest { context_length: ctx, kv_type: kv_type.unwrap_or_default(), batch_size: 512, full_swa_cache: false };
+    let estimate = estimate(gguf, request)?;
+    let fits = estimate.predicted_peak_bytes as f64 <= budget as f64 * (1.0 - SAFETY_MARGIN);
+    Ok(MemoryPlan { fits, budget_bytes: budget, ctx, kv_type: request.kv_type, batch_size: 512, predicted_peak_bytes: estimate.predicted_peak_bytes, estimate })
+}
+
+/// Parses sizes like `4GiB`, `3500MB`, `2.5G`, `512MiB` or plain bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("'{text}' is not a size (try 4GiB or 3500MB)"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "kb" => 1e3,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "mb" => 1e6,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "gb" => 1e9,
+        other => return Err(format!("unknown size unit '{other}' (use B, KiB, MiB, GiB, KB, MB or GB)")),
+    };
+    Ok((value * scale) as u64)
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use pocketlm::{BenchReport, Metrics, ModelInfo, Reply};
+use pocketlm::{BenchReport, MemoryPlan, Metrics, ModelInfo, Reply};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -63,5 +63,26 @@ pub fn print_bench(r: &BenchReport, json: bool) {
     println!("|---|---|");
     println!("| prefill pp{} | {:.1} |", r.prompt_tokens, r.prefill_tokens_per_s);
     println!("| decode tg{} | {:.1} |", r.gen_tokens, r.decode_tokens_per_s);
-    println!("time to first token: {:.0} ms, peak RSS: {:.0} MiB, load: {:.0} ms", r.ttft_ms, r.peak_rss_bytes as f64 / MIB, r.load_ms);
+    println!("time to first token: {:.0} ms, load: {:.0} ms", r.ttft_ms, r.load_ms);
+    println!(
+        "peak RSS: {:.0} MiB measured, {:.0} MiB predicted by the planner (ctx {}, kv {})",
+        r.peak_rss_bytes as f64 / MIB,
+        r.predicted_peak_bytes as f64 / MIB,
+        r.context_length,
+        r.kv_type.as_str()
+    );
+}
+
+/// `plan`: the chosen configuration and its cost breakdown.
+pub fn print_plan(p: &MemoryPlan, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(p).expect("plan serialises"));
+        return;
+    }
+    let e = &p.estimate;
+    println!("budget {:.0} MiB: {}", p.budget_bytes as f64 / MIB, if p.fits { "fits" } else { "does NOT fit" });
+    println!("ctx {}, kv {}, batch {}", p.ctx, p.kv_type.as_str(), p.batch_size);
+    println!("predicted peak {:.0} MiB = weights {:.0} + KV {:.0} + compute {:.0} + overhead {:.0}",
+        p.predicted_peak_bytes as f64 / MIB, e.weights_bytes as f64 / MIB, e.kv_bytes as f64 / MIB,
+        e.compute_bytes as f64 / MIB, e.overhead_bytes as f64 / MIB);
 }

@@ -162,3 +162,30 @@ fn bad_inputs_fail_cleanly() {
     let long = "word ".repeat(300);
     assert_clean_failure(&pocketlm(&["generate", "--model", m, "--prompt", &long, "--ctx", "64"], None), "context");
 }
+
+#[test]
+fn plan_json_and_budgeted_generation_stay_within_the_budget() {
+    let model = qwen();
+    let m = model.to_str().unwrap();
+    let out = pocketlm(&["plan", m, "--budget", "700MiB", "--json"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(plan["fits"], true);
+    let ctx = plan["ctx"].as_u64().unwrap();
+    assert!(ctx >= 512 && ctx < 32768, "{plan}");
+    assert!(plan["kv_type"].is_string() && plan["predicted_peak_bytes"].as_u64().unwrap() <= 700 << 20);
+
+    // Loading with that budget generates, and the process stays under it.
+    let out = pocketlm(&["generate", "--model", m, "--prompt", "What is the capital of France?", "--temperature", "0", "--budget", "700MiB", "--json"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert!(v["text"].as_str().unwrap().contains("Paris"));
+    assert!(v["metrics"]["peak_rss_bytes"].as_u64().unwrap() <= 700 << 20, "{v}");
+
+    // A budget nothing fits in fails before loading, with the typed message.
+    let out = pocketlm(&["generate", "--model", m, "--prompt", "hi", "--budget", "100MiB"], None);
+    assert_clean_failure(&out, "budget is 100 MiB");
+    let out = pocketlm(&["plan", m, "--budget", "100MiB", "--json"], None);
+    let v: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["fits"], false);
+}
