@@ -95,8 +95,19 @@ impl PocketConversation {
             .name("pocketlm-decode".into())
             .spawn(move || {
                 let options = SendOptions { cancel, on_cancel: PartialAnswer::Keep };
-                let result = lock(&inner).send(&text, &options, &mut |delta| {
-                    let _ = tx.send(Event::Delta(delta.to_owned()));
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    lock(&inner).send(&text, &options, &mut |delta| {
+                        let _ = tx.send(Event::Delta(delta.to_owned()));
+                    })
+                }));
+                // A panic must still end the stream, or the caller would wait forever.
+                let result = run.unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("unknown");
+                    Err(pocketlm::Error::Inference(format!("internal error while generating: {what}")))
                 });
                 let _ = tx.send(Event::Done(result));
             })

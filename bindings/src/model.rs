@@ -4,7 +4,19 @@ use std::sync::Arc;
 
 use crate::conversation::PocketConversation;
 use crate::error::PocketLmError;
-use crate::types::{ConversationConfig, ModelConfig, ModelInfo};
+use crate::types::{ConversationConfig, MemoryPlan, ModelConfig, ModelInfo};
+
+fn plan_for(path: &str, budget_bytes: u64, max_context: Option<u32>) -> Result<pocketlm::MemoryPlan, PocketLmError> {
+    let gguf = pocketlm::inspect_file(std::path::Path::new(path))?;
+    Ok(pocketlm::plan::fit_budget(&gguf, budget_bytes, max_context, None)?)
+}
+
+/// Plans memory for the model at `path` without loading it: the largest
+/// context (and KV cache type) whose predicted peak fits `budget_bytes`.
+#[uniffi::export]
+pub fn plan_memory(path: String, budget_bytes: u64) -> Result<MemoryPlan, PocketLmError> {
+    Ok((&plan_for(&path, budget_bytes, None)?).into())
+}
 
 /// A loaded GGUF model. Loading is blocking: the Kotlin and Swift wrappers
 /// run it off the main thread. Freed when closed (Kotlin) or released (Swift)
@@ -13,6 +25,7 @@ use crate::types::{ConversationConfig, ModelConfig, ModelInfo};
 pub struct PocketModel {
     model: pocketlm::Model,
     config: ModelConfig,
+    plan: Option<pocketlm::MemoryPlan>,
 }
 
 #[uniffi::export]
@@ -21,13 +34,23 @@ impl PocketModel {
     #[uniffi::constructor]
     pub fn load(path: String, config: ModelConfig) -> Result<Arc<Self>, PocketLmError> {
         let options = pocketlm::ModelOptions { use_mmap: config.use_mmap, gpu_layers: if config.use_gpu { u32::MAX } else { 0 } };
+        // With a budget, plan from the header alone, before any large allocation.
+        let plan = match config.memory_budget_bytes {
+            Some(budget) => Some(plan_for(&path, budget, config.context_length)?),
+            None => None,
+        };
         let model = pocketlm::Model::load(&path, &options)?;
-        Ok(Arc::new(PocketModel { model, config }))
+        Ok(Arc::new(PocketModel { model, config, plan }))
     }
 
     /// What the model is.
     pub fn info(&self) -> ModelInfo {
         self.model.info().into()
+    }
+
+    /// The configuration chosen for the memory budget, if one was given.
+    pub fn memory_plan(&self) -> Option<MemoryPlan> {
+        self.plan.as_ref().map(Into::into)
     }
 
     /// Milliseconds the load took.
@@ -37,8 +60,11 @@ impl PocketModel {
 
     /// Starts a conversation with its own context and KV cache.
     pub fn new_conversation(&self, config: ConversationConfig) -> Result<Arc<PocketConversation>, PocketLmError> {
+        let planned = self.plan.as_ref();
         let options = pocketlm::ConversationOptions {
-            context_length: config.context_length.or(self.config.context_length),
+            context_length: config.context_length.or(planned.map(|p| p.ctx)).or(self.config.context_length),
+            kv_type: planned.map_or_else(Default::default, |p| p.kv_type),
+            batch_size: planned.map_or(512, |p| p.batch_size),
             threads: self.config.threads,
             system_prompt: config.system_prompt,
             sampling: config.sampling.into(),

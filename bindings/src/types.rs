@@ -17,11 +17,16 @@ pub struct ModelConfig {
     /// Memory-map the file (default on): weights stay file-backed.
     #[uniffi(default = true)]
     pub use_mmap: bool,
+    /// A memory budget in bytes (e.g. the device's available memory): the
+    /// largest context, and if needed a quantised KV cache, that fits is
+    /// chosen before loading; nothing fitting is an `InsufficientMemory` error.
+    #[uniffi(default = None)]
+    pub memory_budget_bytes: Option<u64>,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { context_length: None, threads: None, use_gpu: false, use_mmap: true }
+        ModelConfig { context_length: None, threads: None, use_gpu: false, use_mmap: true, memory_budget_bytes: None }
     }
 }
 
@@ -254,5 +259,32 @@ pub struct Reply {
 impl From<pocketlm::Reply> for Reply {
     fn from(r: pocketlm::Reply) -> Self {
         Reply { metrics: (&r.metrics).into(), text: r.text }
+    }
+}
+
+/// What the memory planner chose for a budget.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct MemoryPlan {
+    /// Context length in tokens.
+    pub context_length: u32,
+    /// KV cache type: `f16`, `q8_0` or `q4_0`.
+    pub kv_type: String,
+    /// Prompt batch size.
+    pub batch_size: u32,
+    /// Predicted peak resident memory in bytes.
+    pub predicted_peak_bytes: u64,
+    /// The budget it was planned for, in bytes.
+    pub budget_bytes: u64,
+}
+
+impl From<&pocketlm::MemoryPlan> for MemoryPlan {
+    fn from(p: &pocketlm::MemoryPlan) -> Self {
+        MemoryPlan {
+            context_length: p.ctx,
+            kv_type: p.kv_type.as_str().to_string(),
+            batch_size: p.batch_size,
+            predicted_peak_bytes: p.predicted_peak_bytes,
+            budget_bytes: p.budget_bytes,
+        }
     }
 }

@@ -17,6 +17,9 @@ public final class Conversation: Sendable {
         self.inner = inner
     }
 
+    /// The context window in tokens.
+    public var contextLength: UInt32 { inner.contextLength() }
+
     /// Sends `text` and streams the answer: `.delta`s, then one `.done`.
     /// Cancelling the iterating `Task` stops generation within one decode step;
     /// the partial answer stays in the history. Errors are ``PocketLmError``.

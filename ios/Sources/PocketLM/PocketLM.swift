@@ -22,6 +22,16 @@ public final class PocketLM: Sendable {
     /// What the model is: architecture, size, quantisation, context length.
     public var info: ModelInfo { model.info() }
 
+    /// What the memory planner chose, when loaded with `ModelConfig.memoryBudgetBytes`.
+    public var memoryPlan: MemoryPlan? { model.memoryPlan() }
+
+    /// Predicts, from the file header alone, the largest context (and KV cache
+    /// type) whose peak memory fits `budgetBytes`, e.g. the device's available memory.
+    /// - Throws: ``PocketLmError/InsufficientMemory(message:)`` when nothing fits.
+    public static func planMemory(path: String, budgetBytes: UInt64) async throws -> MemoryPlan {
+        try await Task.detached { try PocketLMFFI.planMemory(path: path, budgetBytes: budgetBytes) }.value
+    }
+
     /// Starts a conversation with its own context and KV cache.
     public func conversation(_ config: ConversationConfig = ConversationConfig()) async throws -> Conversation {
         let model = self.model

@@ -163,6 +163,25 @@ final class PocketLMTests: XCTestCase {
         XCTAssertEqual(PocketLM.liveModels, before)
     }
 
+    func testAMemoryBudgetIsPlannedBeforeLoadingAndRefusedWhenNothingFits() async throws {
+        let budget: UInt64 = 700 * 1024 * 1024
+        let plan = try await PocketLM.planMemory(path: try modelPath, budgetBytes: budget)
+        XCTAssertLessThanOrEqual(plan.predictedPeakBytes, budget)
+        XCTAssertTrue((512..<32768).contains(plan.contextLength), "\(plan)")
+        let budgeted = try await PocketLM.load(path: try modelPath, config: ModelConfig(threads: 2, memoryBudgetBytes: budget))
+        XCTAssertEqual(budgeted.memoryPlan?.contextLength, plan.contextLength)
+        let chat = try await budgeted.conversation(ConversationConfig(sampling: greedy))
+        XCTAssertEqual(chat.contextLength, plan.contextLength)
+        let reply = try await chat.ask("What is the capital of France?")
+        XCTAssertTrue(reply.text.contains("Paris"), reply.text)
+        do {
+            _ = try await PocketLM.load(path: try modelPath, config: ModelConfig(memoryBudgetBytes: 100 * 1024 * 1024))
+            XCTFail("a 100 MiB budget must be refused")
+        } catch PocketLmError.InsufficientMemory(let message) {
+            XCTAssertTrue(message.contains("budget is 100 MiB"), message)
+        }
+    }
+
     func testLogsReachTheCallback() async throws {
         let lines = LockedLines()
         PocketLM.initLogging(level: .info, llamaLevel: .off) { level, target, message in

@@ -68,6 +68,9 @@ class Conversation internal constructor(private val inner: PocketConversation) :
     /** Changes sampling for the next answers. */
     suspend fun setSampling(sampling: SamplingConfig) = withContext(Dispatchers.IO) { inner.setSampling(sampling) }
 
+    /** The context window in tokens. */
+    val contextLength: UInt get() = inner.contextLength()
+
     /** Frees the conversation's context and KV cache. */
     override fun close() = inner.close()
 }

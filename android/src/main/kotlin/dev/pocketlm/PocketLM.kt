@@ -3,10 +3,10 @@ package dev.pocketlm
 import dev.pocketlm.ffi.ConversationConfig
 import dev.pocketlm.ffi.LogLevel
 import dev.pocketlm.ffi.LogSink
+import dev.pocketlm.ffi.MemoryPlan
 import dev.pocketlm.ffi.ModelConfig
 import dev.pocketlm.ffi.ModelInfo
 import dev.pocketlm.ffi.PocketModel
-import dev.pocketlm.ffi.initLogging
 import dev.pocketlm.ffi.liveModelCount
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.withContext
@@ -20,6 +20,9 @@ import kotlinx.coroutines.withContext
 class PocketLM private constructor(private val model: PocketModel) : AutoCloseable {
     /** What the model is: architecture, size, quantisation, context length. */
     val info: ModelInfo get() = model.info()
+
+    /** What the memory planner chose, when loaded with [ModelConfig.memoryBudgetBytes]. */
+    val memoryPlan: MemoryPlan? get() = model.memoryPlan()
 
     /** Starts a conversation with its own context and KV cache. */
     suspend fun conversation(config: ConversationConfig = ConversationConfig()): Conversation =
@@ -37,6 +40,14 @@ class PocketLM private constructor(private val model: PocketModel) : AutoCloseab
             withContext(Dispatchers.IO) { PocketLM(PocketModel.load(path, config)) }
 
         /**
+         * Predicts, from the file header alone, the largest context (and KV cache type)
+         * whose peak memory fits [budgetBytes] — e.g. the device's available memory.
+         * @throws dev.pocketlm.ffi.PocketLmException.InsufficientMemory when nothing fits.
+         */
+        suspend fun planMemory(path: String, budgetBytes: ULong): MemoryPlan =
+            withContext(Dispatchers.IO) { dev.pocketlm.ffi.planMemory(path, budgetBytes) }
+
+        /**
          * Sends PocketLM's logs (at [level]) and llama.cpp's (at [llamaLevel]) to
          * logcat, and to [sink] when given. Call once at startup; later calls change
          * the levels and the sink.
@@ -51,7 +62,7 @@ class PocketLM private constructor(private val model: PocketModel) : AutoCloseab
                     override fun log(level: LogLevel, target: String, message: String) = it(level, target, message)
                 }
             }
-            initLogging(level, llamaLevel, bridge)
+            dev.pocketlm.ffi.initLogging(level, llamaLevel, bridge)
         }
 
         /** Models whose weights are still in memory in this process. */

@@ -164,6 +164,25 @@ class PocketLMTest {
     }
 
     @Test
+    fun `a memory budget is planned before loading and refused when nothing fits`() = runBlocking {
+        val budget = 700uL * 1024uL * 1024uL
+        val plan = PocketLM.planMemory(modelPath, budget)
+        assertTrue(plan.predictedPeakBytes <= budget, "$plan")
+        assertTrue(plan.contextLength in 512u..32767u, "$plan")
+        PocketLM.load(modelPath, ModelConfig(threads = 2u, memoryBudgetBytes = budget)).use { budgeted ->
+            assertEquals(plan.contextLength, budgeted.memoryPlan!!.contextLength)
+            budgeted.conversation(ConversationConfig(sampling = greedy)).use { chat ->
+                assertEquals(plan.contextLength, chat.contextLength)
+                assertTrue(chat.ask("What is the capital of France?").text.contains("Paris"))
+            }
+        }
+        val e = assertThrows<PocketLmException.InsufficientMemory> {
+            PocketLM.load(modelPath, ModelConfig(memoryBudgetBytes = 100uL * 1024uL * 1024uL))
+        }
+        assertTrue(e.message!!.contains("budget is 100 MiB"), e.message)
+    }
+
+    @Test
     fun `logs reach the callback`() = runBlocking {
         val lines = Collections.synchronizedList(mutableListOf<String>())
         PocketLM.initLogging(LogLevel.INFO, LogLevel.OFF) { level, target, message -> lines += "$level $target $message" }
