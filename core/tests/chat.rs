@@ -253,3 +253,40 @@ fn concurrent_conversations_on_one_model_do_not_interfere() {
     }
     assert!(expected.contains("Rome"), "{expected:?}");
 }
+
+#[test]
+fn gemma3_sliding_window_cache_reuses_only_what_it_still_holds() {
+    // Plain completion on the base model: each turn appends to the document.
+    let mut chat = conversation(gemma(), greedy(4));
+    chat.ask("Monday, Tuesday,").unwrap();
+    let second = chat.ask(" Friday, Saturday,").unwrap();
+    assert!(second.metrics.prompt_tokens_reused > 0, "within the 512-token window the prefix is reused: {:?}", second.metrics);
+
+    // The SWA layers hold window + batch = 1024 cells. After a 1300-token
+    // turn they have forgotten the first positions. Appending still reuses the
+    // cache (new tokens only look 512 back), but going back to a short prefix
+    // cannot: the engine re-evaluates instead of answering from a broken
+    // cache, and the greedy answer equals a fresh evaluation's.
+    let options = || ConversationOptions { context_length: Some(2048), threads: Some(2), sampling: greedy(6), ..Default::default() };
+    let unit = "one two three four five six seven eight nine ten ";
+    let long = unit.repeat(130);
+    let short = format!("{} eleven", unit.repeat(3));
+    let mut chat = Conversation::new(gemma(), options()).unwrap();
+    let first = chat.ask(&long).unwrap();
+    assert!(first.metrics.prompt_tokens_evaluated > 1100, "{:?}", first.metrics);
+    let appended = chat.ask(" eleven twelve").unwrap();
+    assert!(appended.metrics.prompt_tokens_reused > 1100, "{:?}", appended.metrics);
+    chat.set_messages(Vec::new());
+    let edited = chat.ask(&short).unwrap();
+    assert_eq!(edited.metrics.prompt_tokens_reused, 0, "{:?}", edited.metrics);
+    let expected = Conversation::new(gemma(), options()).unwrap().ask(&short).unwrap();
+    assert_eq!(edited.text, expected.text);
+
+    // With the full SWA cache nothing is forgotten, so the shared prefix is reused.
+    let mut full = Conversation::new(gemma(), ConversationOptions { full_swa_cache: true, ..options() }).unwrap();
+    full.ask(&long).unwrap();
+    full.set_messages(Vec::new());
+    let reused = full.ask(&short).unwrap();
+    assert!(reused.metrics.prompt_tokens_reused > 20, "{:?}", reused.metrics);
+    assert_eq!(reused.text, expected.text);
+}
