@@ -212,16 +212,17 @@ impl Conversation {
     /// each new piece of text as it is produced. On error the history is left
     /// as it was before the call.
     pub fn send(&mut self, text: &str, options: &SendOptions, on_text: &mut dyn FnMut(&str)) -> Result<Reply> {
+        // The overflow policy may drop old turns while fitting the prompt; a
+        // failed or discarded request puts the history back exactly as it was.
+        let before = self.messages.clone();
         self.messages.push(Message::user(text));
         let result = self.respond(options, on_text);
         match &result {
             Ok(reply) if reply.metrics.stop_reason == StopReason::Cancelled && options.on_cancel == PartialAnswer::Discard => {
-                self.messages.pop();
+                self.messages = before;
             }
             Ok(reply) => self.messages.push(Message::assistant(reply.text.clone())),
-            Err(_) => {
-                self.messages.pop();
-            }
+            Err(_) => self.messages = before,
         }
         result
     }
@@ -233,20 +234,22 @@ impl Conversation {
 
     /// Answers the last user message again (dropping the previous answer, if any).
     pub fn regenerate(&mut self, options: &SendOptions, on_text: &mut dyn FnMut(&str)) -> Result<Reply> {
+        let before = self.messages.clone();
         if self.messages.last().is_some_and(|m| m.role == Role::Assistant) {
             self.messages.pop();
         }
-        match self.messages.pop() {
+        let result = match self.messages.pop() {
             Some(m) if m.role == Role::User => self.send(&m.content, options, on_text),
-            other => {
-                self.messages.extend(other);
-                Err(Error::InvalidOption {
-                    name: "regenerate",
-                    value: "no user message".into(),
-                    expected: "the conversation must end with a user message or its answer".into(),
-                })
-            }
+            _ => Err(Error::InvalidOption {
+                name: "regenerate",
+                value: "no user message".into(),
+                expected: "the conversation must end with a user message or its answer".into(),
+            }),
+        };
+        if result.is_err() {
+            self.messages = before;
         }
+        result
     }
 
     fn respond(&mut self, options: &SendOptions, on_text: &mut dyn FnMut(&str)) -> Result<Reply> {

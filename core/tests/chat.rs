@@ -290,3 +290,15 @@ fn gemma3_sliding_window_cache_reuses_only_what_it_still_holds() {
     assert!(reused.metrics.prompt_tokens_reused > 20, "{:?}", reused.metrics);
     assert_eq!(reused.text, expected.text);
 }
+
+#[test]
+fn regenerate_without_a_user_message_is_a_typed_error_and_changes_nothing() {
+    let mut chat = Conversation::new(
+        qwen(),
+        ConversationOptions { context_length: Some(256), threads: Some(2), system_prompt: Some("Be brief.".into()), sampling: greedy(4), ..Default::default() },
+    )
+    .unwrap();
+    let err = chat.regenerate(&SendOptions::default(), &mut |_| {}).unwrap_err();
+    assert!(matches!(err, Error::InvalidOption { name: "regenerate", .. }), "{err}");
+    assert_eq!(chat.messages(), &[Message::system("Be brief.")]);
+}
