@@ -203,9 +203,16 @@ fn is_repacked(type_name: &str) -> bool {
 
 /// Predicts the peak resident memory of `request` for the model in `gguf`.
 pub fn estimate(gguf: &GgufFile, request: PlanRequest) -> Result<MemoryEstimate> {
-    let s = shapes(gguf)?;
+    Ok(estimate_with(&shapes(gguf)?, weights_bytes(gguf), request))
+}
+
+/// Weights as resident in memory: every tensor, plus repacked copies.
+fn weights_bytes(gguf: &GgufFile) -> u64 {
     let repacked: u64 = gguf.tensors.iter().filter(|t| is_repacked(t.ggml_type.name)).map(|t| t.size_bytes).sum();
-    let weights_bytes = gguf.tensor_bytes() + repacked;
+    gguf.tensor_bytes() + repacked
+}
+
+fn estimate_with(s: &Shapes, weights_bytes: u64, request: PlanRequest) -> MemoryEstimate {
 
     let cells = pad256(u64::from(request.context_length));
     let ubatch = u64::from(request.batch_size.min(request.context_length).max(1));
@@ -221,14 +228,51 @@ pub fn estimate(gguf: &GgufFile, request: PlanRequest) -> Result<MemoryEstimate>
     let attn_width = s.n_embd.max(s.n_head * s.head_dim_k);
     let compute_bytes = ubatch * 4 * (2 * s.n_ff + 12 * attn_width) + s.n_vocab * 4 * 2;
     let overhead_bytes = (56 << 20) + s.n_vocab * 32;
-    Ok(MemoryEstimate {
+    MemoryEstimate {
         request,
         weights_bytes,
         kv_bytes,
         compute_bytes,
         overhead_bytes,
         predicted_peak_bytes: weights_bytes + kv_bytes + compute_bytes + overhead_bytes,
-    })
+    }
+}
+
+/// The predicted peak `budget_bytes` may hold after the safety margin.
+fn usable(budget_bytes: u64) -> u64 {
+    (budget_bytes as f64 * (1.0 - SAFETY_MARGIN)) as u64
+}
+
+impl MemoryPlan {
+    fn new(budget_bytes: u64, estimate: MemoryEstimate) -> MemoryPlan {
+        let r = estimate.request;
+        MemoryPlan {
+            fits: estimate.predicted_peak_bytes <= usable(budget_bytes),
+            budget_bytes,
+            ctx: r.context_length,
+            kv_type: r.kv_type,
+            batch_size: r.batch_size,
+            predicted_peak_bytes: estimate.predicted_peak_bytes,
+            estimate,
+        }
+    }
+}
+
+/// Costs one configuration against a budget; `fits` says whether its
+/// predicted peak stays within the budget minus the safety margin.
+pub fn plan_at(gguf: &GgufFile, budget_bytes: u64, request: PlanRequest) -> Result<MemoryPlan> {
+    Ok(MemoryPlan::new(budget_bytes, estimate(gguf, request)?))
+}
+
+/// The cheapest configuration [`fit_budget`] considers: a 512-token context
+/// (or `max_context` if smaller), batch 128, and `kv_type` (default q4_0).
+pub fn smallest_request(max_context: Option<u32>, kv_type: Option<KvType>) -> PlanRequest {
+    PlanRequest {
+        context_length: max_context.map_or(MIN_CONTEXT, |c| c.min(MIN_CONTEXT)),
+        kv_type: kv_type.unwrap_or(KvType::Q4_0),
+        batch_size: 128,
+        full_swa_cache: false,
+    }
 }
 
 /// Chooses the largest context (then, if needed, a quantised KV cache and a
@@ -237,7 +281,8 @@ pub fn estimate(gguf: &GgufFile, request: PlanRequest) -> Result<MemoryEstimate>
 /// Fails with [`Error::InsufficientMemory`] saying what is needed.
 pub fn fit_budget(gguf: &GgufFile, budget_bytes: u64, max_context: Option<u32>, kv_type: Option<KvType>) -> Result<MemoryPlan> {
     let s = shapes(gguf)?;
-    let usable = (budget_bytes as f64 * (1.0 - SAFETY_MARGIN)) as u64;
+    let weights = weights_bytes(gguf);
+    let usable = usable(budget_bytes);
     let trained = if s.n_ctx_train > 0 { s.n_ctx_train.min(u64::from(u32::MAX)) as u32 } else { 4096 };
     let max_ctx = max_context.unwrap_or(trained).min(trained).max(MIN_CONTEXT.min(trained));
     let kv_types: &[KvType] = match &kv_type {
@@ -246,8 +291,10 @@ pub fn fit_budget(gguf: &GgufFile, budget_bytes: u64, max_context: Option<u32>, 
     };
     for &kv in kv_types {
         for batch in [512u32, 256, 128] {
-            let at = |ctx: u32| estimate(gguf, PlanRequest { context_length: ctx, kv_type: kv, batch_size: batch, full_swa_cache: false });
-            if at(MIN_CONTEXT.min(max_ctx))?.predicted_peak_bytes > usable {
+            let at = |ctx: u32| {
+                estimate_with(&s, weights, PlanRequest { context_length: ctx, kv_type: kv, batch_size: batch, full_swa_cache: false })
+            };
+            if at(MIN_CONTEXT.min(max_ctx)).predicted_peak_bytes > usable {
                 continue;
             }
             // Memory grows with the context: binary-search the largest that fits (multiples of 256).
@@ -257,33 +304,16 @@ pub fn fit_budget(gguf: &GgufFile, budget_bytes: u64, max_context: Option<u32>, 
                 if mid <= lo {
                     break;
                 }
-                if at(mid)?.predicted_peak_bytes <= usable {
+                if at(mid).predicted_peak_bytes <= usable {
                     lo = mid;
                 } else {
                     hi = mid - 1;
                 }
             }
-            let estimate = at(lo)?;
-            return Ok(MemoryPlan {
-                fits: true,
-                budget_bytes,
-                ctx: lo,
-                kv_type: kv,
-                batch_size: batch,
-                predicted_peak_bytes: estimate.predicted_peak_bytes,
-                estimate,
-            });
+            return Ok(MemoryPlan::new(budget_bytes, at(lo)));
         }
     }
-    let smallest = estimate(
-        gguf,
-        PlanRequest {
-            context_length: MIN_CONTEXT.min(max_ctx),
-            kv_type: *kv_types.last().unwrap_or(&KvType::Q4_0),
-            batch_size: 128,
-            full_swa_cache: false,
-        },
-    )?;
+    let smallest = estimate_with(&s, weights, smallest_request(Some(max_ctx), kv_types.last().copied()));
     Err(Error::InsufficientMemory {
         needed_bytes: (smallest.predicted_peak_bytes as f64 / (1.0 - SAFETY_MARGIN)) as u64,
         budget_bytes,

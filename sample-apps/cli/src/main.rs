@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use pocketlm::plan::{estimate, fit_budget, SAFETY_MARGIN};
+use pocketlm::plan::{fit_budget, plan_at, smallest_request};
 use pocketlm::{
     BenchOptions, KvType, MemoryPlan, PlanRequest, Conversation, ConversationOptions, Error, Model, ModelOptions, OverflowPolicy, SamplingParams,
     SendOptions,
@@ -267,22 +267,19 @@ fn run(command: Command) -> Result<(), Error> {
     }
 }
 
-/// `plan`: a fixed context is costed as given; otherwise the largest that fits is chosen.
+/// `plan`: a fixed context is costed as given; otherwise the largest that fits
+/// is chosen, and when nothing fits the cheapest configuration is shown with `fits: false`.
 fn plan(gguf: &pocketlm::gguf::GgufFile, budget: u64, ctx: Option<u32>, kv_type: Option<KvType>) -> Result<MemoryPlan, Error> {
-    let Some(ctx) = ctx else {
-        return match fit_budget(gguf, budget, None, kv_type) {
-            Err(Error::InsufficientMemory { .. }) => {
-                let request = PlanRequest { context_length: 512, kv_type: kv_type.unwrap_or(KvType::Q4_0), batch_size: 128, full_swa_cache: false };
-                let estimate = estimate(gguf, request)?;
-                Ok(MemoryPlan { fits: false, budget_bytes: budget, ctx: 512, kv_type: request.kv_type, batch_size: 128, predicted_peak_bytes: estimate.predicted_peak_bytes, estimate })
-            }
+    match ctx {
+        Some(ctx) => {
+            let request = PlanRequest { context_length: ctx, kv_type: kv_type.unwrap_or_default(), batch_size: 512, full_swa_cache: false };
+            plan_at(gguf, budget, request)
+        }
+        None => match fit_budget(gguf, budget, None, kv_type) {
+            Err(Error::InsufficientMemory { .. }) => plan_at(gguf, budget, smallest_request(None, kv_type)),
             other => other,
-        };
-    };
-    let request = PlanRequest { context_length: ctx, kv_type: kv_type.unwrap_or_default(), batch_size: 512, full_swa_cache: false };
-    let estimate = estimate(gguf, request)?;
-    let fits = estimate.predicted_peak_bytes as f64 <= budget as f64 * (1.0 - SAFETY_MARGIN);
-    Ok(MemoryPlan { fits, budget_bytes: budget, ctx, kv_type: request.kv_type, batch_size: 512, predicted_peak_bytes: estimate.predicted_peak_bytes, estimate })
+        },
+    }
 }
 
 /// Parses sizes like `4GiB`, `3500MB`, `2.5G`, `512MiB` or plain bytes.
