@@ -101,6 +101,10 @@ impl PocketConversation {
                     })
                 }));
                 // A panic must still end the stream, or the caller would wait forever.
+                // Release the conversation (and with it, possibly, the model)
+                // before reporting completion, so a caller that frees its objects
+                // on completion sees the memory go at once.
+                drop(inner);
                 let result = run.unwrap_or_else(|panic| {
                     let what = panic
                         .downcast_ref::<String>()
