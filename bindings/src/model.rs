@@ -33,7 +33,10 @@ impl PocketModel {
     /// Validates and loads the model at `path`. Bad files give typed errors.
     #[uniffi::constructor]
     pub fn load(path: String, config: ModelConfig) -> Result<Arc<Self>, PocketLmError> {
-        let options = pocketlm::ModelOptions { use_mmap: config.use_mmap, gpu_layers: if config.use_gpu { u32::MAX } else { 0 } };
+        let options = pocketlm::ModelOptions {
+            weights: config.weight_loading.unwrap_or_default().into(),
+            gpu_layers: if config.use_gpu { u32::MAX } else { 0 },
+        };
         // With a budget, plan from the header alone, before any large allocation.
         let plan = match config.memory_budget_bytes {
             Some(budget) => Some(plan_for(&path, budget, config.context_length)?),

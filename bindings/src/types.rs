@@ -14,9 +14,9 @@ pub struct ModelConfig {
     /// Offload layers to the GPU backend when one is compiled in (default off).
     #[uniffi(default = false)]
     pub use_gpu: bool,
-    /// Memory-map the file (default on): weights stay file-backed.
-    #[uniffi(default = true)]
-    pub use_mmap: bool,
+    /// How the weights get into memory (default, or `null`/`nil`: `Auto`, one copy of every weight).
+    #[uniffi(default = None)]
+    pub weight_loading: Option<WeightLoading>,
     /// A memory budget in bytes (e.g. the device's available memory): the
     /// largest context, and if needed a quantised KV cache, that fits is
     /// chosen before loading; nothing fitting is an `InsufficientMemory` error.
@@ -26,7 +26,30 @@ pub struct ModelConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { context_length: None, threads: None, use_gpu: false, use_mmap: true, memory_budget_bytes: None }
+        ModelConfig { context_length: None, threads: None, use_gpu: false, weight_loading: None, memory_budget_bytes: None }
+    }
+}
+
+/// How a model's weights get into memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, uniffi::Enum)]
+pub enum WeightLoading {
+    /// Read into memory when the CPU backend repacks weights (a mapped file
+    /// would then stay resident beside the repacked copy), otherwise map.
+    #[default]
+    Auto,
+    /// Map the file: fastest load; pages the OS can drop under pressure.
+    Mmap,
+    /// Read the file into memory: one copy of every weight.
+    Read,
+}
+
+impl From<WeightLoading> for pocketlm::WeightLoading {
+    fn from(w: WeightLoading) -> Self {
+        match w {
+            WeightLoading::Auto => pocketlm::WeightLoading::Auto,
+            WeightLoading::Mmap => pocketlm::WeightLoading::Mmap,
+            WeightLoading::Read => pocketlm::WeightLoading::Read,
+        }
     }
 }
 
@@ -275,6 +298,8 @@ pub struct MemoryPlan {
     pub predicted_peak_bytes: u64,
     /// The budget it was planned for, in bytes.
     pub budget_bytes: u64,
+    /// How the weights are loaded: `mmap` or `read`.
+    pub weight_loading: String,
 }
 
 impl From<&pocketlm::MemoryPlan> for MemoryPlan {
@@ -285,6 +310,7 @@ impl From<&pocketlm::MemoryPlan> for MemoryPlan {
             batch_size: p.batch_size,
             predicted_peak_bytes: p.predicted_peak_bytes,
             budget_bytes: p.budget_bytes,
+            weight_loading: p.weights.as_str().to_string(),
         }
     }
 }

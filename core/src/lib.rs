@@ -33,7 +33,7 @@ mod stream;
 mod template;
 mod threads;
 
-pub use bench::{bench, BenchOptions, BenchReport, BenchRun};
+pub use bench::{bench, bench_turns, BenchOptions, BenchReport, BenchRun, TurnBenchOptions, TurnBenchReport, TurnTiming};
 pub use cancel::CancelToken;
 pub use conversation::{
     Conversation, ConversationOptions, OverflowPolicy, PartialAnswer, Reply, SendOptions, DEFAULT_CONTEXT_LENGTH,
@@ -42,7 +42,7 @@ pub use error::{Error, Result};
 pub use logging::set_llama_log_level;
 pub use metrics::{peak_rss_bytes, Metrics, StopReason};
 pub use model::{describe, inspect_file, live_model_count, Model, ModelInfo, ModelOptions};
-pub use plan::{KvType, MemoryEstimate, MemoryPlan, PlanRequest};
+pub use plan::{KvType, MemoryEstimate, MemoryPlan, PlanRequest, WeightLoading};
 pub use sampling::SamplingParams;
 pub use stream::{Step, TextStream};
 pub use template::{render_plain, ChatTemplate, Message, Role};

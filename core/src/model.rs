@@ -11,22 +11,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
+use crate::plan::WeightLoading;
 use crate::template::{render_plain, ChatTemplate, Message};
 
 /// Options for loading a model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ModelOptions {
-    /// Map the file instead of reading it into memory (default). Weights then
-    /// count as file-backed memory the OS can page out under pressure.
-    pub use_mmap: bool,
+    /// Map the file or read it into memory; the default (`Auto`) keeps one
+    /// copy of every weight (see [`WeightLoading`]).
+    pub weights: WeightLoading,
     /// Layers to offload to a GPU backend, if one is compiled in (0 = CPU only).
     pub gpu_layers: u32,
 }
 
 impl Default for ModelOptions {
     fn default() -> Self {
-        ModelOptions { use_mmap: true, gpu_layers: 0 }
+        ModelOptions { weights: WeightLoading::Auto, gpu_layers: 0 }
     }
 }
 
@@ -71,6 +72,7 @@ pub(crate) struct ModelInner {
     pub(crate) path: PathBuf,
     pub(crate) load_ms: f64,
     pub(crate) prompt: PromptFormat,
+    pub(crate) weights: WeightLoading,
 }
 
 /// How this model turns messages into a prompt.
@@ -127,8 +129,9 @@ impl Model {
         let path = path.as_ref().to_path_buf();
         let started = Instant::now();
         let gguf = inspect_file(&path)?;
+        let weights = if options.gpu_layers > 0 { WeightLoading::Mmap } else { options.weights.resolve(&gguf) };
         let params = LlamaModelParams::default()
-            .with_use_mmap(options.use_mmap)
+            .with_use_mmap(weights == WeightLoading::Mmap)
             .with_n_gpu_layers(options.gpu_layers);
         let llama = LlamaModel::load_from_file(backend(), &path, &params)
             .map_err(|_| Error::ModelLoadFailed { path: path.clone() })?;
@@ -144,9 +147,15 @@ impl Model {
             PromptFormat::Plain => "plain",
         }
         .to_string();
-        log::info!("loaded {} ({}, {}) in {load_ms:.0} ms", path.display(), info.architecture, info.quantization);
+        log::info!(
+            "loaded {} ({}, {}, weights {}) in {load_ms:.0} ms",
+            path.display(),
+            info.architecture,
+            info.quantization,
+            weights.as_str()
+        );
         LIVE_MODELS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Ok(Model { inner: Arc::new(ModelInner { llama, info, gguf, path, load_ms, prompt }) })
+        Ok(Model { inner: Arc::new(ModelInner { llama, info, gguf, path, load_ms, prompt, weights }) })
     }
 
     /// What the model is.
@@ -162,6 +171,11 @@ impl Model {
     /// How long loading took, in milliseconds.
     pub fn load_ms(&self) -> f64 {
         self.inner.load_ms
+    }
+
+    /// How the weights were loaded (`Mmap` or `Read`).
+    pub fn weight_loading(&self) -> WeightLoading {
+        self.inner.weights
     }
 
     /// The parsed GGUF header and tensor table.

@@ -2,9 +2,10 @@
 //! will cost before loading it, and choose one that fits a budget.
 //!
 //! Components of the predicted peak resident memory:
-//! - **weights**: every tensor's bytes (memory-mapped, so file-backed), plus
-//!   a second, repacked copy of the tensor types llama.cpp's CPU backend
-//!   re-lays out for speed (Q4_0, Q4_K, IQ4_NL), whose mapped pages stay resident;
+//! - **weights**: every tensor's bytes. llama.cpp's CPU backend re-lays out
+//!   some tensor types for speed (Q4_0, Q4_K, IQ4_NL) into a second buffer; when
+//!   the file is memory-mapped the original pages stay resident too, so
+//!   [`WeightLoading::Auto`] reads such models into memory instead (one copy);
 //! - **KV cache**: exact, as llama.cpp sizes it: context padded to 256 cells,
 //!   K and V per layer, sliding-window layers (Gemma 3) holding only
 //!   `window + batch` cells unless the full SWA cache is requested;
@@ -69,6 +70,56 @@ impl std::str::FromStr for KvType {
     }
 }
 
+/// How the weights become resident in memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightLoading {
+    /// `Read` when the CPU backend would repack tensors (a mapped file would
+    /// then stay resident beside the repacked copy), otherwise `Mmap`.
+    #[default]
+    Auto,
+    /// Map the file: the fastest load, and pages the OS can drop under pressure.
+    Mmap,
+    /// Read the file into memory: one copy of every weight, even when repacked.
+    Read,
+}
+
+impl WeightLoading {
+    /// The concrete mode (`Mmap` or `Read`) for `gguf` on the CPU backend.
+    pub fn resolve(self, gguf: &GgufFile) -> WeightLoading {
+        match self {
+            WeightLoading::Auto if repacked_bytes(gguf) > 0 => WeightLoading::Read,
+            WeightLoading::Auto => WeightLoading::Mmap,
+            concrete => concrete,
+        }
+    }
+
+    /// The stable name (`auto`, `mmap`, `read`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WeightLoading::Auto => "auto",
+            WeightLoading::Mmap => "mmap",
+            WeightLoading::Read => "read",
+        }
+    }
+}
+
+impl std::str::FromStr for WeightLoading {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(WeightLoading::Auto),
+            "mmap" => Ok(WeightLoading::Mmap),
+            "read" => Ok(WeightLoading::Read),
+            other => Err(Error::InvalidOption {
+                name: "weights",
+                value: other.to_string(),
+                expected: "one of auto, mmap, read".into(),
+            }),
+        }
+    }
+}
+
 /// One configuration to cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanRequest {
@@ -80,6 +131,8 @@ pub struct PlanRequest {
     pub batch_size: u32,
     /// Keep the full context in sliding-window layers too (more memory, longer KV reuse).
     pub full_swa_cache: bool,
+    /// How the weights are loaded (`Auto` is resolved against the model).
+    pub weights: WeightLoading,
 }
 
 /// Predicted peak resident memory of one configuration, by component.
@@ -87,7 +140,7 @@ pub struct PlanRequest {
 pub struct MemoryEstimate {
     /// The configuration.
     pub request: PlanRequest,
-    /// Weights, including repacked copies.
+    /// Weights, including a mapped copy of repacked tensors when memory-mapped.
     pub weights_bytes: u64,
     /// KV cache.
     pub kv_bytes: u64,
@@ -112,6 +165,8 @@ pub struct MemoryPlan {
     pub kv_type: KvType,
     /// Batch size chosen.
     pub batch_size: u32,
+    /// How to load the weights (`mmap` or `read`; never `auto`).
+    pub weights: WeightLoading,
     /// Predicted peak resident memory.
     pub predicted_peak_bytes: u64,
     /// The cost breakdown.
@@ -201,15 +256,24 @@ fn is_repacked(type_name: &str) -> bool {
     matches!(type_name, "Q4_0" | "Q4_K" | "IQ4_NL")
 }
 
-/// Predicts the peak resident memory of `request` for the model in `gguf`.
-pub fn estimate(gguf: &GgufFile, request: PlanRequest) -> Result<MemoryEstimate> {
-    Ok(estimate_with(&shapes(gguf)?, weights_bytes(gguf), request))
+/// Bytes of the tensors the CPU backend repacks.
+fn repacked_bytes(gguf: &GgufFile) -> u64 {
+    gguf.tensors.iter().filter(|t| is_repacked(t.ggml_type.name)).map(|t| t.size_bytes).sum()
 }
 
-/// Weights as resident in memory: every tensor, plus repacked copies.
-fn weights_bytes(gguf: &GgufFile) -> u64 {
-    let repacked: u64 = gguf.tensors.iter().filter(|t| is_repacked(t.ggml_type.name)).map(|t| t.size_bytes).sum();
-    gguf.tensor_bytes() + repacked
+/// Predicts the peak resident memory of `request` for the model in `gguf`.
+pub fn estimate(gguf: &GgufFile, request: PlanRequest) -> Result<MemoryEstimate> {
+    let request = PlanRequest { weights: request.weights.resolve(gguf), ..request };
+    Ok(estimate_with(&shapes(gguf)?, weights_bytes(gguf, request.weights), request))
+}
+
+/// Weights as resident in memory: every tensor once, plus the mapped pages
+/// of repacked tensors when the file is memory-mapped.
+fn weights_bytes(gguf: &GgufFile, loading: WeightLoading) -> u64 {
+    match loading.resolve(gguf) {
+        WeightLoading::Mmap => gguf.tensor_bytes() + repacked_bytes(gguf),
+        _ => gguf.tensor_bytes(),
+    }
 }
 
 fn estimate_with(s: &Shapes, weights_bytes: u64, request: PlanRequest) -> MemoryEstimate {
@@ -252,6 +316,7 @@ impl MemoryPlan {
             ctx: r.context_length,
             kv_type: r.kv_type,
             batch_size: r.batch_size,
+            weights: r.weights,
             predicted_peak_bytes: estimate.predicted_peak_bytes,
             estimate,
         }
@@ -272,16 +337,19 @@ pub fn smallest_request(max_context: Option<u32>, kv_type: Option<KvType>) -> Pl
         kv_type: kv_type.unwrap_or(KvType::Q4_0),
         batch_size: 128,
         full_swa_cache: false,
+        weights: WeightLoading::Auto,
     }
 }
 
 /// Chooses the largest context (then, if needed, a quantised KV cache and a
 /// smaller batch) whose predicted peak fits `budget_bytes` minus a safety
 /// margin. `max_context` caps the context (default: the trained length).
+/// Weights are loaded the [`WeightLoading::Auto`] way.
 /// Fails with [`Error::InsufficientMemory`] saying what is needed.
 pub fn fit_budget(gguf: &GgufFile, budget_bytes: u64, max_context: Option<u32>, kv_type: Option<KvType>) -> Result<MemoryPlan> {
     let s = shapes(gguf)?;
-    let weights = weights_bytes(gguf);
+    let loading = WeightLoading::Auto.resolve(gguf);
+    let weights = weights_bytes(gguf, loading);
     let usable = usable(budget_bytes);
     let trained = if s.n_ctx_train > 0 { s.n_ctx_train.min(u64::from(u32::MAX)) as u32 } else { 4096 };
     let max_ctx = max_context.unwrap_or(trained).min(trained).max(MIN_CONTEXT.min(trained));
@@ -292,7 +360,8 @@ pub fn fit_budget(gguf: &GgufFile, budget_bytes: u64, max_context: Option<u32>, 
     for &kv in kv_types {
         for batch in [512u32, 256, 128] {
             let at = |ctx: u32| {
-                estimate_with(&s, weights, PlanRequest { context_length: ctx, kv_type: kv, batch_size: batch, full_swa_cache: false })
+                let request = PlanRequest { context_length: ctx, kv_type: kv, batch_size: batch, full_swa_cache: false, weights: loading };
+                estimate_with(&s, weights, request)
             };
             if at(MIN_CONTEXT.min(max_ctx)).predicted_peak_bytes > usable {
                 continue;
@@ -313,9 +382,12 @@ pub fn fit_budget(gguf: &GgufFile, budget_bytes: u64, max_context: Option<u32>, 
             return Ok(MemoryPlan::new(budget_bytes, at(lo)));
         }
     }
-    let smallest = estimate_with(&s, weights, smallest_request(Some(max_ctx), kv_types.last().copied()));
-    Err(Error::InsufficientMemory {
-        needed_bytes: (smallest.predicted_peak_bytes as f64 / (1.0 - SAFETY_MARGIN)) as u64,
-        budget_bytes,
-    })
+    let smallest = PlanRequest { weights: loading, ..smallest_request(Some(max_ctx), kv_types.last().copied()) };
+    let smallest = estimate_with(&s, weights, smallest);
+    // The smallest budget whose usable part holds the smallest configuration.
+    let mut needed_bytes = (smallest.predicted_peak_bytes as f64 / (1.0 - SAFETY_MARGIN)).ceil() as u64;
+    while self::usable(needed_bytes) < smallest.predicted_peak_bytes {
+        needed_bytes += 1;
+    }
+    Err(Error::InsufficientMemory { needed_bytes, budget_bytes })
 }

@@ -5,10 +5,10 @@ mod common;
 
 use common::{model_path, GEMMA_FILE, QWEN_FILE};
 use pocketlm::plan::{estimate, fit_budget, SAFETY_MARGIN};
-use pocketlm::{inspect_file, Error, KvType, PlanRequest};
+use pocketlm::{inspect_file, Error, KvType, PlanRequest, WeightLoading};
 
 fn request(context_length: u32, kv_type: KvType) -> PlanRequest {
-    PlanRequest { context_length, kv_type, batch_size: 512, full_swa_cache: false }
+    PlanRequest { context_length, kv_type, batch_size: 512, full_swa_cache: false, weights: WeightLoading::Auto }
 }
 
 #[test]
@@ -40,13 +40,18 @@ fn gemma3_sliding_window_layers_cache_only_their_window() {
 }
 
 #[test]
-fn weights_count_repacked_copies() {
+fn mapped_weights_count_repacked_tensors_twice_and_auto_reads_them_once() {
     let gguf = inspect_file(&model_path(QWEN_FILE)).unwrap();
-    let e = estimate(&gguf, request(1024, KvType::F16)).unwrap();
     let q4k: u64 = gguf.tensors.iter().filter(|t| t.ggml_type.name == "Q4_K").map(|t| t.size_bytes).sum();
     assert!(q4k > 0);
-    assert_eq!(e.weights_bytes, gguf.tensor_bytes() + q4k);
-    assert_eq!(e.predicted_peak_bytes, e.weights_bytes + e.kv_bytes + e.compute_bytes + e.overhead_bytes);
+    let mapped = estimate(&gguf, PlanRequest { weights: WeightLoading::Mmap, ..request(1024, KvType::F16) }).unwrap();
+    assert_eq!(mapped.weights_bytes, gguf.tensor_bytes() + q4k);
+    // The CPU backend repacks Q4_K, so Auto reads the file instead of mapping it: one copy.
+    assert_eq!(WeightLoading::Auto.resolve(&gguf), WeightLoading::Read);
+    let auto = estimate(&gguf, request(1024, KvType::F16)).unwrap();
+    assert_eq!(auto.request.weights, WeightLoading::Read);
+    assert_eq!(auto.weights_bytes, gguf.tensor_bytes());
+    assert_eq!(auto.predicted_peak_bytes, auto.weights_bytes + auto.kv_bytes + auto.compute_bytes + auto.overhead_bytes);
 }
 
 #[test]
@@ -61,7 +66,7 @@ fn budget_picks_the_largest_context_that_fits() {
     let usable = (budget as f64 * (1.0 - SAFETY_MARGIN)) as u64;
     assert!(tight.predicted_peak_bytes <= usable);
     assert!(tight.ctx >= 512 && tight.ctx < 32768);
-    let bigger = estimate(&gguf, PlanRequest { context_length: tight.ctx + 256, kv_type: tight.kv_type, batch_size: tight.batch_size, full_swa_cache: false }).unwrap();
+    let bigger = estimate(&gguf, PlanRequest { context_length: tight.ctx + 256, batch_size: tight.batch_size, ..request(0, tight.kv_type) }).unwrap();
     assert!(bigger.predicted_peak_bytes > usable, "the chosen context is the largest that fits");
 
     let capped = fit_budget(&gguf, 4 << 30, Some(2048), None).unwrap();

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use pocketlm::plan::{fit_budget, plan_at, smallest_request};
+use pocketlm::plan::{fit_budget, plan_at, smallest_request, WeightLoading};
 use pocketlm::{
-    BenchOptions, KvType, MemoryPlan, PlanRequest, Conversation, ConversationOptions, Error, Model, ModelOptions, OverflowPolicy, SamplingParams,
+    BenchOptions, TurnBenchOptions, KvType, MemoryPlan, PlanRequest, Conversation, ConversationOptions, Error, Model, ModelOptions, OverflowPolicy, SamplingParams,
     SendOptions,
 };
 
@@ -72,6 +72,16 @@ enum Command {
         /// KV cache type: f16, q8_0 or q4_0.
         #[arg(long, default_value = "f16")]
         kv_type: KvType,
+        /// Context length to allocate (default: prompt + generation, rounded up to 256).
+        #[arg(long)]
+        ctx: Option<u32>,
+        /// How to load the weights: auto, mmap or read.
+        #[arg(long, default_value = "auto")]
+        weights: WeightLoading,
+        /// Instead, time the first token over a scripted chat of N equal-length turns
+        /// (answers of at most --gen-tokens), with KV reuse and with a full re-evaluation.
+        #[arg(long)]
+        turns: Option<u32>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -146,6 +156,9 @@ struct RunArgs {
     /// KV cache type: f16, q8_0 or q4_0.
     #[arg(long)]
     kv_type: Option<KvType>,
+    /// How to load the weights: auto (one copy of every weight), mmap or read.
+    #[arg(long, default_value = "auto")]
+    weights: WeightLoading,
     /// Memory budget (e.g. 4GiB): choose the largest context (and KV type) that
     /// fits, or fail before loading. --ctx then caps the context.
     #[arg(long, value_parser = parse_size)]
@@ -191,7 +204,7 @@ impl RunArgs {
             options.kv_type = plan.kv_type;
             options.batch_size = plan.batch_size;
         }
-        let model = Model::load(path, &ModelOptions::default())?;
+        let model = Model::load(path, &ModelOptions { weights: self.weights, ..ModelOptions::default() })?;
         Conversation::new(&model, options)
     }
 }
@@ -252,9 +265,22 @@ fn run(command: Command) -> Result<(), Error> {
             output::print_plan(&plan(&gguf, budget, ctx, kv_type)?, json);
             Ok(())
         }
-        Command::Bench { model, prompt_tokens, gen_tokens, runs, threads, kv_type, json } => {
-            let model = Model::load(models::resolve(model)?, &ModelOptions::default())?;
-            let options = BenchOptions { prompt_tokens, gen_tokens, runs, threads, kv_type, ..BenchOptions::default() };
+        Command::Bench { model, prompt_tokens, gen_tokens, runs, threads, kv_type, ctx, weights, turns, json } => {
+            let model = Model::load(models::resolve(model)?, &ModelOptions { weights, ..ModelOptions::default() })?;
+            if let Some(turns) = turns {
+                let options = TurnBenchOptions {
+                    turns,
+                    reply_tokens: gen_tokens,
+                    threads,
+                    kv_type,
+                    context_length: ctx.unwrap_or(4096),
+                    ..TurnBenchOptions::default()
+                };
+                output::print_turns(&pocketlm::bench_turns(&model, &options)?, json);
+                return Ok(());
+            }
+            let options =
+                BenchOptions { prompt_tokens, gen_tokens, runs, threads, kv_type, context_length: ctx, ..BenchOptions::default() };
             let report = pocketlm::bench(&model, &options)?;
             output::print_bench(&report, json);
             Ok(())
@@ -272,7 +298,13 @@ fn run(command: Command) -> Result<(), Error> {
 fn plan(gguf: &pocketlm::gguf::GgufFile, budget: u64, ctx: Option<u32>, kv_type: Option<KvType>) -> Result<MemoryPlan, Error> {
     match ctx {
         Some(ctx) => {
-            let request = PlanRequest { context_length: ctx, kv_type: kv_type.unwrap_or_default(), batch_size: 512, full_swa_cache: false };
+            let request = PlanRequest {
+                context_length: ctx,
+                kv_type: kv_type.unwrap_or_default(),
+                batch_size: 512,
+                full_swa_cache: false,
+                weights: WeightLoading::Auto,
+            };
             plan_at(gguf, budget, request)
         }
         None => match fit_budget(gguf, budget, None, kv_type) {

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use pocketlm::{BenchReport, MemoryPlan, Metrics, ModelInfo, Reply};
+use pocketlm::{BenchReport, MemoryPlan, Metrics, ModelInfo, Reply, TurnBenchReport};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -65,12 +65,38 @@ pub fn print_bench(r: &BenchReport, json: bool) {
     println!("| decode tg{} | {:.1} |", r.gen_tokens, r.decode_tokens_per_s);
     println!("time to first token: {:.0} ms, load: {:.0} ms", r.ttft_ms, r.load_ms);
     println!(
-        "peak RSS: {:.0} MiB measured, {:.0} MiB predicted by the planner (ctx {}, kv {})",
+        "peak RSS: {:.0} MiB measured, {:.0} MiB predicted by the planner (ctx {}, kv {}, weights {})",
         r.peak_rss_bytes as f64 / MIB,
         r.predicted_peak_bytes as f64 / MIB,
         r.context_length,
-        r.kv_type.as_str()
+        r.kv_type.as_str(),
+        r.weights.as_str()
     );
+}
+
+/// `bench --turns`: time to first token per turn, with and without KV reuse.
+pub fn print_turns(r: &TurnBenchReport, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(r).expect("turn report serialises"));
+        return;
+    }
+    println!("model: {}, threads: {}", r.model, r.threads);
+    println!("| turn | TTFT with KV reuse (ms) | tokens evaluated | TTFT re-evaluating history (ms) | tokens evaluated |");
+    println!("|---|---|---|---|---|");
+    for t in &r.turns {
+        println!(
+            "| {} | {:.0} | {} | {:.0} | {} |",
+            t.turn, t.reuse_ttft_ms, t.reuse_evaluated, t.baseline_ttft_ms, t.baseline_evaluated
+        );
+    }
+    if let (Some(first), Some(last)) = (r.turns.first(), r.turns.last()) {
+        println!(
+            "turn {} / turn 1 TTFT: {:.2}x with reuse, {:.2}x re-evaluating",
+            last.turn,
+            last.reuse_ttft_ms / first.reuse_ttft_ms,
+            last.baseline_ttft_ms / first.baseline_ttft_ms
+        );
+    }
 }
 
 /// `plan`: the chosen configuration and its cost breakdown.
@@ -81,7 +107,7 @@ pub fn print_plan(p: &MemoryPlan, json: bool) {
     }
     let e = &p.estimate;
     println!("budget {:.0} MiB: {}", p.budget_bytes as f64 / MIB, if p.fits { "fits" } else { "does NOT fit" });
-    println!("ctx {}, kv {}, batch {}", p.ctx, p.kv_type.as_str(), p.batch_size);
+    println!("ctx {}, kv {}, batch {}, weights {}", p.ctx, p.kv_type.as_str(), p.batch_size, p.weights.as_str());
     println!("predicted peak {:.0} MiB = weights {:.0} + KV {:.0} + compute {:.0} + overhead {:.0}",
         p.predicted_peak_bytes as f64 / MIB, e.weights_bytes as f64 / MIB, e.kv_bytes as f64 / MIB,
         e.compute_bytes as f64 / MIB, e.overhead_bytes as f64 / MIB);
