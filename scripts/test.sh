@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 bash scripts/install-deps.sh
 bash scripts/fetch-test-models.sh all
+bash scripts/make-test-shaped-models.sh
 cargo test --workspace 2>&1
 bash scripts/test-kotlin.sh
 bash scripts/test-swift.sh
