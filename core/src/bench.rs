@@ -33,11 +33,21 @@ pub struct BenchOptions {
     pub batch_size: u32,
     /// KV cache element type.
     pub kv_type: crate::plan::KvType,
+    /// Context length to allocate; `None` fits prompt and generation (rounded up to 256).
+    pub context_length: Option<u32>,
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions { prompt_tokens: 512, gen_tokens: 128, runs: 3, threads: None, batch_size: 512, kv_type: Default::default() }
+        BenchOptions {
+            prompt_tokens: 512,
+            gen_tokens: 128,
+            runs: 3,
+            threads: None,
+            batch_size: 512,
+            kv_type: Default::default(),
+            context_length: None,
+        }
     }
 }
 
@@ -79,10 +89,12 @@ pub struct BenchReport {
     pub peak_rss_bytes: u64,
     /// The memory planner's prediction for this configuration, in bytes.
     pub predicted_peak_bytes: u64,
-    /// Context length used (prompt + generation, rounded up to 256).
+    /// Context length allocated.
     pub context_length: u32,
     /// KV cache type used.
     pub kv_type: crate::plan::KvType,
+    /// How the weights were loaded.
+    pub weights: crate::plan::WeightLoading,
     /// Every measured run.
     pub runs: Vec<BenchRun>,
 }
@@ -100,12 +112,29 @@ pub fn bench(model: &Model, options: &BenchOptions) -> Result<BenchReport> {
         });
     }
     let threads = options.threads.unwrap_or_else(default_threads);
-    let context_length = (options.prompt_tokens + options.gen_tokens + 16).next_multiple_of(256);
+    let needed = options.prompt_tokens + options.gen_tokens + 16;
+    let context_length = match options.context_length {
+        Some(ctx) if ctx < needed => {
+            return Err(Error::InvalidOption {
+                name: "context_length",
+                value: ctx.to_string(),
+                expected: format!("at least prompt_tokens + gen_tokens + 16 = {needed}"),
+            })
+        }
+        Some(ctx) => ctx,
+        None => needed.next_multiple_of(256),
+    };
     let batch_size = options.batch_size.clamp(1, context_length);
     let params = SessionParams { context_length, threads, batch_size, kv_type: options.kv_type, full_swa_cache: false };
     let predicted = crate::plan::estimate(
         model.gguf(),
-        crate::plan::PlanRequest { context_length, kv_type: options.kv_type, batch_size, full_swa_cache: false },
+        crate::plan::PlanRequest {
+            context_length,
+            kv_type: options.kv_type,
+            batch_size,
+            full_swa_cache: false,
+            weights: model.weight_loading(),
+        },
     )?;
     let mut session = Session::new(model, params)?;
 
@@ -145,6 +174,7 @@ pub fn bench(model: &Model, options: &BenchOptions) -> Result<BenchReport> {
         predicted_peak_bytes: predicted.predicted_peak_bytes,
         context_length,
         kv_type: options.kv_type,
+        weights: model.weight_loading(),
         runs,
     })
 }
@@ -167,5 +197,103 @@ fn run_once(session: &mut Session, prompt: &[llama_cpp_2::token::LlamaToken], ge
         prefill_tokens_per_s: prompt.len() as f64 / prefill_secs,
         decode_tokens_per_s: if gen_tokens > 1 { f64::from(gen_tokens - 1) / decode_secs } else { 0.0 },
         ttft_ms: ttft * 1000.0,
+    })
+}
+
+/// What [`bench_turns`] measures: a scripted chat of `turns` user messages of
+/// equal length, each answered with exactly `reply_tokens` greedy tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TurnBenchOptions {
+    /// Number of user turns.
+    pub turns: u32,
+    /// Words per user message (every message has the same length).
+    pub message_words: u32,
+    /// Most tokens per answer.
+    pub reply_tokens: u32,
+    /// Inference threads; `None` uses the default.
+    pub threads: Option<u32>,
+    /// Context length.
+    pub context_length: u32,
+    /// KV cache element type.
+    pub kv_type: crate::plan::KvType,
+}
+
+impl Default for TurnBenchOptions {
+    fn default() -> Self {
+        TurnBenchOptions { turns: 10, message_words: 40, reply_tokens: 32, threads: None, context_length: 4096, kv_type: Default::default() }
+    }
+}
+
+/// One turn of [`bench_turns`], measured twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TurnTiming {
+    /// Turn number, from 1.
+    pub turn: u32,
+    /// Time to first token with KV reuse (only new tokens evaluated), in ms.
+    pub reuse_ttft_ms: f64,
+    /// Prompt tokens evaluated with KV reuse.
+    pub reuse_evaluated: u32,
+    /// Time to first token when the whole history is evaluated again, in ms.
+    pub baseline_ttft_ms: f64,
+    /// Prompt tokens evaluated by the baseline.
+    pub baseline_evaluated: u32,
+}
+
+/// The result of [`bench_turns`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TurnBenchReport {
+    /// The model file's name.
+    pub model: String,
+    /// Threads used.
+    pub threads: u32,
+    /// Per-turn timings.
+    pub turns: Vec<TurnTiming>,
+}
+
+/// Multi-turn time to first token: the same scripted chat run by two
+/// conversations in lockstep, one reusing its KV cache (the default) and one
+/// clearing it before every turn (a baseline that re-evaluates the history).
+pub fn bench_turns(model: &Model, options: &TurnBenchOptions) -> Result<TurnBenchReport> {
+    if options.turns == 0 || options.message_words == 0 || options.reply_tokens == 0 {
+        return Err(Error::InvalidOption {
+            name: "bench_turns",
+            value: format!("{options:?}"),
+            expected: "turns, message_words and reply_tokens must all be at least 1".into(),
+        });
+    }
+    let threads = options.threads.unwrap_or_else(default_threads);
+    let conversation_options = crate::ConversationOptions {
+        context_length: Some(options.context_length),
+        threads: Some(threads),
+        kv_type: options.kv_type,
+        sampling: SamplingParams { max_tokens: options.reply_tokens, ..SamplingParams::greedy() },
+        ..crate::ConversationOptions::default()
+    };
+    let mut reuse = crate::Conversation::new(model, conversation_options.clone())?;
+    let mut baseline = crate::Conversation::new(model, conversation_options)?;
+    let words: Vec<&str> = FILLER.split_whitespace().collect();
+    let mut turns = Vec::new();
+    for turn in 1..=options.turns {
+        // Same words every turn, rotated so no two messages are identical.
+        let message: Vec<&str> =
+            (0..options.message_words as usize).map(|i| words[(i + turn as usize * 7) % words.len()]).collect();
+        let message = message.join(" ");
+        let a = reuse.ask(&message)?;
+        baseline.set_messages(reuse.messages()[..reuse.messages().len() - 2].to_vec());
+        baseline.clear_cache();
+        let b = baseline.ask(&message)?;
+        turns.push(TurnTiming {
+            turn,
+            reuse_ttft_ms: a.metrics.ttft_ms,
+            reuse_evaluated: a.metrics.prompt_tokens_evaluated,
+            baseline_ttft_ms: b.metrics.ttft_ms,
+            baseline_evaluated: b.metrics.prompt_tokens_evaluated,
+        });
+    }
+    Ok(TurnBenchReport {
+        model: model.path().file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        threads,
+        turns,
     })
 }

@@ -196,6 +196,13 @@ impl Conversation {
         self.messages.retain(|m| m.role == Role::System);
     }
 
+    /// Forgets what the KV cache holds but keeps the history: the next answer
+    /// evaluates the whole conversation again. Useful to measure what KV reuse
+    /// saves, or to start cold after the history was changed elsewhere.
+    pub fn clear_cache(&mut self) {
+        self.session.clear();
+    }
+
     /// Replaces the history (e.g. to restore a saved chat or edit an earlier
     /// turn). The next answer re-evaluates only what differs from the cache.
     pub fn set_messages(&mut self, messages: Vec<Message>) {
