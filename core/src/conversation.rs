@@ -5,6 +5,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::cancel::CancelToken;
+use crate::confidence::{ConfidenceOptions, ConfidenceTracker};
 use crate::error::{Error, Result};
 use crate::metrics::{peak_rss_bytes, Metrics, StopReason};
 use crate::model::Model;
@@ -85,6 +86,11 @@ pub struct SendOptions {
     pub cancel: CancelToken,
     /// What to keep when cancelled.
     pub on_cancel: PartialAnswer,
+    /// Gather confidence signals (reported in the metrics) and, with a
+    /// threshold, stop with [`StopReason::LowConfidence`] as soon as the score drops.
+    pub confidence: Option<ConfidenceOptions>,
+    /// Stop with [`StopReason::Deadline`] when this instant passes.
+    pub deadline: Option<Instant>,
 }
 
 /// A finished answer.
@@ -221,11 +227,15 @@ impl Conversation {
     pub fn send(&mut self, text: &str, options: &SendOptions, on_text: &mut dyn FnMut(&str)) -> Result<Reply> {
         // The overflow policy may drop old turns while fitting the prompt; a
         // failed or discarded request puts the history back exactly as it was.
+        if let Some(confidence) = &options.confidence {
+            confidence.validate()?;
+        }
         let before = self.messages.clone();
         self.messages.push(Message::user(text));
         let result = self.respond(options, on_text);
+        let interrupted = |r: StopReason| matches!(r, StopReason::Cancelled | StopReason::LowConfidence | StopReason::Deadline);
         match &result {
-            Ok(reply) if reply.metrics.stop_reason == StopReason::Cancelled && options.on_cancel == PartialAnswer::Discard => {
+            Ok(reply) if interrupted(reply.metrics.stop_reason) && options.on_cancel == PartialAnswer::Discard => {
                 self.messages = before;
             }
             Ok(reply) => self.messages.push(Message::assistant(reply.text.clone())),
@@ -275,15 +285,27 @@ impl Conversation {
         let mut generated = 0u32;
         let mut first_token_at = None;
         let mut stop_reason = if prefill.cancelled { Some(StopReason::Cancelled) } else { None };
+        let mut tracker = options.confidence.map(ConfidenceTracker::new);
+        let past_deadline = || options.deadline.is_some_and(|d| Instant::now() >= d);
 
         while stop_reason.is_none() {
             if cancel.is_cancelled() {
                 stop_reason = Some(StopReason::Cancelled);
                 break;
             }
+            if past_deadline() {
+                stop_reason = Some(StopReason::Deadline);
+                break;
+            }
             let token = self.session.sample(&mut sampler);
             generated += 1;
             first_token_at.get_or_insert_with(Instant::now);
+            if let Some(tracker) = tracker.as_mut() {
+                if tracker.push(self.session.logits(), token.0 as usize) {
+                    stop_reason = Some(StopReason::LowConfidence);
+                    break;
+                }
+            }
             if vocab.is_eog(token) {
                 stop_reason = Some(StopReason::Eos);
                 break;
@@ -324,6 +346,7 @@ impl Conversation {
             peak_rss_bytes: peak_rss_bytes(),
             stop_reason: stop_reason.unwrap_or(StopReason::MaxTokens),
             total_ms: secs(started, finished) * 1000.0,
+            confidence: tracker.and_then(|t| t.finish()),
         };
         log::debug!("answer: {metrics:?}");
         Ok(Reply { text, metrics })

@@ -16,6 +16,10 @@ pub enum StopReason {
     Cancelled,
     /// The context window filled up before the answer ended.
     ContextFull,
+    /// The confidence score fell below the threshold (see [`crate::ConfidenceOptions`]).
+    LowConfidence,
+    /// The request's deadline passed before the answer ended.
+    Deadline,
 }
 
 impl StopReason {
@@ -27,6 +31,8 @@ impl StopReason {
             StopReason::MaxTokens => "max_tokens",
             StopReason::Cancelled => "cancelled",
             StopReason::ContextFull => "context_full",
+            StopReason::LowConfidence => "low_confidence",
+            StopReason::Deadline => "deadline",
         }
     }
 }
@@ -54,6 +60,9 @@ pub struct Metrics {
     pub stop_reason: StopReason,
     /// Wall time of the whole request, in milliseconds.
     pub total_ms: f64,
+    /// Token-level confidence signals, when requested in [`crate::SendOptions`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<crate::Confidence>,
 }
 
 /// The process's peak resident set size in bytes (0 if the platform hides it).

@@ -177,6 +177,11 @@ impl Session {
         Ok(())
     }
 
+    /// The logits of the last evaluated position (one per vocabulary entry).
+    pub fn logits(&self) -> &[f32] {
+        self.ctx.get_logits_ith(self.logits_index)
+    }
+
     /// Samples the next token from the last evaluated logits.
     pub fn sample(&mut self, sampler: &mut llama_cpp_2::sampling::LlamaSampler) -> LlamaToken {
         sampler.sample(&self.ctx, self.logits_index)

@@ -78,7 +78,7 @@ fn editing_an_earlier_turn_evicts_only_the_diverging_suffix() {
 #[test]
 fn cancel_from_another_thread_stops_within_a_step_and_keeps_the_chat_usable() {
     let mut chat = conversation(qwen(), greedy(400));
-    let options = SendOptions { cancel: CancelToken::new(), on_cancel: PartialAnswer::Keep };
+    let options = SendOptions { cancel: CancelToken::new(), on_cancel: PartialAnswer::Keep, ..SendOptions::default() };
     let token = options.cancel.clone();
     let (tx, rx) = mpsc::channel::<()>();
     let canceller = std::thread::spawn(move || {
@@ -112,7 +112,7 @@ fn cancel_from_another_thread_stops_within_a_step_and_keeps_the_chat_usable() {
 #[test]
 fn cancelled_answer_can_be_discarded() {
     let mut chat = conversation(qwen(), greedy(50));
-    let options = SendOptions { cancel: CancelToken::new(), on_cancel: PartialAnswer::Discard };
+    let options = SendOptions { cancel: CancelToken::new(), on_cancel: PartialAnswer::Discard, ..SendOptions::default() };
     options.cancel.cancel();
     let reply = chat.send("Hello!", &options, &mut |_| {}).unwrap();
     assert_eq!(reply.metrics.stop_reason, StopReason::Cancelled);
