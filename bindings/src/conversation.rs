@@ -94,7 +94,7 @@ impl PocketConversation {
         std::thread::Builder::new()
             .name("pocketlm-decode".into())
             .spawn(move || {
-                let options = SendOptions { cancel, on_cancel: PartialAnswer::Keep };
+                let options = SendOptions { cancel, on_cancel: PartialAnswer::Keep, ..SendOptions::default() };
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     lock(&inner).send(&text, &options, &mut |delta| {
                         let _ = tx.send(Event::Delta(delta.to_owned()));

@@ -53,6 +53,9 @@ pub enum PocketLmError {
     /// A model download failed.
     #[error("{0}")]
     Download (String),
+    /// The cloud endpoint failed or refused (only with cloud routing configured).
+    #[error("{0}")]
+    Cloud(String),
 }
 
 impl From<CoreError> for PocketLmError {
@@ -74,6 +77,7 @@ impl From<CoreError> for PocketLmError {
             CoreError::Template(_) => PocketLmError::Template(message),
             CoreError::Inference(_) => PocketLmError::Inference(message),
             CoreError::Download(_) => PocketLmError::Download(message),
+            CoreError::Cloud { .. } => PocketLmError::Cloud(message),
         }
     }
 }

@@ -219,6 +219,10 @@ pub enum StopReason {
     Cancelled,
     /// The context window filled up.
     ContextFull,
+    /// The confidence score fell below the threshold.
+    LowConfidence,
+    /// The request's deadline passed.
+    Deadline,
 }
 
 /// What an answer cost.
@@ -254,6 +258,8 @@ impl From<&pocketlm::Metrics> for Metrics {
             pocketlm::StopReason::MaxTokens => StopReason::MaxTokens,
             pocketlm::StopReason::Cancelled => StopReason::Cancelled,
             pocketlm::StopReason::ContextFull => StopReason::ContextFull,
+            pocketlm::StopReason::LowConfidence => StopReason::LowConfidence,
+            pocketlm::StopReason::Deadline => StopReason::Deadline,
         };
         Metrics {
             load_ms: m.load_ms,

@@ -116,6 +116,83 @@ pub enum Error {
     /// Fetching a model failed.
     #[error("model download failed: {0}")]
     Download(String),
+    /// The cloud endpoint failed or refused (only with cloud routing configured).
+    #[error("cloud request failed ({}): {detail} ({})", kind.as_str(), kind.hint())]
+    Cloud {
+        /// What kind of failure.
+        kind: CloudErrorKind,
+        /// What happened, from the server or the network.
+        detail: String,
+    },
+}
+
+/// The kinds of cloud failure, each with its own remedy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloudErrorKind {
+    /// No cloud endpoint is configured, or this request does not allow the cloud.
+    NotConfigured,
+    /// The endpoint could not be reached (refused, DNS, TLS, reset before a response).
+    Unreachable,
+    /// No response, or no data for longer than the read timeout.
+    Timeout,
+    /// The API key was missing or rejected (HTTP 401/403).
+    Unauthorized,
+    /// Too many requests (HTTP 429), still limited after the retries.
+    RateLimited,
+    /// The server failed (HTTP 5xx), still failing after the retries.
+    Server,
+    /// The server rejected the request as invalid (other HTTP 4xx).
+    BadRequest,
+    /// The response was not a valid OpenAI-style event stream.
+    MalformedStream,
+    /// The stream stopped before the answer was complete.
+    Interrupted,
+    /// Recent requests kept failing, so the client is not trying for a while.
+    CircuitOpen,
+    /// The caller cancelled the request.
+    Cancelled,
+}
+
+impl CloudErrorKind {
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloudErrorKind::NotConfigured => "not_configured",
+            CloudErrorKind::Unreachable => "unreachable",
+            CloudErrorKind::Timeout => "timeout",
+            CloudErrorKind::Unauthorized => "unauthorized",
+            CloudErrorKind::RateLimited => "rate_limited",
+            CloudErrorKind::Server => "server",
+            CloudErrorKind::BadRequest => "bad_request",
+            CloudErrorKind::MalformedStream => "malformed_stream",
+            CloudErrorKind::Interrupted => "interrupted",
+            CloudErrorKind::CircuitOpen => "circuit_open",
+            CloudErrorKind::Cancelled => "cancelled",
+        }
+    }
+
+    /// What the user can do about it.
+    pub fn hint(self) -> &'static str {
+        match self {
+            CloudErrorKind::NotConfigured => "configure a cloud endpoint and allow cloud use, or route locally",
+            CloudErrorKind::Unreachable => "check the URL and the network",
+            CloudErrorKind::Timeout => "the endpoint is slow or down; raise the timeouts or try later",
+            CloudErrorKind::Unauthorized => "check the API key",
+            CloudErrorKind::RateLimited => "slow down or raise the plan's rate limit",
+            CloudErrorKind::Server => "the provider is failing; try later",
+            CloudErrorKind::BadRequest => "check the model name and request options",
+            CloudErrorKind::MalformedStream => "the endpoint is not OpenAI-compatible",
+            CloudErrorKind::Interrupted => "the connection dropped mid-answer; the partial answer was not kept",
+            CloudErrorKind::CircuitOpen => "the endpoint failed repeatedly; it will be tried again after the cool-down",
+            CloudErrorKind::Cancelled => "cancelled by the caller",
+        }
+    }
+
+    /// Whether trying again (after a pause) may help.
+    pub fn is_transient(self) -> bool {
+        matches!(self, CloudErrorKind::Unreachable | CloudErrorKind::Timeout | CloudErrorKind::RateLimited | CloudErrorKind::Server)
+    }
 }
 
 impl Error {

@@ -20,6 +20,8 @@
 mod arch;
 mod bench;
 mod cancel;
+mod cloud;
+mod confidence;
 mod conversation;
 mod error;
 pub mod gguf;
@@ -27,6 +29,7 @@ mod logging;
 mod metrics;
 mod model;
 pub mod plan;
+mod router;
 mod sampling;
 mod session;
 mod stream;
@@ -35,13 +38,19 @@ mod threads;
 
 pub use bench::{bench, bench_turns, BenchOptions, BenchReport, BenchRun, TurnBenchOptions, TurnBenchReport, TurnTiming};
 pub use cancel::CancelToken;
+pub use cloud::{CloudClient, CloudConfig, CloudReply, CloudUsage};
+pub use confidence::{Confidence, ConfidenceOptions};
 pub use conversation::{
     Conversation, ConversationOptions, OverflowPolicy, PartialAnswer, Reply, SendOptions, DEFAULT_CONTEXT_LENGTH,
 };
-pub use error::{Error, Result};
+pub use error::{CloudErrorKind, Error, Result};
 pub use logging::set_llama_log_level;
 pub use metrics::{peak_rss_bytes, Metrics, StopReason};
 pub use model::{describe, inspect_file, live_model_count, Model, ModelInfo, ModelOptions};
+pub use router::{
+    AnsweredBy, Cost, CostTotals, Pricing, Redactor, RouteEvent, RouteInfo, RouteOptions, RoutePolicy, RouteReason, RoutedChat, RoutedReply,
+    RouterConfig,
+};
 pub use plan::{KvType, MemoryEstimate, MemoryPlan, PlanRequest, WeightLoading};
 pub use sampling::SamplingParams;
 pub use stream::{Step, TextStream};

@@ -1,6 +1,8 @@
 //! Shared helpers for the real-model integration tests.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 

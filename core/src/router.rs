@@ -1,0 +1,484 @@
+//! Hybrid routing: answer on the device first and, only when the app allows
+//! it, escalate to an OpenAI-compatible cloud model.
+//!
+//! Nothing leaves the device unless a cloud endpoint is configured, the
+//! policy is not [`RoutePolicy::LocalOnly`] (the default) and the request
+//! allows it. Every message bound for the cloud passes through the app's
+//! redaction hook first. Every answer says where it was produced and why, and
+//! what it cost. The conversation history is the same whichever path answered.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cancel::CancelToken;
+use crate::cloud::{CloudClient, CloudConfig, CloudReply};
+use crate::confidence::{Confidence, ConfidenceOptions};
+use crate::conversation::{Conversation, PartialAnswer, SendOptions};
+use crate::error::{CloudErrorKind, Error, Result};
+use crate::metrics::{Metrics, StopReason};
+use crate::sampling::SamplingParams;
+use crate::template::Message;
+
+/// Where requests go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoutePolicy {
+    /// Only the device; nothing ever leaves it (the default).
+    #[default]
+    LocalOnly,
+    /// The device, escalating when it cannot or should not answer.
+    PreferLocal,
+    /// The cloud, falling back to the device when it fails or is unreachable.
+    PreferCloud,
+    /// Only the cloud.
+    CloudOnly,
+}
+
+impl RoutePolicy {
+    /// The stable name (`local-only`, `prefer-local`, `prefer-cloud`, `cloud-only`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoutePolicy::LocalOnly => "local-only",
+            RoutePolicy::PreferLocal => "prefer-local",
+            RoutePolicy::PreferCloud => "prefer-cloud",
+            RoutePolicy::CloudOnly => "cloud-only",
+        }
+    }
+}
+
+impl std::str::FromStr for RoutePolicy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "local-only" => Ok(RoutePolicy::LocalOnly),
+            "prefer-local" => Ok(RoutePolicy::PreferLocal),
+            "prefer-cloud" => Ok(RoutePolicy::PreferCloud),
+            "cloud-only" => Ok(RoutePolicy::CloudOnly),
+            other => Err(Error::InvalidOption {
+                name: "route",
+                value: other.to_string(),
+                expected: "one of local-only, prefer-local, prefer-cloud, cloud-only".into(),
+            }),
+        }
+    }
+}
+
+/// Which side produced an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnsweredBy {
+    /// The on-device model.
+    Device,
+    /// The cloud model.
+    Cloud,
+}
+
+/// Why the answer came from where it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteReason {
+    /// The policy's first choice answered.
+    Policy,
+    /// Escalated: the local model is missing or failed to load.
+    ModelUnavailable,
+    /// Escalated: loading the local model would exceed the memory budget.
+    MemoryBudget,
+    /// Escalated: the prompt is longer than the local context.
+    PromptTooLong,
+    /// Escalated: the local answer's confidence fell below the threshold.
+    LowConfidence,
+    /// Escalated: the local answer took longer than the latency budget.
+    LatencyBudget,
+    /// Escalated: the request asked for the cloud explicitly.
+    Requested,
+    /// Fell back to the device: the cloud failed or was unreachable.
+    CloudFailed,
+}
+
+impl RouteReason {
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteReason::Policy => "policy",
+            RouteReason::ModelUnavailable => "model_unavailable",
+            RouteReason::MemoryBudget => "memory_budget",
+            RouteReason::PromptTooLong => "prompt_too_long",
+            RouteReason::LowConfidence => "low_confidence",
+            RouteReason::LatencyBudget => "latency_budget",
+            RouteReason::Requested => "requested",
+            RouteReason::CloudFailed => "cloud_failed",
+        }
+    }
+}
+
+/// Where an answer came from, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteInfo {
+    /// The side that produced the answer.
+    pub answered_by: AnsweredBy,
+    /// Why.
+    pub reason: RouteReason,
+    /// The policy in force for this request.
+    pub policy: RoutePolicy,
+    /// What went wrong on the other side, if anything (e.g. the cloud error behind a fallback).
+    pub detail: Option<String>,
+}
+
+/// Prices of the cloud model, per million tokens, in the app's currency.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pricing {
+    /// Price per million prompt tokens.
+    pub input_per_million: f64,
+    /// Price per million generated tokens.
+    pub output_per_million: f64,
+}
+
+/// What one request cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    /// Prompt tokens the device processed (cached plus evaluated), including an abandoned attempt.
+    pub device_input_tokens: u32,
+    /// Tokens the device generated, including an abandoned attempt.
+    pub device_output_tokens: u32,
+    /// Prompt tokens billed by the cloud.
+    pub cloud_input_tokens: u32,
+    /// Tokens generated by the cloud.
+    pub cloud_output_tokens: u32,
+    /// Whether the cloud counts are estimates (the server sent no usage).
+    pub cloud_tokens_estimated: bool,
+    /// Cloud money spent; device answers cost nothing.
+    pub cloud_cost: f64,
+}
+
+/// Running totals over a [`RoutedChat`]'s requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CostTotals {
+    /// Requests answered.
+    pub requests: u32,
+    /// Answered on the device.
+    pub device_answers: u32,
+    /// Answered by the cloud.
+    pub cloud_answers: u32,
+    /// Cloud prompt tokens.
+    pub cloud_input_tokens: u64,
+    /// Cloud generated tokens.
+    pub cloud_output_tokens: u64,
+    /// Cloud money spent.
+    pub cloud_cost: f64,
+}
+
+/// Rewrites (or passes through) each message before it leaves the device.
+pub type Redactor = Arc<dyn Fn(&Message) -> Message + Send + Sync>;
+
+/// How a [`RoutedChat`] routes.
+#[derive(Clone, Default)]
+pub struct RouterConfig {
+    /// The default policy.
+    pub policy: RoutePolicy,
+    /// The cloud endpoint; without one nothing can leave the device.
+    pub cloud: Option<CloudConfig>,
+    /// Cloud prices for cost accounting.
+    pub pricing: Pricing,
+    /// Low-confidence escalation (threshold 0 disables it). Signals are
+    /// always gathered and reported for device answers.
+    pub confidence: ConfidenceOptions,
+    /// Escalate when a device answer is not finished within this many ms.
+    pub latency_budget_ms: Option<u64>,
+    /// Sees, and may rewrite, every message before it is sent to the cloud.
+    pub redact: Option<Redactor>,
+}
+
+impl std::fmt::Debug for RouterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterConfig")
+            .field("policy", &self.policy)
+            .field("cloud", &self.cloud)
+            .field("pricing", &self.pricing)
+            .field("confidence", &self.confidence)
+            .field("latency_budget_ms", &self.latency_budget_ms)
+            .field("redact", &self.redact.as_ref().map(|_| "<hook>"))
+            .finish()
+    }
+}
+
+/// Per-request routing options.
+#[derive(Debug, Clone)]
+pub struct RouteOptions {
+    /// Overrides the chat's policy for this request.
+    pub policy: Option<RoutePolicy>,
+    /// `false` keeps this request on the device whatever the policy (always wins).
+    pub allow_cloud: bool,
+    /// Ask for the cloud explicitly (when allowed).
+    pub escalate: bool,
+    /// Cancels this request from any thread.
+    pub cancel: CancelToken,
+}
+
+impl Default for RouteOptions {
+    fn default() -> Self {
+        RouteOptions { policy: None, allow_cloud: true, escalate: false, cancel: CancelToken::new() }
+    }
+}
+
+/// What a [`RoutedChat`] streams while answering.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteEvent<'a> {
+    /// More answer text.
+    Text(&'a str),
+    /// The text streamed so far is abandoned (drop it from the screen); an
+    /// answer from the other side follows, for this reason.
+    Restart(RouteReason),
+}
+
+/// A routed answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutedReply {
+    /// The answer text.
+    pub text: String,
+    /// Where it came from and why.
+    pub route: RouteInfo,
+    /// What it cost.
+    pub cost: Cost,
+    /// The device's metrics, when the device answered or attempted.
+    pub metrics: Option<Metrics>,
+    /// The device's confidence signals, when the device answered or attempted.
+    pub confidence: Option<Confidence>,
+}
+
+/// A conversation that answers on the device or in the cloud by policy.
+pub struct RoutedChat {
+    local: std::result::Result<Conversation, Error>,
+    cloud: Option<CloudClient>,
+    config: RouterConfig,
+    sampling: SamplingParams,
+    messages: Vec<Message>,
+    totals: CostTotals,
+}
+
+impl std::fmt::Debug for RoutedChat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoutedChat").field("config", &self.config).field("messages", &self.messages.len()).finish()
+    }
+}
+
+/// A device attempt that did not produce the answer.
+enum Escalation {
+    Reason(RouteReason, Option<String>),
+    Failed(Error),
+}
+
+impl RoutedChat {
+    /// Routes over `local`, the device conversation, or the reason there is none
+    /// (a load error such as [`Error::ModelNotFound`] or [`Error::InsufficientMemory`]).
+    /// With no device conversation, `sampling` is used for the cloud.
+    pub fn new(local: std::result::Result<Conversation, Error>, config: RouterConfig, sampling: SamplingParams) -> Result<RoutedChat> {
+        config.confidence.validate()?;
+        sampling.validate()?;
+        let cloud = config.cloud.clone().map(CloudClient::new).transpose()?;
+        let messages = match &local {
+            Ok(c) => c.messages().to_vec(),
+            Err(_) => Vec::new(),
+        };
+        Ok(RoutedChat { local, cloud, config, sampling, messages, totals: CostTotals::default() })
+    }
+
+    /// The history, whichever side answered each turn.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// Replaces the history.
+    pub fn set_messages(&mut self, messages: Vec<Message>) {
+        self.messages = messages;
+    }
+
+    /// Running cost totals.
+    pub fn totals(&self) -> CostTotals {
+        self.totals
+    }
+
+    /// Whether the device model is available, and if not, why.
+    pub fn local_error(&self) -> Option<&Error> {
+        self.local.as_ref().err()
+    }
+
+    /// Answers `text`, streaming events to `on_event`. On error the history is unchanged.
+    pub fn send(&mut self, text: &str, options: &RouteOptions, on_event: &mut dyn FnMut(RouteEvent)) -> Result<RoutedReply> {
+        let policy = options.policy.unwrap_or(self.config.policy);
+        let cloud_allowed = options.allow_cloud && policy != RoutePolicy::LocalOnly && self.cloud.is_some();
+        let route = |answered_by, reason, detail| RouteInfo { answered_by, reason, policy, detail };
+
+        if options.escalate && cloud_allowed {
+            on_event(RouteEvent::Restart(RouteReason::Requested));
+            return self.answer_in_cloud(text, options, route(AnsweredBy::Cloud, RouteReason::Requested, None), on_event);
+        }
+        match policy {
+            RoutePolicy::CloudOnly if cloud_allowed => {
+                self.answer_in_cloud(text, options, route(AnsweredBy::Cloud, RouteReason::Policy, None), on_event)
+            }
+            RoutePolicy::CloudOnly => Err(Error::Cloud {
+                kind: CloudErrorKind::NotConfigured,
+                detail: if self.cloud.is_none() { "no cloud endpoint is configured" } else { "this request does not allow the cloud" }
+                    .into(),
+            }),
+            RoutePolicy::PreferCloud if cloud_allowed => {
+                let info = route(AnsweredBy::Cloud, RouteReason::Policy, None);
+                match self.answer_in_cloud(text, options, info, on_event) {
+                    Err(Error::Cloud { kind: CloudErrorKind::Cancelled, detail }) => {
+                        Err(Error::Cloud { kind: CloudErrorKind::Cancelled, detail })
+                    }
+                    Err(e) if self.local.is_ok() => {
+                        log::info!("cloud failed, answering on the device: {e}");
+                        on_event(RouteEvent::Restart(RouteReason::CloudFailed));
+                        let detail = Some(e.to_string());
+                        match self.answer_on_device(text, options, false, on_event)? {
+                            Ok(reply) => Ok(self.finish_device(text, reply, route(AnsweredBy::Device, RouteReason::CloudFailed, detail))),
+                            Err(Escalation::Failed(e)) => Err(e),
+                            Err(Escalation::Reason(..)) => Err(e),
+                        }
+                    }
+                    other => other,
+                }
+            }
+            _ => {
+                // LocalOnly, PreferLocal, and PreferCloud without the cloud.
+                let escalate = policy == RoutePolicy::PreferLocal && cloud_allowed;
+                match self.answer_on_device(text, options, escalate, on_event)? {
+                    Ok(reply) => Ok(self.finish_device(text, reply, route(AnsweredBy::Device, RouteReason::Policy, None))),
+                    Err(Escalation::Failed(e)) => Err(e),
+                    Err(Escalation::Reason(reason, detail)) => {
+                        on_event(RouteEvent::Restart(reason));
+                        self.answer_in_cloud(text, options, route(AnsweredBy::Cloud, reason, detail), on_event)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tries the device. `Ok(Err(Escalation))` means the cloud should answer
+    /// instead (only when `escalate`); `Err` is a failure to report as is.
+    #[allow(clippy::type_complexity)]
+    fn answer_on_device(
+        &mut self,
+        text: &str,
+        options: &RouteOptions,
+        escalate: bool,
+        on_event: &mut dyn FnMut(RouteEvent),
+    ) -> Result<std::result::Result<crate::conversation::Reply, Escalation>> {
+        let local = match &mut self.local {
+            Ok(local) => local,
+            Err(e) if escalate => {
+                let reason =
+                    if matches!(e, Error::InsufficientMemory { .. }) { RouteReason::MemoryBudget } else { RouteReason::ModelUnavailable };
+                return Ok(Err(Escalation::Reason(reason, Some(e.to_string()))));
+            }
+            Err(e) => return Err(e.clone()),
+        };
+        local.set_messages(self.messages.clone());
+        let confidence = ConfidenceOptions {
+            threshold: if escalate { self.config.confidence.threshold } else { 0.0 },
+            ..self.config.confidence
+        };
+        let send = SendOptions {
+            cancel: options.cancel.clone(),
+            on_cancel: PartialAnswer::Discard,
+            confidence: Some(confidence),
+            deadline: if escalate { self.config.latency_budget_ms.map(|ms| Instant::now() + Duration::from_millis(ms)) } else { None },
+        };
+        let result = local.send(text, &send, &mut |delta| on_event(RouteEvent::Text(delta)));
+        local.set_messages(self.messages.clone());
+        match result {
+            Ok(reply) if escalate && reply.metrics.stop_reason == StopReason::LowConfidence => {
+                let score = reply.metrics.confidence.map_or(0.0, |c| c.score);
+                let detail = format!("device confidence {score:.3} < threshold {:.3}", confidence.threshold);
+                Ok(Err(Escalation::Reason(RouteReason::LowConfidence, Some(detail))))
+            }
+            Ok(reply) if escalate && reply.metrics.stop_reason == StopReason::Deadline => {
+                let detail = format!("device answer unfinished after {:.0} ms", reply.metrics.total_ms);
+                Ok(Err(Escalation::Reason(RouteReason::LatencyBudget, Some(detail))))
+            }
+            Ok(reply) => Ok(Ok(reply)),
+            Err(e @ Error::ContextOverflow { .. }) if escalate => Ok(Err(Escalation::Reason(RouteReason::PromptTooLong, Some(e.to_string())))),
+            Err(e) => Ok(Err(Escalation::Failed(e))),
+        }
+    }
+
+    fn finish_device(&mut self, text: &str, reply: crate::conversation::Reply, route: RouteInfo) -> RoutedReply {
+        let m = &reply.metrics;
+        let cost = Cost {
+            device_input_tokens: m.prompt_tokens_reused + m.prompt_tokens_evaluated,
+            device_output_tokens: m.generated_tokens,
+            ..Cost::default()
+        };
+        // A cancelled answer keeps its partial text, as Conversation does by default.
+        self.messages.push(Message::user(text));
+        self.messages.push(Message::assistant(reply.text.clone()));
+        self.totals.requests += 1;
+        self.totals.device_answers += 1;
+        RoutedReply { text: reply.text, route, cost, metrics: Some(reply.metrics.clone()), confidence: reply.metrics.confidence }
+    }
+
+    fn answer_in_cloud(
+        &mut self,
+        text: &str,
+        options: &RouteOptions,
+        route: RouteInfo,
+        on_event: &mut dyn FnMut(RouteEvent),
+    ) -> Result<RoutedReply> {
+        let Some(cloud) = &self.cloud else {
+            return Err(Error::Cloud { kind: CloudErrorKind::NotConfigured, detail: "no cloud endpoint is configured".into() });
+        };
+        let mut outgoing: Vec<Message> = self.messages.iter().cloned().chain(std::iter::once(Message::user(text))).collect();
+        if let Some(redact) = &self.config.redact {
+            outgoing = outgoing.iter().map(|m| redact(m)).collect();
+        }
+        let sampling = match &self.local {
+            Ok(local) => local.sampling().clone(),
+            Err(_) => self.sampling.clone(),
+        };
+        let reply: CloudReply = cloud.chat(&outgoing, &sampling, &options.cancel, &mut |delta| on_event(RouteEvent::Text(delta)))?;
+        let (cloud_input_tokens, cloud_output_tokens, estimated) = match reply.usage {
+            Some(u) => (u.prompt_tokens, u.completion_tokens, false),
+            None => (self.count_tokens(&outgoing), self.count_tokens(&[Message::assistant(reply.text.clone())]), true),
+        };
+        let p = self.config.pricing;
+        let cloud_cost =
+            (f64::from(cloud_input_tokens) * p.input_per_million + f64::from(cloud_output_tokens) * p.output_per_million) / 1e6;
+        let cost = Cost { cloud_input_tokens, cloud_output_tokens, cloud_tokens_estimated: estimated, cloud_cost, ..Cost::default() };
+        self.messages.push(Message::user(text));
+        self.messages.push(Message::assistant(reply.text.clone()));
+        self.totals.requests += 1;
+        self.totals.cloud_answers += 1;
+        self.totals.cloud_input_tokens += u64::from(cloud_input_tokens);
+        self.totals.cloud_output_tokens += u64::from(cloud_output_tokens);
+        self.totals.cloud_cost += cloud_cost;
+        Ok(RoutedReply { text: reply.text, route, cost, metrics: None, confidence: None })
+    }
+
+    /// Tokens in `messages` when the server reports no usage: counted with the
+    /// device model's tokenizer when there is one (an estimate for a different
+    /// cloud model), else about four characters per token.
+    fn count_tokens(&self, messages: &[Message]) -> u32 {
+        let text: String = messages.iter().map(|m| format!("{}: {}\n", m.role.as_str(), m.content)).collect();
+        match &self.local {
+            Ok(local) => local.model().tokenize(&text).len() as u32,
+            Err(_) => text.chars().count().div_ceil(4) as u32,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_names_round_trip() {
+        for p in [RoutePolicy::LocalOnly, RoutePolicy::PreferLocal, RoutePolicy::PreferCloud, RoutePolicy::CloudOnly] {
+            assert_eq!(p.as_str().parse::<RoutePolicy>().unwrap(), p);
+        }
+        assert!(matches!("anywhere".parse::<RoutePolicy>(), Err(Error::InvalidOption { name: "route", .. })));
+        assert_eq!(crate::Role::User.as_str(), "user");
+    }
+}
