@@ -12,3 +12,4 @@ bash scripts/make-test-shaped-models.sh
 cargo test --workspace 2>&1
 bash scripts/test-kotlin.sh
 bash scripts/test-swift.sh
+bash scripts/test-openai-client.sh

@@ -6,11 +6,11 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 
-use pocketlm::{CancelToken, Conversation, Error, SendOptions};
+use pocketlm::{CancelToken, Error, Role, RouteOptions, RoutedChat};
 
 use crate::output;
 
-pub fn run(mut chat: Conversation, json: bool) -> Result<(), Error> {
+pub fn run(mut chat: RoutedChat, json: bool) -> Result<(), Error> {
     let interactive = std::io::stdin().is_terminal();
     let current: Arc<Mutex<Option<CancelToken>>> = Arc::default();
     {
@@ -22,7 +22,7 @@ pub fn run(mut chat: Conversation, json: bool) -> Result<(), Error> {
         });
     }
     if interactive && !json {
-        eprintln!("pocketlm chat: {} — /reset to start over, /quit to leave, Ctrl-C stops an answer.", chat.model().path().display());
+        eprintln!("pocketlm chat — /reset to start over, /quit to leave, Ctrl-C stops an answer.");
     }
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout();
@@ -45,7 +45,8 @@ pub fn run(mut chat: Conversation, json: bool) -> Result<(), Error> {
             "" => continue,
             "/quit" | "/exit" => return Ok(()),
             "/reset" => {
-                chat.reset();
+                let system = chat.messages().iter().filter(|m| m.role == Role::System).cloned().collect();
+                chat.set_messages(system);
                 if interactive {
                     eprintln!("(conversation reset)");
                 }
@@ -53,23 +54,20 @@ pub fn run(mut chat: Conversation, json: bool) -> Result<(), Error> {
             }
             _ => {}
         }
-        let options = SendOptions::default();
+        let options = RouteOptions::default();
         *current.lock().unwrap_or_else(|p| p.into_inner()) = Some(options.cancel.clone());
-        let result = chat.send(line, &options, &mut |delta| {
+        let result = chat.send(line, &options, &mut |event| {
             if !json {
-                let _ = stdout.write_all(delta.as_bytes());
-                let _ = stdout.flush();
+                output::print_event(&mut stdout, &event);
             }
         });
         *current.lock().unwrap_or_else(|p| p.into_inner()) = None;
         match result {
-            Ok(reply) if json => {
-                println!("{}", serde_json::json!({ "text": reply.text, "metrics": reply.metrics }));
-            }
+            Ok(reply) if json => println!("{}", output::reply_json(&reply)),
             Ok(reply) => {
                 println!();
                 if interactive {
-                    eprintln!("{}", output::metrics_line(&reply.metrics));
+                    eprintln!("{}", output::route_line(&reply));
                 }
             }
             // A failed turn leaves the conversation usable: report and go on.

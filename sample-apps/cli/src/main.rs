@@ -3,16 +3,17 @@
 mod chat;
 mod models;
 mod output;
+mod route;
+mod serve;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use pocketlm::plan::{fit_budget, plan_at, smallest_request, WeightLoading};
 use pocketlm::{
-    BenchOptions, TurnBenchOptions, KvType, MemoryPlan, PlanRequest, Conversation, ConversationOptions, Error, Model, ModelOptions, OverflowPolicy, SamplingParams,
-    SendOptions,
+    BenchOptions, Conversation, ConversationOptions, Error, KvType, MemoryPlan, Model, ModelOptions, OverflowPolicy, PlanRequest,
+    RouteOptions, RoutePolicy, RoutedChat, SamplingParams, TurnBenchOptions,
 };
 
 /// Run a small language model on this machine, offline.
@@ -103,6 +104,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/models).
+    Serve {
+        /// Path to the .gguf file (default: the default model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Address to bind; loopback unless told otherwise.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Port to listen on (0 picks a free one; the URL is printed).
+        #[arg(long)]
+        port: u16,
+        /// Environment variable holding the API key clients must send as a bearer token.
+        #[arg(long)]
+        api_key_env: Option<String>,
+        /// Context length of each request.
+        #[arg(long, default_value_t = 4096)]
+        ctx: u32,
+        /// Requests generating at once (each has its own context); the rest wait.
+        #[arg(long, default_value_t = 1)]
+        parallel: usize,
+        /// Inference threads per request (default: the performance cores).
+        #[arg(long)]
+        threads: Option<u32>,
+    },
     /// Download a known test model into the cache (qwen2.5-0.5b, gemma3-270m or all).
     Fetch {
         /// Which model.
@@ -159,6 +184,8 @@ struct RunArgs {
     /// How to load the weights: auto (one copy of every weight), mmap or read.
     #[arg(long, default_value = "auto")]
     weights: WeightLoading,
+    #[command(flatten)]
+    route: route::RouteArgs,
     /// Memory budget (e.g. 4GiB): choose the largest context (and KV type) that
     /// fits, or fail before loading. --ctx then caps the context.
     #[arg(long, value_parser = parse_size)]
@@ -191,10 +218,24 @@ impl RunArgs {
         }
     }
 
-    /// Validates the options, then loads the model and opens a conversation.
-    fn open(&self) -> Result<Conversation, Error> {
-        let mut options = self.conversation_options();
+    /// Validates the options, loads the model and opens a routed conversation.
+    /// With cloud routing, a device model that cannot load is a reason to
+    /// escalate rather than an error.
+    fn open(&self) -> Result<RoutedChat, Error> {
+        let config = self.route.config()?;
+        let options = self.conversation_options();
         options.sampling.validate()?;
+        let local = self.open_local(options.clone());
+        if let (Err(e), RoutePolicy::LocalOnly) = (&local, config.policy) {
+            return Err(e.clone());
+        }
+        if let Err(e) = &local {
+            log::warn!("device model unavailable, the cloud will answer: {e}");
+        }
+        RoutedChat::new(local, config, options.sampling)
+    }
+
+    fn open_local(&self, mut options: ConversationOptions) -> Result<Conversation, Error> {
         let path = models::resolve(self.model.clone())?;
         if let Some(budget) = self.budget {
             // Plan from the header alone, before any large allocation.
@@ -246,10 +287,9 @@ fn run(command: Command) -> Result<(), Error> {
             let mut chat = run.open()?;
             let json = run.json;
             let mut stdout = std::io::stdout();
-            let reply = chat.send(&prompt, &SendOptions::default(), &mut |delta| {
+            let reply = chat.send(&prompt, &RouteOptions::default(), &mut |event| {
                 if !json {
-                    let _ = stdout.write_all(delta.as_bytes());
-                    let _ = stdout.flush();
+                    output::print_event(&mut stdout, &event);
                 }
             })?;
             output::print_reply(&reply, json);
@@ -284,6 +324,19 @@ fn run(command: Command) -> Result<(), Error> {
             let report = pocketlm::bench(&model, &options)?;
             output::print_bench(&report, json);
             Ok(())
+        }
+        Command::Serve { model, host, port, api_key_env, ctx, parallel, threads } => {
+            let api_key = match api_key_env {
+                Some(var) => Some(std::env::var(&var).map_err(|_| Error::InvalidOption {
+                    name: "api_key_env",
+                    value: var,
+                    expected: "the name of a set environment variable holding the API key".into(),
+                })?),
+                None => None,
+            };
+            let model = Model::load(models::resolve(model)?, &ModelOptions::default())?;
+            let addr = std::net::SocketAddr::new(host, port);
+            serve::run(model, serve::ServeOptions { addr, api_key, context_length: ctx, parallel, threads })
         }
         Command::Fetch { name } => {
             let path = models::fetch(&name)?;

@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use pocketlm::{BenchReport, MemoryPlan, Metrics, ModelInfo, Reply, TurnBenchReport};
+use std::io::Write;
+
+use pocketlm::{BenchReport, MemoryPlan, Metrics, ModelInfo, RouteEvent, RoutedReply, TurnBenchReport};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -26,14 +28,53 @@ pub fn print_info(path: &Path, info: &ModelInfo, json: bool) {
     println!("chat template:     {}", if info.has_chat_template { "yes" } else { "no (plain completion)" });
 }
 
+/// Streams one routing event: text to stdout, a switch of side as a note on stderr.
+pub fn print_event(stdout: &mut std::io::Stdout, event: &RouteEvent) {
+    match event {
+        RouteEvent::Text(text) => {
+            let _ = stdout.write_all(text.as_bytes());
+            let _ = stdout.flush();
+        }
+        RouteEvent::Restart(reason) => {
+            let _ = stdout.write_all(b"\n");
+            let _ = stdout.flush();
+            eprintln!("[{}: the answer above is abandoned; answering again on the other side]", reason.as_str());
+        }
+    }
+}
+
+/// The JSON object of one answer: text, device metrics (null when the cloud
+/// answered), route and cost.
+pub fn reply_json(reply: &RoutedReply) -> serde_json::Value {
+    serde_json::json!({ "text": reply.text, "metrics": reply.metrics, "route": reply.route, "cost": reply.cost })
+}
+
 /// `generate`: the JSON object, or (text already streamed) a newline and metrics on stderr.
-pub fn print_reply(reply: &Reply, json: bool) {
+pub fn print_reply(reply: &RoutedReply, json: bool) {
     if json {
-        println!("{}", serde_json::json!({ "text": reply.text, "metrics": reply.metrics }));
+        println!("{}", reply_json(reply));
     } else {
         println!();
-        eprintln!("{}", metrics_line(&reply.metrics));
+        eprintln!("{}", route_line(reply));
     }
+}
+
+/// One human-readable line: where the answer came from, and its metrics or cost.
+pub fn route_line(reply: &RoutedReply) -> String {
+    let side = match reply.route.answered_by {
+        pocketlm::AnsweredBy::Device => "device",
+        pocketlm::AnsweredBy::Cloud => "cloud",
+    };
+    let mut line = format!("[{side} ({})", reply.route.reason.as_str());
+    if let Some(m) = &reply.metrics {
+        line.push_str(&format!(", {}", metrics_line(m).trim_start_matches('[').trim_end_matches(']')));
+    }
+    if reply.route.answered_by == pocketlm::AnsweredBy::Cloud {
+        let c = &reply.cost;
+        line.push_str(&format!(", cloud tokens {} in / {} out, cost {:.6}", c.cloud_input_tokens, c.cloud_output_tokens, c.cloud_cost));
+    }
+    line.push(']');
+    line
 }
 
 /// One human-readable line of metrics.

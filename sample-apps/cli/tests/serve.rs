@@ -1,0 +1,168 @@
+//! `pocketlm serve` as a real server on loopback (Gemma 3 270M, the small
+//! test model), and `pocketlm generate` routing to it as its "cloud" with the
+//! device model Qwen2.5 0.5B: answers, concurrency without cross-talk,
+//! OpenAI-style errors, authentication, and escalation from a missing model.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn fetch(name: &str) -> PathBuf {
+    let out = Command::new(env!("CARGO_BIN_EXE_pocketlm")).args(["fetch", name]).output().unwrap();
+    assert!(out.status.success(), "run scripts/fetch-test-models.sh: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// A running `pocketlm serve`, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let model = fetch("gemma3-270m");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pocketlm"))
+            .args(["serve", "--model", model.to_str().unwrap(), "--port", "0", "--ctx", "1024", "--threads", "1"])
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let base = line.split_whitespace().find(|w| w.starts_with("http://")).expect("serve prints its URL").to_string();
+        Server { child, base }
+    }
+
+    fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").trim_end_matches("/v1").to_string()
+    }
+
+    /// One raw HTTP/1.1 request; returns (status, body).
+    fn request(&self, method: &str, path: &str, headers: &[&str], body: &str) -> (u16, String) {
+        self.raw(method, path, headers, body.len(), body)
+    }
+
+    /// A request declaring `length` body bytes but sending only `body`
+    /// (the server must answer an oversized request from its headers).
+    fn raw(&self, method: &str, path: &str, headers: &[&str], length: usize, body: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(self.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {length}\r\n");
+        for h in headers {
+            head.push_str(h);
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        let _ = s.write_all(body.as_bytes());
+        let mut response = String::new();
+        let _ = s.read_to_string(&mut response);
+        let status = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn generate(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pocketlm"))
+        .args(["generate", "--json", "--temperature", "0", "--max-tokens", "8", "--threads", "1"])
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn routes_to_the_server_and_serves_concurrent_clients_without_cross_talk() {
+    let server = Server::start(&["--parallel", "2"], &[]);
+    let qwen = fetch("qwen2.5-0.5b");
+    let cloud = |prompt: &str| {
+        json(&generate(
+            &["--model", qwen.to_str().unwrap(), "--route", "cloud-only", "--cloud-url", &server.base, "--cloud-model", "gemma", "--prompt", prompt],
+            &[],
+        ))
+    };
+    let a = cloud("Name a colour.");
+    assert_eq!(a["route"]["answered_by"], "cloud");
+    assert_eq!(a["route"]["reason"], "policy");
+    assert!(a["metrics"].is_null(), "the device did not answer");
+    assert!(a["cost"]["cloud_output_tokens"].as_u64().unwrap() > 0, "{a}");
+    let b = cloud("Count to three.");
+    // The same two prompts at once: each answer is what it was alone.
+    let (a2, b2) = std::thread::scope(|s| {
+        let x = s.spawn(|| cloud("Name a colour."));
+        let y = s.spawn(|| cloud("Count to three."));
+        (x.join().unwrap(), y.join().unwrap())
+    });
+    assert_eq!(a2["text"], a["text"]);
+    assert_eq!(b2["text"], b["text"]);
+}
+
+#[test]
+fn a_missing_device_model_escalates_to_the_cloud_with_the_reason() {
+    let server = Server::start(&[], &[]);
+    let out = generate(
+        &["--model", "/nonexistent/model.gguf", "--route", "prefer-local", "--cloud-url", &server.base, "--cloud-model", "gemma", "--prompt", "Hi"],
+        &[],
+    );
+    let v = json(&out);
+    assert_eq!((v["route"]["answered_by"].as_str(), v["route"]["reason"].as_str()), (Some("cloud"), Some("model_unavailable")));
+}
+
+#[test]
+fn bad_requests_get_openai_style_errors() {
+    let server = Server::start(&[], &[]);
+    let (status, body) = server.request("POST", "/v1/chat/completions", &["Content-Type: application/json"], "{not json");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["type"], "invalid_request_error");
+
+    let (status, body) = server.request("POST", "/v1/chat/completions", &[], r#"{"messages":[]}"#);
+    assert_eq!(status, 400, "{body}");
+
+    let (status, body) = server.raw("POST", "/v1/chat/completions", &["Content-Type: application/json"], 2 << 20, "");
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["code"], "request_too_large");
+
+    let (status, _) = server.request("GET", "/v1/nothing", &[], "");
+    assert_eq!(status, 404);
+    let (status, body) = server.request("GET", "/v1/models", &[], "");
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["data"][0]["object"], "model");
+}
+
+#[test]
+fn an_api_key_is_required_when_configured_and_read_from_the_environment() {
+    let server = Server::start(&["--api-key-env", "SERVE_KEY"], &[("SERVE_KEY", "s3cret")]);
+    let (status, body) = server.request("GET", "/v1/models", &[], "");
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["code"], "invalid_api_key");
+    let (status, _) = server.request("GET", "/v1/models", &["Authorization: Bearer s3cret"], "");
+    assert_eq!(status, 200);
+
+    let qwen = fetch("qwen2.5-0.5b");
+    let base = ["--model", qwen.to_str().unwrap(), "--route", "cloud-only", "--cloud-url", &server.base, "--cloud-model", "gemma", "--prompt", "Hi"];
+    let wrong = generate(&[&base[..], &["--cloud-key-env", "CLIENT_KEY"]].concat(), &[("CLIENT_KEY", "nope")]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("unauthorized"), "{}", String::from_utf8_lossy(&wrong.stderr));
+    let right = generate(&[&base[..], &["--cloud-key-env", "CLIENT_KEY"]].concat(), &[("CLIENT_KEY", "s3cret")]);
+    assert_eq!(json(&right)["route"]["answered_by"], "cloud");
+}

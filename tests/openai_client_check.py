@@ -1,0 +1,71 @@
+"""`pocketlm serve` checked with the official `openai` Python client.
+
+Usage: openai_client_check.py BASE_URL API_KEY
+Non-streaming and streaming chat completions (with usage), the model list, and
+a rejected key. Prints one line per check and a final "N passed, N failed".
+"""
+import sys
+
+import openai
+
+base_url, key = sys.argv[1], sys.argv[2]
+client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=300)
+results = []
+
+
+def check(name, fn):
+    try:
+        fn()
+        results.append(True)
+        print(f"ok   {name}")
+    except Exception as e:  # report every failure, then go on
+        results.append(False)
+        print(f"FAIL {name}: {type(e).__name__}: {e}")
+
+
+def models():
+    ids = [m.id for m in client.models.list().data]
+    assert ids, "no models listed"
+
+
+def non_streaming():
+    r = client.chat.completions.create(
+        model="local", messages=[{"role": "user", "content": "Say hello in one word."}], max_tokens=8, temperature=0)
+    text = r.choices[0].message.content
+    assert text and text.strip(), f"empty answer: {r}"
+    assert r.choices[0].finish_reason in ("stop", "length"), r.choices[0].finish_reason
+    assert r.usage.completion_tokens > 0 and r.usage.prompt_tokens > 0, r.usage
+
+
+def streaming():
+    stream = client.chat.completions.create(
+        model="local", messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a fruit."}],
+        max_tokens=8, temperature=0, stream=True, stream_options={"include_usage": True})
+    parts, finish, usage = [], None, None
+    for chunk in stream:
+        if chunk.choices:
+            parts.append(chunk.choices[0].delta.content or "")
+            finish = chunk.choices[0].finish_reason or finish
+        if chunk.usage:
+            usage = chunk.usage
+    assert "".join(parts).strip(), "empty streamed answer"
+    assert finish in ("stop", "length"), finish
+    assert usage and usage.completion_tokens > 0, usage
+
+
+def rejected_key():
+    bad = openai.OpenAI(base_url=base_url, api_key="wrong", max_retries=0)
+    try:
+        bad.models.list()
+    except openai.AuthenticationError:
+        return
+    raise AssertionError("a wrong key was accepted")
+
+
+check("models.list", models)
+check("chat.completions (non-streaming)", non_streaming)
+check("chat.completions (streaming, include_usage)", streaming)
+check("wrong API key -> AuthenticationError", rejected_key)
+passed = sum(results)
+print(f"openai {openai.__version__} client check: {passed} passed, {len(results) - passed} failed")
+sys.exit(0 if all(results) else 1)
