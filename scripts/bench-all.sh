@@ -66,6 +66,7 @@ echo "== 5. side by side with llama-bench and llama-cpp-python"
 eval "$(bash scripts/build-peers.sh)"
 for m in "$LLAMA" "$QWEN"; do
     python3 scripts/bench_compare.py --pocketlm "$BIN" --llama-bench "$LLAMA_BENCH" --peer-python "$PEER_PYTHON" \
+        --llama-bench-same "$LLAMA_BENCH_SAME" \
         --jsonl "$OUT/compare.jsonl" "$m" | tee "$OUT/compare-$(basename "$m" .gguf).md"
 done
 

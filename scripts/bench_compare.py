@@ -2,13 +2,15 @@
 """PocketLM vs llama.cpp's llama-bench vs llama-cpp-python, interleaved.
 
 Same model, same threads, same prompt and generation lengths (pp512, tg128 by
-default), greedy decoding. Each round runs the three tools one after another as
+default), greedy decoding; generation always follows the prompt (llama-bench
+decodes at depth pp via -d). Each round runs the three tools one after another as
 separate processes, in an order that rotates every round, so slow drifts of the
 machine (thermal, page cache, neighbours) hit all three alike. The median over
 rounds is reported. Peers come from scripts/build-peers.sh.
 
-Usage: bench_compare.py --pocketlm BIN --llama-bench BIN --peer-python PY
+Usage: bench_compare.py --pocketlm BIN --llama-bench BIN --peer-python PY [--llama-bench-same BIN]
                         [--rounds 3] [--threads 2] [--pp 512] [--tg 128] [--jsonl OUT] MODEL.gguf
+--llama-bench-same adds llama-bench built from PocketLM's own llama.cpp.
 """
 import argparse
 import json
@@ -47,13 +49,17 @@ PEER = textwrap.dedent("""
 
 
 def llama_bench(binary, model, pp, tg, threads):
-    out = subprocess.run([binary, "-m", model, "-p", str(pp), "-n", str(tg), "-t", str(threads), "-r", "1", "-o", "json"],
-                         check=True, capture_output=True, text=True).stdout
-    tests = json.loads(out)
-    pick = lambda prompt, gen: next(t for t in tests if t["n_prompt"] == prompt and t["n_gen"] == gen)
-    return {"prefill_tokens_per_s": pick(pp, 0)["avg_ts"], "decode_tokens_per_s": pick(0, tg)["avg_ts"],
-            "build": tests[0].get("build_commit", "?"), "flash_attn": tests[0].get("flash_attn"),
-            "use_mmap": tests[0].get("use_mmap"), "n_batch": tests[0].get("n_batch"), "n_ubatch": tests[0].get("n_ubatch")}
+    """Prefill: pp tokens into an empty cache. Decode: tg tokens at depth pp
+    (-d), i.e. after the prompt, as PocketLM and llama-cpp-python decode."""
+    def run(*args):
+        out = subprocess.run([binary, "-m", model, "-t", str(threads), "-r", "1", "-o", "json", *args],
+                             check=True, capture_output=True, text=True).stdout
+        return json.loads(out)[0]
+    prefill = run("-p", str(pp), "-n", "0")
+    decode = run("-p", "0", "-n", str(tg), "-d", str(pp))
+    return {"prefill_tokens_per_s": prefill["avg_ts"], "decode_tokens_per_s": decode["avg_ts"],
+            "build": prefill.get("build_commit", "?"), "flash_attn": prefill.get("flash_attn"),
+            "n_batch": prefill.get("n_batch"), "n_ubatch": prefill.get("n_ubatch")}
 
 
 def pocketlm(binary, model, pp, tg, threads):
@@ -74,6 +80,7 @@ def main():
     p.add_argument("--pocketlm", required=True)
     p.add_argument("--llama-bench", required=True)
     p.add_argument("--peer-python", required=True)
+    p.add_argument("--llama-bench-same")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--pp", type=int, default=512)
@@ -83,9 +90,12 @@ def main():
     tools = [("llama-bench", lambda: llama_bench(a.llama_bench, a.model, a.pp, a.tg, a.threads)),
              ("PocketLM", lambda: pocketlm(a.pocketlm, a.model, a.pp, a.tg, a.threads)),
              ("llama-cpp-python", lambda: peer(a.peer_python, a.model, a.pp, a.tg, a.threads))]
+    if a.llama_bench_same:
+        tools.append(("llama-bench (PocketLM's llama.cpp)", lambda: llama_bench(a.llama_bench_same, a.model, a.pp, a.tg, a.threads)))
     results = {name: [] for name, _ in tools}
     for round_ in range(a.rounds):
-        for name, fn in tools[round_ % 3:] + tools[:round_ % 3]:
+        k = round_ % len(tools)
+        for name, fn in tools[k:] + tools[:k]:
             r = fn()
             r.update(tool=name, round=round_ + 1, model=a.model.rsplit("/", 1)[-1])
             print(json.dumps(r), file=sys.stderr)
@@ -97,6 +107,7 @@ def main():
            for name, rs in results.items()}
     base = med["llama-bench"]
     print(f"model: {a.model.rsplit('/', 1)[-1]}, threads {a.threads}, pp{a.pp} / tg{a.tg}, median of {a.rounds} interleaved rounds")
+    print("llama-bench and llama-cpp-python: llama.cpp of llama-cpp-python 0.3.36 (ggml 0.25.3); PocketLM: llama-cpp-2 0.1.160 (ggml 0.26.0)")
     print("| tool | prefill tok/s | decode tok/s | prefill vs llama-bench | decode vs llama-bench |")
     print("|---|---|---|---|---|")
     for name in results:
