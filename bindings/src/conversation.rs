@@ -48,6 +48,12 @@ impl GenerationHandle {
     }
 }
 
+impl GenerationHandle {
+    pub(crate) fn new(cancel: CancelToken, finished: Arc<AtomicBool>) -> Self {
+        GenerationHandle { cancel, finished }
+    }
+}
+
 impl Drop for GenerationHandle {
     fn drop(&mut self) {
         self.cancel.cancel();
@@ -77,63 +83,89 @@ fn lock(inner: &Mutex<Conversation>) -> std::sync::MutexGuard<'_, Conversation> 
     inner.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-enum Event {
-    Delta(String),
-    Done(Result<pocketlm::Reply, pocketlm::Error>),
+/// What the decode thread sends the delivery thread.
+enum Event<T, R> {
+    Item(T),
+    Done(Result<R, pocketlm::Error>),
+}
+
+/// Runs `work` on a decode thread and hands what it emits, then its result,
+/// to `deliver` and `complete` on a delivery thread, in order. A slow
+/// listener never stalls decoding; a panic still ends the stream with an
+/// error. `work` (and what it holds, such as the conversation) is dropped
+/// before completion is reported, so a caller that frees its objects on
+/// completion sees the memory go at once.
+/// Returns the handle that cancels `work` (through the token it is given).
+pub(crate) fn spawn_streaming<T, R>(
+    work: impl FnOnce(CancelToken, &dyn Fn(T)) -> Result<R, pocketlm::Error> + Send + 'static,
+    deliver: impl Fn(T) + Send + 'static,
+    complete: impl FnOnce(Result<R, pocketlm::Error>) + Send + 'static,
+) -> Arc<GenerationHandle>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    let cancel = CancelToken::new();
+    let finished = Arc::new(AtomicBool::new(false));
+    let handle = Arc::new(GenerationHandle::new(cancel.clone(), Arc::clone(&finished)));
+    let (tx, rx) = mpsc::channel::<Event<T, R>>();
+    std::thread::Builder::new()
+        .name("pocketlm-decode".into())
+        .spawn(move || {
+            let emit = |item: T| {
+                let _ = tx.send(Event::Item(item));
+            };
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || work(cancel, &emit)));
+            let result = run.unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("unknown");
+                Err(pocketlm::Error::Inference(format!("internal error while generating: {what}")))
+            });
+            let _ = tx.send(Event::Done(result));
+        })
+        .expect("spawning the decode thread");
+    std::thread::Builder::new()
+        .name("pocketlm-deliver".into())
+        .spawn(move || {
+            let mut complete = Some(complete);
+            for event in rx {
+                match event {
+                    Event::Item(item) => deliver(item),
+                    Event::Done(result) => {
+                        finished.store(true, Ordering::Release);
+                        if let Some(complete) = complete.take() {
+                            complete(result);
+                        }
+                    }
+                }
+            }
+        })
+        .expect("spawning the delivery thread");
+    handle
 }
 
 #[uniffi::export]
 impl PocketConversation {
     /// Sends a user message; the answer streams to `listener`. Returns at once.
     pub fn send(&self, text: String, listener: Arc<dyn ReplyListener>) -> Arc<GenerationHandle> {
-        let cancel = CancelToken::new();
-        let finished = Arc::new(AtomicBool::new(false));
-        let handle = Arc::new(GenerationHandle { cancel: cancel.clone(), finished: Arc::clone(&finished) });
-        let (tx, rx) = mpsc::channel::<Event>();
         let inner = Arc::clone(&self.inner);
-        std::thread::Builder::new()
-            .name("pocketlm-decode".into())
-            .spawn(move || {
+        let done = Arc::clone(&listener);
+        spawn_streaming(
+            move |cancel, emit: &dyn Fn(String)| {
                 let options = SendOptions { cancel, on_cancel: PartialAnswer::Keep, ..SendOptions::default() };
-                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    lock(&inner).send(&text, &options, &mut |delta| {
-                        let _ = tx.send(Event::Delta(delta.to_owned()));
-                    })
-                }));
-                // A panic must still end the stream, or the caller would wait forever.
-                // Release the conversation (and with it, possibly, the model)
-                // before reporting completion, so a caller that frees its objects
-                // on completion sees the memory go at once.
+                let result = lock(&inner).send(&text, &options, &mut |delta| emit(delta.to_owned()));
                 drop(inner);
-                let result = run.unwrap_or_else(|panic| {
-                    let what = panic
-                        .downcast_ref::<String>()
-                        .map(String::as_str)
-                        .or_else(|| panic.downcast_ref::<&str>().copied())
-                        .unwrap_or("unknown");
-                    Err(pocketlm::Error::Inference(format!("internal error while generating: {what}")))
-                });
-                let _ = tx.send(Event::Done(result));
-            })
-            .expect("spawning the decode thread");
-        std::thread::Builder::new()
-            .name("pocketlm-deliver".into())
-            .spawn(move || {
-                for event in rx {
-                    match event {
-                        Event::Delta(text) => listener.on_delta(text),
-                        Event::Done(result) => {
-                            finished.store(true, Ordering::Release);
-                            match result {
-                                Ok(reply) => listener.on_complete(reply.into()),
-                                Err(e) => listener.on_error(e.into()),
-                            }
-                        }
-                    }
-                }
-            })
-            .expect("spawning the delivery thread");
-        handle
+                result
+            },
+            move |delta| listener.on_delta(delta),
+            move |result| match result {
+                Ok(reply) => done.on_complete(reply.into()),
+                Err(e) => done.on_error(e.into()),
+            },
+        )
     }
 
     /// Sends a user message and blocks until the whole answer is ready.

@@ -8,12 +8,16 @@ mod conversation;
 mod error;
 mod logging;
 mod model;
+mod routing;
 mod types;
 
 pub use conversation::{GenerationHandle, PocketConversation, ReplyListener};
 pub use error::PocketLmError;
 pub use logging::{init_logging, LogLevel, LogSink};
 pub use model::PocketModel;
+pub use routing::{
+    CloudEndpoint, Cost, Redactor, RouteListener, RoutePolicy, RouteReason, RouteRequest, RoutedConversation, RoutedReply, RouterConfig,
+};
 pub use types::*;
 
 uniffi::setup_scaffolding!();

@@ -6,9 +6,9 @@ use crate::conversation::PocketConversation;
 use crate::error::PocketLmError;
 use crate::types::{ConversationConfig, MemoryPlan, ModelConfig, ModelInfo};
 
-fn plan_for(path: &str, budget_bytes: u64, max_context: Option<u32>) -> Result<pocketlm::MemoryPlan, PocketLmError> {
+fn plan_for(path: &str, budget_bytes: u64, max_context: Option<u32>) -> Result<pocketlm::MemoryPlan, pocketlm::Error> {
     let gguf = pocketlm::inspect_file(std::path::Path::new(path))?;
-    Ok(pocketlm::plan::fit_budget(&gguf, budget_bytes, max_context, None)?)
+    pocketlm::plan::fit_budget(&gguf, budget_bytes, max_context, None)
 }
 
 /// Plans memory for the model at `path` without loading it: the largest
@@ -33,17 +33,7 @@ impl PocketModel {
     /// Validates and loads the model at `path`. Bad files give typed errors.
     #[uniffi::constructor]
     pub fn load(path: String, config: ModelConfig) -> Result<Arc<Self>, PocketLmError> {
-        let options = pocketlm::ModelOptions {
-            weights: config.weight_loading.unwrap_or_default().into(),
-            gpu_layers: if config.use_gpu { u32::MAX } else { 0 },
-        };
-        // With a budget, plan from the header alone, before any large allocation.
-        let plan = match config.memory_budget_bytes {
-            Some(budget) => Some(plan_for(&path, budget, config.context_length)?),
-            None => None,
-        };
-        let model = pocketlm::Model::load(&path, &options)?;
-        Ok(Arc::new(PocketModel { model, config, plan }))
+        Ok(Arc::new(PocketModel::load_core(&path, config)?))
     }
 
     /// What the model is.
@@ -63,8 +53,36 @@ impl PocketModel {
 
     /// Starts a conversation with its own context and KV cache.
     pub fn new_conversation(&self, config: ConversationConfig) -> Result<Arc<PocketConversation>, PocketLmError> {
+        let conversation = pocketlm::Conversation::new(&self.model, self.conversation_options(config))?;
+        Ok(Arc::new(PocketConversation::new(conversation)))
+    }
+}
+
+impl PocketModel {
+    /// Loads with core errors (the router keeps them as escalation reasons).
+    pub(crate) fn load_core(path: &str, config: ModelConfig) -> Result<PocketModel, pocketlm::Error> {
+        let options = pocketlm::ModelOptions {
+            weights: config.weight_loading.unwrap_or_default().into(),
+            gpu_layers: if config.use_gpu { u32::MAX } else { 0 },
+        };
+        // With a budget, plan from the header alone, before any large allocation.
+        let plan = match config.memory_budget_bytes {
+            Some(budget) => Some(plan_for(path, budget, config.context_length)?),
+            None => None,
+        };
+        let model = pocketlm::Model::load(path, &options)?;
+        Ok(PocketModel { model, config, plan })
+    }
+
+    /// The core model.
+    pub(crate) fn core(&self) -> &pocketlm::Model {
+        &self.model
+    }
+
+    /// A conversation's options: the budget plan's context and KV type, then the config's.
+    pub(crate) fn conversation_options(&self, config: ConversationConfig) -> pocketlm::ConversationOptions {
         let planned = self.plan.as_ref();
-        let options = pocketlm::ConversationOptions {
+        pocketlm::ConversationOptions {
             context_length: config.context_length.or(planned.map(|p| p.ctx)).or(self.config.context_length),
             kv_type: planned.map_or_else(Default::default, |p| p.kv_type),
             batch_size: planned.map_or(512, |p| p.batch_size),
@@ -77,9 +95,7 @@ impl PocketModel {
                 pocketlm::OverflowPolicy::Error
             },
             ..pocketlm::ConversationOptions::default()
-        };
-        let conversation = pocketlm::Conversation::new(&self.model, options)?;
-        Ok(Arc::new(PocketConversation::new(conversation)))
+        }
     }
 }
 

@@ -1,0 +1,105 @@
+package dev.pocketlm
+
+import dev.pocketlm.ffi.ChatMessage
+import dev.pocketlm.ffi.ConversationConfig
+import dev.pocketlm.ffi.ModelConfig
+import dev.pocketlm.ffi.PocketLmException
+import dev.pocketlm.ffi.Redactor
+import dev.pocketlm.ffi.RouteListener
+import dev.pocketlm.ffi.RouteReason
+import dev.pocketlm.ffi.RouteRequest
+import dev.pocketlm.ffi.RoutedConversation
+import dev.pocketlm.ffi.RoutedReply
+import dev.pocketlm.ffi.RouterConfig
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.channels.awaitClose
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.buffer
+import kotlinx.coroutines.flow.callbackFlow
+import kotlinx.coroutines.flow.filterIsInstance
+import kotlinx.coroutines.flow.single
+import kotlinx.coroutines.withContext
+
+/** One event of a routed answer. */
+sealed interface RouteEvent {
+    /** More answer text. */
+    data class Text(val text: String) : RouteEvent
+
+    /** Drop the text shown so far: an answer from the other side follows, for [reason]. */
+    data class Restart(val reason: RouteReason) : RouteEvent
+
+    /** The answer is complete: where it came from, why, and what it cost. */
+    data class Done(val reply: RoutedReply) : RouteEvent
+}
+
+/**
+ * A chat answered on the device or, when [RouterConfig] allows it, by an
+ * OpenAI-compatible cloud model. Nothing leaves the device under
+ * `RoutePolicy.LOCAL_ONLY` or with `RouteRequest(allowCloud = false)`.
+ */
+class RoutedChat internal constructor(private val inner: RoutedConversation) : AutoCloseable {
+    /** Sends [text] and streams the answer; cancelling the collector stops it. */
+    fun send(text: String, request: RouteRequest = RouteRequest()): Flow<RouteEvent> = callbackFlow {
+        val handle = inner.send(text, request, object : RouteListener {
+            override fun onText(text: String) {
+                trySend(RouteEvent.Text(text))
+            }
+
+            override fun onRestart(reason: RouteReason) {
+                trySend(RouteEvent.Restart(reason))
+            }
+
+            override fun onComplete(reply: RoutedReply) {
+                trySend(RouteEvent.Done(reply))
+                close()
+            }
+
+            override fun onError(error: PocketLmException) {
+                close(error)
+            }
+        })
+        awaitClose {
+            handle.cancel()
+            handle.close()
+        }
+    }.buffer(Channel.UNLIMITED)
+
+    /** Sends [text] and waits for the whole routed answer. */
+    suspend fun ask(text: String, request: RouteRequest = RouteRequest()): RoutedReply =
+        send(text, request).filterIsInstance<RouteEvent.Done>().single().reply
+
+    /** The history, whichever side answered each turn. */
+    suspend fun messages(): List<ChatMessage> = withContext(Dispatchers.IO) { inner.messages() }
+
+    /** Cloud money spent so far. */
+    val totalCloudCost: Double get() = inner.totalCloudCost()
+
+    /** Why the device model is unavailable, or null when it is loaded. */
+    val deviceError: String? get() = inner.deviceError()
+
+    /** Frees the device model's context (and the model, if nothing else uses it). */
+    override fun close() = inner.close()
+
+    companion object {
+        /**
+         * Loads the model at [modelPath] and routes over it. A model that cannot
+         * load is not an error here: the router escalates with that reason when
+         * the policy allows it. [redact] sees every message before it leaves.
+         */
+        suspend fun open(
+            modelPath: String,
+            router: RouterConfig,
+            modelConfig: ModelConfig = ModelConfig(),
+            conversation: ConversationConfig = ConversationConfig(),
+            redact: ((role: String, content: String) -> String)? = null,
+        ): RoutedChat = withContext(Dispatchers.IO) {
+            val redactor = redact?.let { f ->
+                object : Redactor {
+                    override fun redact(role: String, content: String): String = f(role, content)
+                }
+            }
+            RoutedChat(RoutedConversation.open(modelPath, modelConfig, conversation, router, redactor))
+        }
+    }
+}

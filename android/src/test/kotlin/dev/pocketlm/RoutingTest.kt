@@ -1,0 +1,99 @@
+package dev.pocketlm
+
+import com.sun.net.httpserver.HttpServer
+import dev.pocketlm.ffi.CloudEndpoint
+import dev.pocketlm.ffi.ConversationConfig
+import dev.pocketlm.ffi.ModelConfig
+import dev.pocketlm.ffi.RoutePolicy
+import dev.pocketlm.ffi.RouteReason
+import dev.pocketlm.ffi.RouteRequest
+import dev.pocketlm.ffi.RouterConfig
+import dev.pocketlm.ffi.SamplingConfig
+import kotlinx.coroutines.flow.toList
+import kotlinx.coroutines.runBlocking
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.Test
+import java.net.InetSocketAddress
+import java.util.Collections
+
+/** Hybrid routing from Kotlin, with a real OpenAI-style SSE server on loopback. */
+class RoutingTest {
+    private val modelPath: String = System.getProperty("pocketlm.testModel")
+        ?: error("set -Dpocketlm.testModel to the Qwen2.5 0.5B GGUF path")
+    private val greedy = ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 16u))
+
+    /** Answers every chat completion with a streamed "Hello from the cloud."; records request bodies. */
+    private fun cloud(bodies: MutableList<String>): HttpServer {
+        val server = HttpServer.create(InetSocketAddress("127.0.0.1", 0), 0)
+        server.createContext("/v1/chat/completions") { exchange ->
+            bodies.add(exchange.requestBody.readBytes().decodeToString())
+            exchange.responseHeaders.add("Content-Type", "text/event-stream")
+            exchange.sendResponseHeaders(200, 0)
+            exchange.responseBody.use { out ->
+                for (part in listOf("Hello", " from", " the cloud.")) {
+                    out.write("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"$part\"},\"finish_reason\":null}]}\n\n".toByteArray())
+                }
+                out.write("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":5}}\n\ndata: [DONE]\n\n".toByteArray())
+            }
+        }
+        server.start()
+        return server
+    }
+
+    private fun HttpServer.url() = "http://127.0.0.1:${address.port}/v1"
+
+    @Test
+    fun `a missing model escalates to the cloud, redacted and costed`() = runBlocking {
+        val bodies = Collections.synchronizedList(mutableListOf<String>())
+        val server = cloud(bodies)
+        try {
+            val router = RouterConfig(
+                policy = RoutePolicy.PREFER_LOCAL,
+                cloud = CloudEndpoint(baseUrl = server.url(), model = "big"),
+                priceInputPerMillion = 1.0,
+                priceOutputPerMillion = 2.0,
+            )
+            RoutedChat.open("/nonexistent/model.gguf", router, conversation = greedy) { _, content ->
+                content.replace("secret-42", "[redacted]")
+            }.use { chat ->
+                assertTrue(chat.deviceError!!.contains("not found"), chat.deviceError)
+                val events = chat.send("My code is secret-42. Hi!").toList()
+                val reply = (events.last() as RouteEvent.Done).reply
+                assertEquals("Hello from the cloud.", reply.text)
+                assertTrue(reply.answeredByCloud)
+                assertEquals(RouteReason.MODEL_UNAVAILABLE, reply.reason)
+                assertEquals(20u, reply.cost.cloudInputTokens)
+                assertEquals((20 * 1.0 + 5 * 2.0) / 1e6, reply.cost.cloudCost, 1e-12)
+                assertTrue(bodies.single().contains("[redacted]") && !bodies.single().contains("secret-42"))
+                assertEquals(2, chat.messages().size)
+            }
+        } finally {
+            server.stop(0)
+        }
+    }
+
+    @Test
+    fun `local-only and allowCloud false never call the cloud`() = runBlocking {
+        val bodies = Collections.synchronizedList(mutableListOf<String>())
+        val server = cloud(bodies)
+        try {
+            val endpoint = CloudEndpoint(baseUrl = server.url(), model = "big")
+            val config = ModelConfig(contextLength = 1024u, threads = 2u)
+            RoutedChat.open(modelPath, RouterConfig(policy = RoutePolicy.LOCAL_ONLY, cloud = endpoint), config, greedy).use { chat ->
+                val reply = chat.ask("What is the capital of France?")
+                assertFalse(reply.answeredByCloud)
+                assertEquals(RouteReason.POLICY, reply.reason)
+                assertTrue(reply.text.contains("Paris"), reply.text)
+            }
+            RoutedChat.open(modelPath, RouterConfig(policy = RoutePolicy.CLOUD_ONLY, cloud = endpoint), config, greedy).use { chat ->
+                val reply = chat.ask("What is the capital of France?", RouteRequest(policy = RoutePolicy.PREFER_LOCAL, allowCloud = false))
+                assertFalse(reply.answeredByCloud)
+            }
+            assertTrue(bodies.isEmpty(), "nothing may leave the device")
+        } finally {
+            server.stop(0)
+        }
+    }
+}

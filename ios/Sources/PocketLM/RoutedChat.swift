@@ -1,0 +1,107 @@
+import PocketLMFFI
+
+/// One event of a routed answer.
+public enum RouteEvent: Sendable {
+    /// More answer text.
+    case text(String)
+    /// Drop the text shown so far: an answer from the other side follows.
+    case restart(RouteReason)
+    /// The answer is complete: where it came from, why, and what it cost.
+    case done(RoutedReply)
+}
+
+/// A chat answered on the device or, when ``RouterConfig`` allows it, by an
+/// OpenAI-compatible cloud model. Nothing leaves the device under
+/// `.localOnly` or with `RouteRequest(allowCloud: false)`.
+public final class RoutedChat: Sendable {
+    private let inner: RoutedConversation
+
+    /// Loads the model at `modelPath` and routes over it. A model that cannot
+    /// load is not an error here: the router escalates with that reason when
+    /// the policy allows it. `redact` sees every message before it leaves.
+    public static func open(
+        modelPath: String,
+        router: RouterConfig,
+        modelConfig: ModelConfig = ModelConfig(),
+        conversation: ConversationConfig = ConversationConfig(),
+        redact: (@Sendable (_ role: String, _ content: String) -> String)? = nil
+    ) async throws -> RoutedChat {
+        let redactor = redact.map { ClosureRedactor($0) }
+        return try await Task.detached {
+            RoutedChat(try RoutedConversation.open(
+                modelPath: modelPath, modelConfig: modelConfig, conversation: conversation,
+                router: router, redactor: redactor))
+        }.value
+    }
+
+    init(_ inner: RoutedConversation) {
+        self.inner = inner
+    }
+
+    /// Why the device model is unavailable, or nil when it is loaded.
+    public var deviceError: String? { inner.deviceError() }
+
+    /// Cloud money spent so far.
+    public var totalCloudCost: Double { inner.totalCloudCost() }
+
+    /// Sends `text` and streams the answer; cancelling the `Task` stops it.
+    public func send(_ text: String, request: RouteRequest = RouteRequest()) -> AsyncThrowingStream<RouteEvent, Error> {
+        AsyncThrowingStream(bufferingPolicy: .unbounded) { continuation in
+            let handle = inner.send(text: text, request: request, listener: RouteStreamListener(continuation))
+            continuation.onTermination = { _ in handle.cancel() }
+        }
+    }
+
+    /// Sends `text` and waits for the whole routed answer.
+    public func ask(_ text: String, request: RouteRequest = RouteRequest()) async throws -> RoutedReply {
+        for try await event in send(text, request: request) {
+            if case .done(let reply) = event {
+                return reply
+            }
+        }
+        throw CancellationError()
+    }
+
+    /// The history, whichever side answered each turn.
+    public func messages() async -> [ChatMessage] {
+        let inner = self.inner
+        return await Task.detached { inner.messages() }.value
+    }
+}
+
+private final class ClosureRedactor: Redactor {
+    private let redactContent: @Sendable (String, String) -> String
+
+    init(_ redact: @escaping @Sendable (String, String) -> String) {
+        redactContent = redact
+    }
+
+    func redact(role: String, content: String) -> String {
+        redactContent(role, content)
+    }
+}
+
+private final class RouteStreamListener: RouteListener {
+    private let continuation: AsyncThrowingStream<RouteEvent, Error>.Continuation
+
+    init(_ continuation: AsyncThrowingStream<RouteEvent, Error>.Continuation) {
+        self.continuation = continuation
+    }
+
+    func onText(text: String) {
+        continuation.yield(.text(text))
+    }
+
+    func onRestart(reason: RouteReason) {
+        continuation.yield(.restart(reason))
+    }
+
+    func onComplete(reply: RoutedReply) {
+        continuation.yield(.done(reply))
+        continuation.finish()
+    }
+
+    func onError(error: PocketLmError) {
+        continuation.finish(throwing: error)
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import PocketLM
+import XCTest
+
+/// Hybrid routing from Swift on the real Qwen2.5 0.5B model. The "cloud" is a
+/// loopback port nobody listens on, so every cloud call fails fast.
+final class RoutingTests: XCTestCase {
+    private var modelPath: String {
+        get throws {
+            guard let path = ProcessInfo.processInfo.environment["POCKETLM_TEST_MODEL"] else {
+                throw XCTSkip("set POCKETLM_TEST_MODEL to the Qwen2.5 0.5B GGUF path")
+            }
+            return path
+        }
+    }
+
+    private let conversation = ConversationConfig(sampling: SamplingConfig(temperature: 0, maxTokens: 16))
+    private let modelConfig = ModelConfig(contextLength: 1024, threads: 2)
+    private let deadCloud = CloudEndpoint(baseUrl: "http://127.0.0.1:9/v1", model: "big", readTimeoutMs: 2000, maxRetries: 0)
+
+    func testLocalOnlyAnswersOnTheDevice() async throws {
+        let chat = try await RoutedChat.open(
+            modelPath: try modelPath, router: RouterConfig(policy: .localOnly, cloud: deadCloud),
+            modelConfig: modelConfig, conversation: conversation)
+        let reply = try await chat.ask("What is the capital of France?")
+        XCTAssertFalse(reply.answeredByCloud)
+        XCTAssertEqual(reply.reason, .policy)
+        XCTAssertTrue(reply.text.contains("Paris"), reply.text)
+        XCTAssertEqual(reply.cost.cloudCost, 0)
+    }
+
+    func testPreferCloudFallsBackToTheDeviceWhenTheCloudIsDown() async throws {
+        let chat = try await RoutedChat.open(
+            modelPath: try modelPath, router: RouterConfig(policy: .preferCloud, cloud: deadCloud),
+            modelConfig: modelConfig, conversation: conversation)
+        let reply = try await chat.ask("What is the capital of France?")
+        XCTAssertFalse(reply.answeredByCloud)
+        XCTAssertEqual(reply.reason, .cloudFailed)
+        XCTAssertNotNil(reply.detail)
+        let messages = await chat.messages()
+        XCTAssertEqual(messages.count, 2)
+    }
+
+    func testCloudOnlyWithADeadEndpointIsATypedError() async throws {
+        let chat = try await RoutedChat.open(
+            modelPath: try modelPath, router: RouterConfig(policy: .cloudOnly, cloud: deadCloud),
+            modelConfig: modelConfig, conversation: conversation)
+        do {
+            _ = try await chat.ask("Hi")
+            XCTFail("a dead endpoint must fail")
+        } catch PocketLmError.Cloud(let message) {
+            XCTAssertTrue(message.contains("unreachable"), message)
+        }
+        let messages = await chat.messages()
+        XCTAssertTrue(messages.isEmpty)
+    }
+
+    func testAMissingModelWithoutTheCloudReportsTheLoadError() async throws {
+        let chat = try await RoutedChat.open(
+            modelPath: "/nonexistent/model.gguf", router: RouterConfig(policy: .localOnly),
+            conversation: conversation)
+        XCTAssertNotNil(chat.deviceError)
+        do {
+            _ = try await chat.ask("Hi")
+            XCTFail("no device model and no cloud must fail")
+        } catch PocketLmError.ModelNotFound {
+        }
+    }
+}
