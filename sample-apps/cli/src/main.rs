@@ -1,6 +1,7 @@
 //! `pocketlm`: the PocketLM desktop CLI (info, generate, chat, bench, fetch).
 
 mod chat;
+mod eval;
 mod models;
 mod output;
 mod route;
@@ -125,6 +126,40 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         parallel: usize,
         /// Inference threads per request (default: the performance cores).
+        #[arg(long)]
+        threads: Option<u32>,
+    },
+    /// Evaluate routing on a labelled multiple-choice set (ARC JSONL): accuracy, device share,
+    /// cloud tokens and cost per policy, and the AUROC of the confidence score.
+    Eval {
+        /// The JSONL file (ARC layout: id, question, choices {text, label}, answerKey).
+        #[arg(long)]
+        dataset: PathBuf,
+        /// The device model (default: the default model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// OpenAI-compatible base URL of the cloud model, ending in /v1.
+        #[arg(long)]
+        cloud_url: String,
+        /// Cloud model name.
+        #[arg(long)]
+        cloud_model: String,
+        /// Environment variable holding the cloud API key.
+        #[arg(long)]
+        cloud_key_env: Option<String>,
+        /// Only the first N questions.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Prefer-local thresholds to report (comma-separated).
+        #[arg(long, default_value = "0.3,0.5,0.7,0.9", value_delimiter = ',')]
+        thresholds: Vec<f32>,
+        /// Cloud price per million prompt tokens.
+        #[arg(long, default_value_t = 0.0)]
+        price_in: f64,
+        /// Cloud price per million generated tokens.
+        #[arg(long, default_value_t = 0.0)]
+        price_out: f64,
+        /// Inference threads on the device.
         #[arg(long)]
         threads: Option<u32>,
     },
@@ -337,6 +372,33 @@ fn run(command: Command) -> Result<(), Error> {
             let model = Model::load(models::resolve(model)?, &ModelOptions::default())?;
             let addr = std::net::SocketAddr::new(host, port);
             serve::run(model, serve::ServeOptions { addr, api_key, context_length: ctx, parallel, threads })
+        }
+        Command::Eval { dataset, model, cloud_url, cloud_model, cloud_key_env, limit, thresholds, price_in, price_out, threads } => {
+            let items = eval::load(&dataset, limit)?;
+            let route = route::RouteArgs {
+                route: RoutePolicy::CloudOnly,
+                cloud_url: Some(cloud_url),
+                cloud_model: Some(cloud_model),
+                cloud_key_env,
+                confidence_threshold: 0.0,
+                latency_budget_ms: None,
+                price_in,
+                price_out,
+                cloud_timeout_ms: 120_000,
+            };
+            let config = route.config()?;
+            let options = eval::EvalOptions {
+                device_model: models::resolve(model)?,
+                cloud: config.cloud.expect("cloud-only has a cloud"),
+                pricing: config.pricing,
+                threads,
+            };
+            let total = items.len();
+            let outcomes = eval::run(&items, &options, &mut |i, o| {
+                eprintln!("[{}/{total}] device {} (score {:.3}), cloud {}", i + 1, if o.device_correct { "right" } else { "wrong" }, o.score, if o.cloud_correct { "right" } else { "wrong" });
+            })?;
+            println!("{}", eval::table(&outcomes, &thresholds, config.pricing));
+            Ok(())
         }
         Command::Fetch { name } => {
             let path = models::fetch(&name)?;

@@ -166,3 +166,34 @@ fn an_api_key_is_required_when_configured_and_read_from_the_environment() {
     let right = generate(&[&base[..], &["--cloud-key-env", "CLIENT_KEY"]].concat(), &[("CLIENT_KEY", "s3cret")]);
     assert_eq!(json(&right)["route"]["answered_by"], "cloud");
 }
+
+#[test]
+fn eval_reports_every_policy_on_any_arc_format_file() {
+    let server = Server::start(&[], &[]);
+    let dir = std::env::temp_dir().join(format!("pocketlm-eval-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dataset = dir.join("mini.jsonl");
+    std::fs::write(
+        &dataset,
+        concat!(
+            r#"{"id":"q1","question":"What is the capital of France?","choices":{"text":["Berlin","Paris","Rome","Madrid"],"label":["A","B","C","D"]},"answerKey":"B"}"#,
+            "\n",
+            r#"{"id":"q2","question":"How many legs does a spider have?","choices":{"text":["6","8","10","4"],"label":["1","2","3","4"]},"answerKey":"2"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let qwen = fetch("qwen2.5-0.5b");
+    let out = Command::new(env!("CARGO_BIN_EXE_pocketlm"))
+        .args(["eval", "--dataset", dataset.to_str().unwrap(), "--model", qwen.to_str().unwrap(), "--threads", "1"])
+        .args(["--cloud-url", &server.base, "--cloud-model", "gemma", "--thresholds", "0.5", "--price-in", "1", "--price-out", "2"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for row in ["| local-only |", "| cloud-only |", "| prefer-local, threshold 0.5 |", "2 questions. AUROC"] {
+        assert!(table.contains(row), "missing {row}: {table}");
+    }
+    assert!(table.contains("| local-only | ") && table.contains(" | 100.0 % | 0 / 0 | 0.000000 |"), "{table}");
+}
