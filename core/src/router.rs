@@ -329,16 +329,7 @@ impl RoutedChat {
                     Err(Error::Cloud { kind: CloudErrorKind::Cancelled, detail }) => {
                         Err(Error::Cloud { kind: CloudErrorKind::Cancelled, detail })
                     }
-                    Err(e) if self.local.is_ok() => {
-                        log::info!("cloud failed, answering on the device: {e}");
-                        on_event(RouteEvent::Restart(RouteReason::CloudFailed));
-                        let detail = Some(e.to_string());
-                        match self.answer_on_device(text, options, false, on_event)? {
-                            Ok(reply) => Ok(self.finish_device(text, reply, route(AnsweredBy::Device, RouteReason::CloudFailed, detail))),
-                            Err(Escalation::Failed(e)) => Err(e),
-                            Err(Escalation::Reason(..)) => Err(e),
-                        }
-                    }
+                    Err(e) if self.local.is_ok() => self.device_fallback(text, options, policy, e.to_string(), e, on_event),
                     other => other,
                 }
             }
@@ -350,7 +341,18 @@ impl RoutedChat {
                     Err(Escalation::Failed(e)) => Err(e),
                     Err(Escalation::Reason(reason, detail)) => {
                         on_event(RouteEvent::Restart(reason));
-                        self.answer_in_cloud(text, options, route(AnsweredBy::Cloud, reason, detail), on_event)
+                        match self.answer_in_cloud(text, options, route(AnsweredBy::Cloud, reason, detail), on_event) {
+                            // The escalation failed but the device can still answer
+                            // (unconfident or slow beats nothing): answer there, plainly.
+                            Err(e @ Error::Cloud { .. })
+                                if matches!(reason, RouteReason::LowConfidence | RouteReason::LatencyBudget)
+                                    && !matches!(e, Error::Cloud { kind: CloudErrorKind::Cancelled, .. }) =>
+                            {
+                                let detail = format!("escalated for {}, then {e}", reason.as_str());
+                                self.device_fallback(text, options, policy, detail, e, on_event)
+                            }
+                            other => other,
+                        }
                     }
                 }
             }
@@ -402,6 +404,26 @@ impl RoutedChat {
             Ok(reply) => Ok(Ok(reply)),
             Err(e @ Error::ContextOverflow { .. }) if escalate => Ok(Err(Escalation::Reason(RouteReason::PromptTooLong, Some(e.to_string())))),
             Err(e) => Ok(Err(Escalation::Failed(e))),
+        }
+    }
+
+    /// The cloud failed (`error`); answers on the device instead, reason `CloudFailed`.
+    fn device_fallback(
+        &mut self,
+        text: &str,
+        options: &RouteOptions,
+        policy: RoutePolicy,
+        detail: String,
+        error: Error,
+        on_event: &mut dyn FnMut(RouteEvent),
+    ) -> Result<RoutedReply> {
+        log::info!("cloud failed, answering on the device: {detail}");
+        on_event(RouteEvent::Restart(RouteReason::CloudFailed));
+        let route = RouteInfo { answered_by: AnsweredBy::Device, reason: RouteReason::CloudFailed, policy, detail: Some(detail) };
+        match self.answer_on_device(text, options, false, on_event)? {
+            Ok(reply) => Ok(self.finish_device(text, reply, route)),
+            Err(Escalation::Failed(e)) => Err(e),
+            Err(Escalation::Reason(..)) => Err(error),
         }
     }
 

@@ -303,3 +303,47 @@ fn cloud_only_with_a_dead_endpoint_is_a_typed_error_and_keeps_history() {
     assert!(matches!(result, Err(Error::Cloud { kind: CloudErrorKind::Unreachable, .. })), "{result:?}");
     assert!(chat.messages().is_empty());
 }
+
+#[test]
+fn every_fault_under_every_cloud_policy_falls_back_or_fails_typed_with_the_history_intact() {
+    let cut = vec![(0, r#"{"choices":[{"index":0,"delta":{"content":"PARTIAL-CLOUD"},"finish_reason":null}]}"#.to_string())];
+    let faults: Vec<(&str, Option<Behaviour>, CloudErrorKind)> = vec![
+        ("refused", None, CloudErrorKind::Unreachable),
+        ("hang", Some(Behaviour::Hang), CloudErrorKind::Timeout),
+        ("500", Some(Behaviour::Status(500, vec![], "{}".into())), CloudErrorKind::Server),
+        ("429 for a minute", Some(Behaviour::Status(429, vec![("Retry-After", "60".into())], "{}".into())), CloudErrorKind::RateLimited),
+        ("401", Some(Behaviour::Status(401, vec![], "{}".into())), CloudErrorKind::Unauthorized),
+        ("malformed", Some(Behaviour::Raw("data: {oops\n\n".into())), CloudErrorKind::MalformedStream),
+        ("cut mid-stream", Some(Behaviour::Stream { events: cut, done: false }), CloudErrorKind::Interrupted),
+    ];
+    for (name, behaviour, kind) in faults {
+        let server = behaviour.map(|b| FaultServer::start(vec![b]));
+        let url = server.as_ref().map_or_else(FaultServer::refused_url, |s| s.url.clone());
+        let config = |policy| RouterConfig {
+            confidence: ConfidenceOptions { threshold: 0.9999, first_tokens: 2, window: 8 },
+            cloud: Some(CloudConfig { max_retries: 1, ..config(&url) }),
+            ..router(policy, &url)
+        };
+
+        // cloud-only: the typed error, and nothing added to the history.
+        let mut chat = RoutedChat::new(device(512), config(RoutePolicy::CloudOnly), greedy(8)).unwrap();
+        let (result, _) = send(&mut chat, "What is 2 + 2?", &RouteOptions::default());
+        match result {
+            Err(Error::Cloud { kind: got, .. }) => assert_eq!(got, kind, "{name}"),
+            other => panic!("{name}: expected a cloud error, got {other:?}"),
+        }
+        assert!(chat.messages().is_empty(), "{name}");
+
+        // prefer-cloud, and prefer-local escalating on low confidence: the device answers instead.
+        for policy in [RoutePolicy::PreferCloud, RoutePolicy::PreferLocal] {
+            let mut chat = RoutedChat::new(device(512), config(policy), greedy(8)).unwrap();
+            let (reply, events) = send(&mut chat, "What is 2 + 2?", &RouteOptions::default());
+            let reply = reply.unwrap_or_else(|e| panic!("{name} / {policy:?}: {e}"));
+            assert_eq!((reply.route.answered_by, reply.route.reason), (AnsweredBy::Device, RouteReason::CloudFailed), "{name} / {policy:?}");
+            assert!(events.contains(&"<restart:cloud_failed>".to_string()), "{name} / {policy:?}: {events:?}");
+            assert!(!reply.text.contains("PARTIAL-CLOUD"), "a cut cloud answer is never passed off as the answer");
+            assert_eq!(chat.messages().len(), 2, "{name} / {policy:?}");
+            assert_eq!(chat.messages()[1].content, reply.text);
+        }
+    }
+}
