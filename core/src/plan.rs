@@ -268,9 +268,9 @@ pub fn estimate(gguf: &GgufFile, request: PlanRequest) -> Result<MemoryEstimate>
 }
 
 /// Weights as resident in memory: every tensor once, plus the mapped pages
-/// of repacked tensors when the file is memory-mapped.
+/// of repacked tensors when the file is memory-mapped (`loading` already resolved).
 fn weights_bytes(gguf: &GgufFile, loading: WeightLoading) -> u64 {
-    match loading.resolve(gguf) {
+    match loading {
         WeightLoading::Mmap => gguf.tensor_bytes() + repacked_bytes(gguf),
         _ => gguf.tensor_bytes(),
     }

@@ -389,8 +389,8 @@ impl RoutedChat {
             confidence: Some(confidence),
             deadline: if escalate { self.config.latency_budget_ms.map(|ms| Instant::now() + Duration::from_millis(ms)) } else { None },
         };
+        // The device conversation's own history is reset from ours before every attempt.
         let result = local.send(text, &send, &mut |delta| on_event(RouteEvent::Text(delta)));
-        local.set_messages(self.messages.clone());
         match result {
             Ok(reply) if escalate && reply.metrics.stop_reason == StopReason::LowConfidence => {
                 let score = reply.metrics.confidence.map_or(0.0, |c| c.score);

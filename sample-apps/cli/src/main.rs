@@ -361,14 +361,7 @@ fn run(command: Command) -> Result<(), Error> {
             Ok(())
         }
         Command::Serve { model, host, port, api_key_env, ctx, parallel, threads } => {
-            let api_key = match api_key_env {
-                Some(var) => Some(std::env::var(&var).map_err(|_| Error::InvalidOption {
-                    name: "api_key_env",
-                    value: var,
-                    expected: "the name of a set environment variable holding the API key".into(),
-                })?),
-                None => None,
-            };
+            let api_key = route::key_from_env("api_key_env", api_key_env.as_deref())?;
             let model = Model::load(models::resolve(model)?, &ModelOptions::default())?;
             let addr = std::net::SocketAddr::new(host, port);
             serve::run(model, serve::ServeOptions { addr, api_key, context_length: ctx, parallel, threads })

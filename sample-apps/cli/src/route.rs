@@ -36,19 +36,25 @@ pub struct RouteArgs {
     pub cloud_timeout_ms: u64,
 }
 
+/// Reads an API key from the environment variable named by option `name`
+/// (keys never come from the command line); `None` when no variable is named.
+pub fn key_from_env(name: &'static str, var: Option<&str>) -> Result<Option<String>, Error> {
+    var.map(|var| {
+        std::env::var(var).map_err(|_| Error::InvalidOption {
+            name,
+            value: var.to_string(),
+            expected: "the name of a set environment variable holding the API key".into(),
+        })
+    })
+    .transpose()
+}
+
 impl RouteArgs {
     /// The router configuration these flags describe.
     pub fn config(&self) -> Result<RouterConfig, Error> {
         let cloud = match (&self.cloud_url, &self.cloud_model) {
             (Some(url), Some(model)) => {
-                let api_key = match &self.cloud_key_env {
-                    Some(var) => Some(std::env::var(var).map_err(|_| Error::InvalidOption {
-                        name: "cloud_key_env",
-                        value: var.clone(),
-                        expected: "the name of a set environment variable holding the API key".into(),
-                    })?),
-                    None => None,
-                };
+                let api_key = key_from_env("cloud_key_env", self.cloud_key_env.as_deref())?;
                 Some(CloudConfig { read_timeout_ms: self.cloud_timeout_ms, ..CloudConfig::new(url, model, api_key) })
             }
             (None, None) => None,
