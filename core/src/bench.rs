@@ -95,6 +95,14 @@ pub struct BenchReport {
     pub kv_type: crate::plan::KvType,
     /// How the weights were loaded.
     pub weights: crate::plan::WeightLoading,
+    /// What ran the model: `cpu`, `vulkan` or `metal`.
+    pub backend: String,
+    /// The device that ran it.
+    pub device: String,
+    /// Why a GPU request ran on the CPU, if it did.
+    pub fallback_reason: Option<String>,
+    /// Extensions the CPU kernels were built for, e.g. `neon dotprod fp16`.
+    pub cpu_kernels: Vec<String>,
     /// Every measured run.
     pub runs: Vec<BenchRun>,
 }
@@ -159,7 +167,12 @@ pub fn bench(model: &Model, options: &BenchOptions) -> Result<BenchReport> {
         v[v.len() / 2]
     };
     let info = model.info();
+    let backend = model.backend();
     Ok(BenchReport {
+        backend: backend.backend.clone(),
+        device: backend.device.clone(),
+        fallback_reason: backend.fallback_reason.clone(),
+        cpu_kernels: backend.cpu.kernels.clone(),
         model: model.path().file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         architecture: info.architecture.clone(),
         quantization: info.quantization.clone(),

@@ -346,6 +346,8 @@ impl Conversation {
             peak_rss_bytes: peak_rss_bytes(),
             stop_reason: stop_reason.unwrap_or(StopReason::MaxTokens),
             total_ms: secs(started, finished) * 1000.0,
+            backend: model.backend().backend.clone(),
+            device: model.backend().device.clone(),
             confidence: tracker.and_then(|t| t.finish()),
         };
         log::debug!("answer: {metrics:?}");

@@ -116,6 +116,15 @@ pub enum Error {
     /// Fetching a model failed.
     #[error("model download failed: {0}")]
     Download(String),
+    /// This library's CPU kernels use instructions the CPU lacks (running them
+    /// would crash the process with an illegal instruction).
+    #[error("this CPU lacks {} needed by this build's kernels ({kernels}); load the armv8-a build of PocketLM on this device (the Android SDK picks it automatically)", missing.join(", "))]
+    UnsupportedCpu {
+        /// The missing extensions, e.g. `dotprod`.
+        missing: Vec<String>,
+        /// Every extension the kernels were compiled for.
+        kernels: String,
+    },
     /// The cloud endpoint failed or refused (only with cloud routing configured).
     #[error("cloud request failed ({}): {detail} ({})", kind.as_str(), kind.hint())]
     Cloud {

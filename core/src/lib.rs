@@ -18,11 +18,13 @@
 //! answers, [`SamplingParams`] chooses tokens, [`bench()`] measures.
 
 mod arch;
+mod backend;
 mod bench;
 mod cancel;
 mod cloud;
 mod confidence;
 mod conversation;
+mod cpu;
 mod error;
 pub mod gguf;
 mod logging;
@@ -31,15 +33,18 @@ mod model;
 pub mod plan;
 mod router;
 mod sampling;
+mod selftest;
 mod session;
 mod stream;
 mod template;
 mod threads;
 
+pub use backend::{choose_backend, compiled_gpu_backends, BackendInfo, BackendRequest, FORCE_PROBE_FAILURE_ENV};
 pub use bench::{bench, bench_turns, BenchOptions, BenchReport, BenchRun, TurnBenchOptions, TurnBenchReport, TurnTiming};
 pub use cancel::CancelToken;
 pub use cloud::{CloudClient, CloudConfig, CloudReply, CloudUsage};
 pub use confidence::{Confidence, ConfidenceOptions};
+pub use cpu::{CpuInfo, ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD};
 pub use conversation::{
     Conversation, ConversationOptions, OverflowPolicy, PartialAnswer, Reply, SendOptions, DEFAULT_CONTEXT_LENGTH,
 };

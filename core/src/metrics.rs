@@ -60,6 +60,10 @@ pub struct Metrics {
     pub stop_reason: StopReason,
     /// Wall time of the whole request, in milliseconds.
     pub total_ms: f64,
+    /// What ran the model: `cpu`, `vulkan` or `metal` (see [`crate::BackendInfo`]).
+    pub backend: String,
+    /// The device that ran it.
+    pub device: String,
     /// Token-level confidence signals, when requested in [`crate::SendOptions`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<crate::Confidence>,

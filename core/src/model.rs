@@ -9,6 +9,8 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::{BackendInfo, BackendRequest};
+use crate::cpu::CpuInfo;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::plan::WeightLoading;
@@ -21,13 +23,16 @@ pub struct ModelOptions {
     /// Map the file or read it into memory; the default (`Auto`) keeps one
     /// copy of every weight (see [`WeightLoading`]).
     pub weights: WeightLoading,
-    /// Layers to offload to a GPU backend, if one is compiled in (0 = CPU only).
-    pub gpu_layers: u32,
+    /// Where to run: the platform default, the CPU, or the GPU after a probe
+    /// (see [`BackendRequest`]).
+    pub backend: BackendRequest,
+    /// Layers to offload when the GPU is used (`None`: all of them).
+    pub gpu_layers: Option<u32>,
 }
 
 impl Default for ModelOptions {
     fn default() -> Self {
-        ModelOptions { weights: WeightLoading::Auto, gpu_layers: 0 }
+        ModelOptions { weights: WeightLoading::Auto, backend: BackendRequest::Auto, gpu_layers: None }
     }
 }
 
@@ -73,6 +78,7 @@ pub(crate) struct ModelInner {
     pub(crate) load_ms: f64,
     pub(crate) prompt: PromptFormat,
     pub(crate) weights: WeightLoading,
+    pub(crate) backend: BackendInfo,
 }
 
 /// How this model turns messages into a prompt.
@@ -105,14 +111,19 @@ impl Drop for ModelInner {
     }
 }
 
-/// The process-wide llama.cpp backend, started on first use with logging bridged.
-pub(crate) fn backend() -> &'static LlamaBackend {
-    static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
-    BACKEND.get_or_init(|| {
-        crate::logging::install();
-        // Only fails if initialised twice, which the OnceLock rules out.
-        LlamaBackend::init().expect("llama.cpp backend initialises once")
-    })
+/// The process-wide llama.cpp backend, started on first use with logging
+/// bridged, after checking that this CPU can run the compiled kernels.
+pub(crate) fn backend() -> Result<&'static LlamaBackend> {
+    static BACKEND: OnceLock<std::result::Result<LlamaBackend, Error>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            CpuInfo::detect().check()?;
+            crate::logging::install();
+            // Only fails if initialised twice, which the OnceLock rules out.
+            Ok(LlamaBackend::init().expect("llama.cpp backend initialises once"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// Serialises context creation: llama.cpp may mutate the model while creating
@@ -129,12 +140,42 @@ impl Model {
         let path = path.as_ref().to_path_buf();
         let started = Instant::now();
         let gguf = inspect_file(&path)?;
-        let weights = if options.gpu_layers > 0 { WeightLoading::Mmap } else { options.weights.resolve(&gguf) };
-        let params = LlamaModelParams::default()
-            .with_use_mmap(weights == WeightLoading::Mmap)
-            .with_n_gpu_layers(options.gpu_layers);
-        let llama = LlamaModel::load_from_file(backend(), &path, &params)
-            .map_err(|_| Error::ModelLoadFailed { path: path.clone() })?;
+        let llama_backend = backend()?;
+        let choice = crate::backend::choose(options.backend, options.gpu_layers, gguf.tensor_bytes());
+        let mut backend = choice.info;
+        let on_cpu = |weights: WeightLoading| -> Result<LlamaModel> {
+            let params = LlamaModelParams::default()
+                .with_use_mmap(weights == WeightLoading::Mmap)
+                .with_n_gpu_layers(0)
+                .with_devices(&[])
+                .expect("an empty device list is valid");
+            LlamaModel::load_from_file(llama_backend, &path, &params).map_err(|_| Error::ModelLoadFailed { path: path.clone() })
+        };
+        let (llama, weights) = match choice.gpu {
+            None => {
+                let weights = options.weights.resolve(&gguf);
+                (on_cpu(weights)?, weights)
+            }
+            Some(device) => {
+                // Mapped: the weights are copied to the device, not kept twice on the host.
+                let params = LlamaModelParams::default()
+                    .with_use_mmap(true)
+                    .with_n_gpu_layers(backend.gpu_layers)
+                    .with_devices(&[device])
+                    .expect("the device index comes from ggml's list");
+                match LlamaModel::load_from_file(llama_backend, &path, &params) {
+                    Ok(llama) => (llama, WeightLoading::Mmap),
+                    Err(_) => {
+                        let reason = format!("loading onto {} failed (see the llama.cpp log)", backend.device);
+                        log::warn!("GPU not used, running on the CPU: {reason}");
+                        let cpu = crate::backend::choose(BackendRequest::Cpu, None, 0).info;
+                        backend = BackendInfo { requested: options.backend, fallback_reason: Some(reason), ..cpu };
+                        let weights = options.weights.resolve(&gguf);
+                        (on_cpu(weights)?, weights)
+                    }
+                }
+            }
+        };
         let load_ms = started.elapsed().as_secs_f64() * 1000.0;
         let prompt = choose_prompt_format(&gguf, &llama);
         let mut info = describe(&gguf);
@@ -148,14 +189,16 @@ impl Model {
         }
         .to_string();
         log::info!(
-            "loaded {} ({}, {}, weights {}) in {load_ms:.0} ms",
+            "loaded {} ({}, {}, weights {}) in {load_ms:.0} ms on {} ({})",
             path.display(),
             info.architecture,
             info.quantization,
-            weights.as_str()
+            weights.as_str(),
+            backend.backend,
+            backend.device
         );
         LIVE_MODELS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Ok(Model { inner: Arc::new(ModelInner { llama, info, gguf, path, load_ms, prompt, weights }) })
+        Ok(Model { inner: Arc::new(ModelInner { llama, info, gguf, path, load_ms, prompt, weights, backend }) })
     }
 
     /// What the model is.
@@ -176,6 +219,12 @@ impl Model {
     /// How the weights were loaded (`Mmap` or `Read`).
     pub fn weight_loading(&self) -> WeightLoading {
         self.inner.weights
+    }
+
+    /// Where the model runs, and why (a GPU request that fell back to the CPU
+    /// says so in `fallback_reason`).
+    pub fn backend(&self) -> &BackendInfo {
+        &self.inner.backend
     }
 
     /// The parsed GGUF header and tensor table.

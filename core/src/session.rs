@@ -75,7 +75,7 @@ impl Session {
             .with_swa_full(params.full_swa_cache);
         let ctx = {
             let _guard = CONTEXT_CREATION.lock().unwrap_or_else(|p| p.into_inner());
-            model.inner.llama.new_context(backend(), ctx_params).map_err(|e| Error::ContextCreationFailed {
+            model.inner.llama.new_context(backend()?, ctx_params).map_err(|e| Error::ContextCreationFailed {
                 context_length: params.context_length,
                 reason: e.to_string(),
             })?

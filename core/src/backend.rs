@@ -1,0 +1,224 @@
+//! Choosing the compute backend at run time, safely.
+//!
+//! GPU drivers on phones are the top source of crashes and wrong output, so
+//! the CPU is the default everywhere except Apple devices (Metal). When the
+//! app asks for the GPU, the device is probed first: it must exist, have room
+//! for the weights, and pass a kernel self-test against the CPU
+//! ([`crate::selftest`]). Any failure, and any failure to load the model on
+//! the device, falls back to the CPU with the reason logged and reported in
+//! [`BackendInfo`].
+
+use llama_cpp_2::{list_llama_ggml_backend_devices, LlamaBackendDevice, LlamaBackendDeviceType};
+use serde::{Deserialize, Serialize};
+
+use crate::cpu::CpuInfo;
+
+/// Set to `fail` to make every GPU probe fail, to rehearse the CPU fallback
+/// (QA builds, tests). Read at each probe.
+pub const FORCE_PROBE_FAILURE_ENV: &str = "POCKETLM_GPU_PROBE";
+
+/// Which backend the app asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendRequest {
+    /// The platform's safe default: Metal on Apple devices (CPU on the iOS
+    /// simulator), the CPU everywhere else.
+    #[default]
+    Auto,
+    /// The CPU only.
+    Cpu,
+    /// The GPU if it passes the probe, otherwise the CPU (with the reason).
+    Gpu,
+}
+
+impl BackendRequest {
+    /// The stable lower-case name: `auto`, `cpu`, `gpu`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendRequest::Auto => "auto",
+            BackendRequest::Cpu => "cpu",
+            BackendRequest::Gpu => "gpu",
+        }
+    }
+
+    /// Whether this request means the GPU on this platform.
+    pub fn wants_gpu(self) -> bool {
+        match self {
+            BackendRequest::Gpu => true,
+            BackendRequest::Cpu => false,
+            BackendRequest::Auto => cfg!(all(target_vendor = "apple", not(target_abi = "sim"), not(all(target_os = "ios", target_arch = "x86_64")))),
+        }
+    }
+}
+
+impl std::str::FromStr for BackendRequest {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(BackendRequest::Auto),
+            "cpu" => Ok(BackendRequest::Cpu),
+            "gpu" => Ok(BackendRequest::Gpu),
+            other => Err(format!("unknown backend '{other}' (expected auto, cpu or gpu)")),
+        }
+    }
+}
+
+/// The backend a model runs on, and why. Field names are a stable JSON contract.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    /// What the app asked for.
+    pub requested: BackendRequest,
+    /// What runs the model: `cpu`, `vulkan` or `metal`.
+    pub backend: String,
+    /// The device, e.g. the CPU's model name or the GPU driver's device name.
+    pub device: String,
+    /// Layers offloaded to the GPU (0 on the CPU).
+    pub gpu_layers: u32,
+    /// Why a GPU request ended on the CPU, if it did.
+    pub fallback_reason: Option<String>,
+    /// The GPU self-test's largest relative difference from the CPU, if it ran.
+    pub probe_max_diff: Option<f32>,
+    /// How long the GPU probe took, in milliseconds (0 when none ran).
+    pub probe_ms: f64,
+    /// The CPU's features and the ones the kernels were built for.
+    pub cpu: CpuInfo,
+}
+
+/// What [`choose`] decided, before the model is loaded.
+pub(crate) struct Choice {
+    /// The GPU device index to load onto, or `None` for the CPU.
+    pub(crate) gpu: Option<usize>,
+    pub(crate) info: BackendInfo,
+}
+
+/// The devices ggml registered, GPUs first in ggml's order.
+fn gpu_devices() -> Vec<LlamaBackendDevice> {
+    list_llama_ggml_backend_devices()
+        .into_iter()
+        .filter(|d| matches!(d.device_type, LlamaBackendDeviceType::Gpu | LlamaBackendDeviceType::IntegratedGpu))
+        .collect()
+}
+
+/// The CPU device's description (ggml reads the CPU's model name).
+fn cpu_device_name() -> String {
+    list_llama_ggml_backend_devices()
+        .into_iter()
+        .find(|d| d.device_type == LlamaBackendDeviceType::Cpu)
+        .map_or_else(|| "CPU".to_string(), |d| d.description)
+}
+
+/// The GPU backends compiled into this build.
+pub fn compiled_gpu_backends() -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if cfg!(feature = "vulkan") {
+        out.push("vulkan");
+    }
+    if cfg!(feature = "metal") {
+        out.push("metal");
+    }
+    out
+}
+
+/// Where [`crate::Model::load`] would run this model with these options,
+/// without loading it: the same probe, the same fallback reasons. (A load
+/// that then fails on the GPU also falls back; [`crate::Model::backend`]
+/// reports what actually ran.)
+pub fn choose_backend(gguf: &crate::gguf::GgufFile, options: &crate::ModelOptions) -> crate::Result<BackendInfo> {
+    crate::model::backend()?;
+    Ok(choose(options.backend, options.gpu_layers, gguf.tensor_bytes()).info)
+}
+
+/// Decides where a model with `weight_bytes` of weights runs. Never fails:
+/// every problem with the GPU becomes a CPU choice with a reason.
+pub(crate) fn choose(request: BackendRequest, gpu_layers: Option<u32>, weight_bytes: u64) -> Choice {
+    let cpu = CpuInfo::detect();
+    let on_cpu = |reason: Option<String>, probe_max_diff: Option<f32>, probe_ms: f64| {
+        if let Some(r) = &reason {
+            log::warn!("GPU not used, running on the CPU: {r}");
+        }
+        Choice {
+            gpu: None,
+            info: BackendInfo {
+                requested: request,
+                backend: "cpu".into(),
+                device: cpu_device_name(),
+                gpu_layers: 0,
+                fallback_reason: reason,
+                probe_max_diff,
+                probe_ms,
+                cpu: cpu.clone(),
+            },
+        }
+    };
+    if !request.wants_gpu() || gpu_layers == Some(0) {
+        return on_cpu(None, None, 0.0);
+    }
+    let started = std::time::Instant::now();
+    let ms = || started.elapsed().as_secs_f64() * 1000.0;
+    match probe(weight_bytes) {
+        Err(reason) => on_cpu(Some(reason), None, ms()),
+        Ok((dev, diff)) => {
+            log::info!("GPU {} ({}) passed the probe: max difference {:.4} %", dev.description, dev.backend, diff * 100.0);
+            Choice {
+                gpu: Some(dev.index),
+                info: BackendInfo {
+                    requested: request,
+                    backend: dev.backend.to_lowercase(),
+                    device: dev.description,
+                    gpu_layers: gpu_layers.unwrap_or(u32::MAX),
+                    fallback_reason: None,
+                    probe_max_diff: Some(diff),
+                    probe_ms: ms(),
+                    cpu,
+                },
+            }
+        }
+    }
+}
+
+/// Probes the first GPU: present, room for the weights, kernels agree with the CPU.
+fn probe(weight_bytes: u64) -> Result<(LlamaBackendDevice, f32), String> {
+    if std::env::var(FORCE_PROBE_FAILURE_ENV).is_ok_and(|v| v == "fail") {
+        return Err(format!("the GPU probe was forced to fail ({FORCE_PROBE_FAILURE_ENV}=fail)"));
+    }
+    let Some(dev) = gpu_devices().into_iter().next() else {
+        return Err(if compiled_gpu_backends().is_empty() {
+            "this build has no GPU backend (build with the vulkan or metal feature)".into()
+        } else {
+            format!("no usable {} device was found (no driver, or only a CPU-type device)", compiled_gpu_backends().join("/"))
+        });
+    };
+    // Room for the weights plus a tenth for the KV cache and activations.
+    let needed = weight_bytes + weight_bytes / 10;
+    if dev.memory_free > 0 && (dev.memory_free as u64) < needed {
+        return Err(format!(
+            "{} has {} MiB free, the model needs about {} MiB",
+            dev.description,
+            dev.memory_free >> 20,
+            needed >> 20
+        ));
+    }
+    // SAFETY: the index comes from ggml's own device list.
+    let handle = unsafe { llama_cpp_sys_2::ggml_backend_dev_get(dev.index) };
+    let diff = crate::selftest::compare_with_cpu(handle).map_err(|e| format!("{} failed the kernel self-test: {e}", dev.description))?;
+    Ok((dev, diff))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_and_print() {
+        for r in [BackendRequest::Auto, BackendRequest::Cpu, BackendRequest::Gpu] {
+            assert_eq!(r.as_str().parse::<BackendRequest>().unwrap(), r);
+        }
+        assert!("cuda".parse::<BackendRequest>().unwrap_err().contains("auto, cpu or gpu"));
+    }
+
+    #[test]
+    fn auto_means_the_cpu_off_apple() {
+        assert_eq!(BackendRequest::Auto.wants_gpu(), cfg!(target_vendor = "apple"));
+        assert!(!BackendRequest::Cpu.wants_gpu());
+    }
+}
