@@ -56,6 +56,9 @@ pub enum PocketLmError {
     /// The cloud endpoint failed or refused (only with cloud routing configured).
     #[error("{0}")]
     Cloud(String),
+    /// This library's CPU kernels need instructions the CPU lacks.
+    #[error("{0}")]
+    UnsupportedCpu(String),
 }
 
 impl From<CoreError> for PocketLmError {
@@ -78,6 +81,7 @@ impl From<CoreError> for PocketLmError {
             CoreError::Inference(_) => PocketLmError::Inference(message),
             CoreError::Download(_) => PocketLmError::Download(message),
             CoreError::Cloud { .. } => PocketLmError::Cloud(message),
+            CoreError::UnsupportedCpu { .. } => PocketLmError::UnsupportedCpu(message),
         }
     }
 }

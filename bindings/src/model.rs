@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::conversation::PocketConversation;
 use crate::error::PocketLmError;
-use crate::types::{ConversationConfig, MemoryPlan, ModelConfig, ModelInfo};
+use crate::types::{BackendInfo, ConversationConfig, MemoryPlan, ModelConfig, ModelInfo};
 
 fn plan_for(path: &str, budget_bytes: u64, max_context: Option<u32>) -> Result<pocketlm::MemoryPlan, pocketlm::Error> {
     let gguf = pocketlm::inspect_file(std::path::Path::new(path))?;
@@ -46,6 +46,11 @@ impl PocketModel {
         self.plan.as_ref().map(Into::into)
     }
 
+    /// Where the model runs (a GPU request that fell back to the CPU says why).
+    pub fn backend(&self) -> BackendInfo {
+        self.model.backend().into()
+    }
+
     /// Milliseconds the load took.
     pub fn load_ms(&self) -> f64 {
         self.model.load_ms()
@@ -63,7 +68,8 @@ impl PocketModel {
     pub(crate) fn load_core(path: &str, config: ModelConfig) -> Result<PocketModel, pocketlm::Error> {
         let options = pocketlm::ModelOptions {
             weights: config.weight_loading.unwrap_or_default().into(),
-            gpu_layers: if config.use_gpu { u32::MAX } else { 0 },
+            backend: config.backend.unwrap_or_default().into(),
+            gpu_layers: config.gpu_layers,
         };
         // With a budget, plan from the header alone, before any large allocation.
         let plan = match config.memory_budget_bytes {

@@ -11,9 +11,14 @@ pub struct ModelConfig {
     /// Inference threads (default: the device's performance cores).
     #[uniffi(default = None)]
     pub threads: Option<u32>,
-    /// Offload layers to the GPU backend when one is compiled in (default off).
-    #[uniffi(default = false)]
-    pub use_gpu: bool,
+    /// Where to run (default, or `null`/`nil`: `Auto`, which is Metal on
+    /// Apple devices and the CPU elsewhere). `Gpu` probes the device first
+    /// and falls back to the CPU with a reason (see `PocketModel.backend()`).
+    #[uniffi(default = None)]
+    pub backend: Option<BackendRequest>,
+    /// Layers to offload when the GPU is used (default: all).
+    #[uniffi(default = None)]
+    pub gpu_layers: Option<u32>,
     /// How the weights get into memory (default, or `null`/`nil`: `Auto`, one copy of every weight).
     #[uniffi(default = None)]
     pub weight_loading: Option<WeightLoading>,
@@ -26,7 +31,70 @@ pub struct ModelConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { context_length: None, threads: None, use_gpu: false, weight_loading: None, memory_budget_bytes: None }
+        ModelConfig {
+            context_length: None,
+            threads: None,
+            backend: None,
+            gpu_layers: None,
+            weight_loading: None,
+            memory_budget_bytes: None,
+        }
+    }
+}
+
+/// Which compute backend the app asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, uniffi::Enum)]
+pub enum BackendRequest {
+    /// Metal on Apple devices (CPU on the simulator), the CPU elsewhere.
+    #[default]
+    Auto,
+    /// The CPU only.
+    Cpu,
+    /// The GPU if it passes the probe (device present, enough memory, a
+    /// kernel self-test against the CPU), otherwise the CPU.
+    Gpu,
+}
+
+impl From<BackendRequest> for pocketlm::BackendRequest {
+    fn from(r: BackendRequest) -> Self {
+        match r {
+            BackendRequest::Auto => pocketlm::BackendRequest::Auto,
+            BackendRequest::Cpu => pocketlm::BackendRequest::Cpu,
+            BackendRequest::Gpu => pocketlm::BackendRequest::Gpu,
+        }
+    }
+}
+
+/// Where a model runs, and why.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct BackendInfo {
+    /// `cpu`, `vulkan` or `metal`.
+    pub backend: String,
+    /// The device: the CPU's model name or the GPU's.
+    pub device: String,
+    /// Layers on the GPU (0 on the CPU).
+    pub gpu_layers: u32,
+    /// Why a GPU request ended on the CPU, if it did.
+    pub fallback_reason: Option<String>,
+    /// The GPU self-test's largest relative difference from the CPU, if it ran.
+    pub probe_max_diff: Option<f32>,
+    /// Extensions the CPU kernels were built for, e.g. `neon`, `dotprod`, `fp16`.
+    pub cpu_kernels: Vec<String>,
+    /// Extensions this CPU has.
+    pub cpu_features: Vec<String>,
+}
+
+impl From<&pocketlm::BackendInfo> for BackendInfo {
+    fn from(b: &pocketlm::BackendInfo) -> Self {
+        BackendInfo {
+            backend: b.backend.clone(),
+            device: b.device.clone(),
+            gpu_layers: b.gpu_layers,
+            fallback_reason: b.fallback_reason.clone(),
+            probe_max_diff: b.probe_max_diff,
+            cpu_kernels: b.cpu.kernels.clone(),
+            cpu_features: b.cpu.features.clone(),
+        }
     }
 }
 
@@ -248,6 +316,10 @@ pub struct Metrics {
     pub stop_reason: StopReason,
     /// Wall time of the request, ms.
     pub total_ms: f64,
+    /// What ran the model: `cpu`, `vulkan` or `metal`.
+    pub backend: String,
+    /// The device that ran it.
+    pub device: String,
 }
 
 impl From<&pocketlm::Metrics> for Metrics {
@@ -272,6 +344,8 @@ impl From<&pocketlm::Metrics> for Metrics {
             peak_rss_bytes: m.peak_rss_bytes,
             stop_reason,
             total_ms: m.total_ms,
+            backend: m.backend.clone(),
+            device: m.device.clone(),
         }
     }
 }

@@ -22,6 +22,10 @@ public final class PocketLM: Sendable {
     /// What the model is: architecture, size, quantisation, context length.
     public var info: ModelInfo { model.info() }
 
+    /// Where the model runs: `metal` or `cpu`, the device, and, when a GPU was
+    /// requested but not used, why (the probe failed or the load failed).
+    public var backend: BackendInfo { model.backend() }
+
     /// What the memory planner chose, when loaded with `ModelConfig.memoryBudgetBytes`.
     public var memoryPlan: MemoryPlan? { model.memoryPlan() }
 

@@ -46,6 +46,21 @@ final class PocketLMTests: XCTestCase {
         XCTAssertEqual(info.fileSizeBytes, 491_400_064)
     }
 
+    func testTheBackendIsReportedAndAGpuRequestWithoutAGpuFallsBackToTheCpu() async throws {
+        // Auto is the CPU off Apple hardware; on an iPhone it would be Metal.
+        let auto = try await load(contextLength: 256).backend
+        XCTAssertEqual(auto.backend, "cpu")
+        XCTAssertNil(auto.fallbackReason)
+        let lm = try await PocketLM.load(path: try modelPath, config: ModelConfig(contextLength: 256, backend: .gpu))
+        let backend = lm.backend
+        XCTAssertEqual(backend.backend, "cpu")
+        XCTAssertFalse(backend.device.isEmpty)
+        XCTAssertTrue(backend.fallbackReason?.contains("no GPU backend") ?? false, "\(String(describing: backend.fallbackReason))")
+        let reply = try await lm.conversation().ask("Say hi.")
+        XCTAssertEqual(reply.metrics.backend, "cpu")
+        XCTAssertEqual(reply.metrics.device, backend.device)
+    }
+
     func testStreamsAnAnswerThatContainsParis() async throws {
         let chat = try await load().conversation(ConversationConfig(sampling: greedy))
         var deltas: [String] = []

@@ -1,5 +1,6 @@
 package dev.pocketlm
 
+import dev.pocketlm.ffi.BackendInfo
 import dev.pocketlm.ffi.ConversationConfig
 import dev.pocketlm.ffi.LogLevel
 import dev.pocketlm.ffi.LogSink
@@ -21,6 +22,12 @@ class PocketLM private constructor(private val model: PocketModel) : AutoCloseab
     /** What the model is: architecture, size, quantisation, context length. */
     val info: ModelInfo get() = model.info()
 
+    /**
+     * Where the model runs: `cpu` or `vulkan`, the device, and, when a GPU was
+     * requested but not used, why (the probe failed or the load failed).
+     */
+    val backend: BackendInfo get() = model.backend()
+
     /** What the memory planner chose, when loaded with [ModelConfig.memoryBudgetBytes]. */
     val memoryPlan: MemoryPlan? get() = model.memoryPlan()
 
@@ -32,6 +39,10 @@ class PocketLM private constructor(private val model: PocketModel) : AutoCloseab
     override fun close() = model.close()
 
     companion object {
+        init {
+            NativeLibrary.name // pick the native build for this CPU before the first call
+        }
+
         /**
          * Validates and loads the model at [path] off the main thread.
          * @throws dev.pocketlm.ffi.PocketLmException for a missing, corrupt or unsupported file.

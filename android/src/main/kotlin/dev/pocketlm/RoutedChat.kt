@@ -82,6 +82,10 @@ class RoutedChat internal constructor(private val inner: RoutedConversation) : A
     override fun close() = inner.close()
 
     companion object {
+        init {
+            NativeLibrary.name // pick the native build for this CPU before the first call
+        }
+
         /**
          * Loads the model at [modelPath] and routes over it. A model that cannot
          * load is not an error here: the router escalates with that reason when

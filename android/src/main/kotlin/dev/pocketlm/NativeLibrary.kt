@@ -1,0 +1,69 @@
+package dev.pocketlm
+
+import java.io.File
+import java.nio.ByteBuffer
+import java.nio.ByteOrder
+
+/**
+ * Chooses which PocketLM native library to load, before the first call into it.
+ *
+ * The AAR ships two arm64-v8a builds: `libpocketlm_ffi.so` (armv8-a, NEON only,
+ * runs on every 64-bit Arm phone) and `libpocketlm_ffi_dotprod.so`
+ * (armv8.2-a with the int8 dot-product and fp16 kernels, several times faster
+ * on Q4 models but an illegal instruction on a Cortex-A53). The fast one is
+ * chosen when the kernel's hardware capabilities (`/proc/self/auxv`) report
+ * both features and the library is present; the native side checks again and
+ * refuses with `PocketLmException.UnsupportedCpu` rather than crash.
+ *
+ * An app can force a library by setting the system property
+ * `uniffi.component.pocketlm_ffi.libraryOverride` before using PocketLM.
+ */
+object NativeLibrary {
+    /** The armv8-a build (and the only build on other ABIs). */
+    const val BASELINE = "pocketlm_ffi"
+    /** The armv8.2-a+dotprod+fp16 build. */
+    const val DOTPROD = "pocketlm_ffi_dotprod"
+
+    private const val OVERRIDE = "uniffi.component.pocketlm_ffi.libraryOverride"
+    private const val AT_HWCAP = 16L
+    // Linux arm64 uapi <asm/hwcap.h>.
+    private const val HWCAP_FPHP = 1L shl 9
+    private const val HWCAP_ASIMDHP = 1L shl 10
+    private const val HWCAP_ASIMDDP = 1L shl 20
+
+    /** The library in use: chosen once, on first access. */
+    val name: String by lazy { install() }
+
+    private fun install(): String {
+        System.getProperty(OVERRIDE)?.let { return it }
+        val chosen = choose(System.getProperty("os.arch") ?: "", readHwcap()) { isLoadable(it) }
+        System.setProperty(OVERRIDE, chosen)
+        return chosen
+    }
+
+    /** The library for a CPU of [arch] with hardware capabilities [hwcap]. */
+    internal fun choose(arch: String, hwcap: Long?, available: (String) -> Boolean): String {
+        val arm64 = arch == "aarch64" || arch == "arm64"
+        val fast = hwcap != null && (hwcap and HWCAP_ASIMDDP) != 0L &&
+            (hwcap and HWCAP_FPHP) != 0L && (hwcap and HWCAP_ASIMDHP) != 0L
+        return if (arm64 && fast && available(DOTPROD)) DOTPROD else BASELINE
+    }
+
+    /** `AT_HWCAP` from an auxiliary vector of 64-bit little-endian (key, value) pairs. */
+    internal fun hwcapFromAuxv(auxv: ByteArray): Long? {
+        val buffer = ByteBuffer.wrap(auxv).order(ByteOrder.LITTLE_ENDIAN)
+        while (buffer.remaining() >= 16) {
+            val key = buffer.long
+            val value = buffer.long
+            if (key == AT_HWCAP) return value
+            if (key == 0L) break
+        }
+        return null
+    }
+
+    private fun readHwcap(): Long? =
+        try { hwcapFromAuxv(File("/proc/self/auxv").readBytes()) } catch (e: Exception) { null }
+
+    private fun isLoadable(library: String): Boolean =
+        try { com.sun.jna.NativeLibrary.getInstance(library); true } catch (e: UnsatisfiedLinkError) { false }
+}
