@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use pocketlm::plan::{fit_budget, plan_at, smallest_request, WeightLoading};
 use pocketlm::{
+    BackendRequest,
     BenchOptions, Conversation, ConversationOptions, Error, KvType, MemoryPlan, Model, ModelOptions, OverflowPolicy, PlanRequest,
     RouteOptions, RoutePolicy, RoutedChat, SamplingParams, TurnBenchOptions,
 };
@@ -37,6 +38,8 @@ enum Command {
     Info {
         /// Path to the .gguf file (default: the default model).
         model: Option<PathBuf>,
+        #[command(flatten)]
+        backend: BackendArgs,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -80,6 +83,8 @@ enum Command {
         /// How to load the weights: auto, mmap or read.
         #[arg(long, default_value = "auto")]
         weights: WeightLoading,
+        #[command(flatten)]
+        backend: BackendArgs,
         /// Instead, time the first token over a scripted chat of N equal-length turns
         /// (answers of at most --gen-tokens), with KV reuse and with a full re-evaluation.
         #[arg(long)]
@@ -220,6 +225,8 @@ struct RunArgs {
     #[arg(long, default_value = "auto")]
     weights: WeightLoading,
     #[command(flatten)]
+    backend: BackendArgs,
+    #[command(flatten)]
     route: route::RouteArgs,
     /// Memory budget (e.g. 4GiB): choose the largest context (and KV type) that
     /// fits, or fail before loading. --ctx then caps the context.
@@ -228,6 +235,24 @@ struct RunArgs {
     /// Print JSON: one object for generate, one per line per answer for chat.
     #[arg(long)]
     json: bool,
+}
+
+/// Where to run the model.
+#[derive(Args, Clone, Copy)]
+struct BackendArgs {
+    /// Compute backend: auto (Metal on Apple, else CPU), cpu, or gpu (probed
+    /// first; falls back to the CPU with the reason).
+    #[arg(long, default_value = "auto")]
+    backend: BackendRequest,
+    /// Layers to offload when the GPU is used (default: all).
+    #[arg(long)]
+    gpu_layers: Option<u32>,
+}
+
+impl BackendArgs {
+    fn model_options(self, weights: WeightLoading) -> ModelOptions {
+        ModelOptions { weights, backend: self.backend, gpu_layers: self.gpu_layers }
+    }
 }
 
 impl RunArgs {
@@ -280,7 +305,7 @@ impl RunArgs {
             options.kv_type = plan.kv_type;
             options.batch_size = plan.batch_size;
         }
-        let model = Model::load(path, &ModelOptions { weights: self.weights, ..ModelOptions::default() })?;
+        let model = Model::load(path, &self.backend.model_options(self.weights))?;
         Conversation::new(&model, options)
     }
 }
@@ -312,10 +337,12 @@ fn init_logging(level: &str, llama_level: &str) {
 
 fn run(command: Command) -> Result<(), Error> {
     match command {
-        Command::Info { model, json } => {
+        Command::Info { model, backend, json } => {
             let path = models::resolve(model)?;
-            let info = pocketlm::describe(&pocketlm::inspect_file(&path)?);
-            output::print_info(&path, &info, json);
+            let gguf = pocketlm::inspect_file(&path)?;
+            let info = pocketlm::describe(&gguf);
+            let backend = pocketlm::choose_backend(&gguf, &backend.model_options(WeightLoading::Auto))?;
+            output::print_info(&path, &info, &backend, json);
             Ok(())
         }
         Command::Generate { run, prompt } => {
@@ -340,8 +367,8 @@ fn run(command: Command) -> Result<(), Error> {
             output::print_plan(&plan(&gguf, budget, ctx, kv_type)?, json);
             Ok(())
         }
-        Command::Bench { model, prompt_tokens, gen_tokens, runs, threads, kv_type, ctx, weights, turns, json } => {
-            let model = Model::load(models::resolve(model)?, &ModelOptions { weights, ..ModelOptions::default() })?;
+        Command::Bench { model, prompt_tokens, gen_tokens, runs, threads, kv_type, ctx, weights, backend, turns, json } => {
+            let model = Model::load(models::resolve(model)?, &backend.model_options(weights))?;
             if let Some(turns) = turns {
                 let options = TurnBenchOptions {
                     turns,

@@ -4,15 +4,16 @@ use std::path::Path;
 
 use std::io::Write;
 
-use pocketlm::{BenchReport, MemoryPlan, Metrics, ModelInfo, RouteEvent, RoutedReply, TurnBenchReport};
+use pocketlm::{BackendInfo, BenchReport, MemoryPlan, Metrics, ModelInfo, RouteEvent, RoutedReply, TurnBenchReport};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// `info`: the model description.
-pub fn print_info(path: &Path, info: &ModelInfo, json: bool) {
+/// `info`: the model description and where it would run.
+pub fn print_info(path: &Path, info: &ModelInfo, backend: &BackendInfo, json: bool) {
     if json {
         let mut value = serde_json::to_value(info).expect("model info serialises");
         value["path"] = serde_json::Value::String(path.display().to_string());
+        value["backend"] = serde_json::to_value(backend).expect("backend info serialises");
         println!("{value}");
         return;
     }
@@ -26,6 +27,20 @@ pub fn print_info(path: &Path, info: &ModelInfo, json: bool) {
     println!("vocabulary:        {}", info.vocab_size);
     println!("layers:            {}", info.layers);
     println!("chat template:     {}", if info.has_chat_template { "yes" } else { "no (plain completion)" });
+    println!("backend:           {}", backend_line(backend));
+    println!("cpu:               {} (kernels: {})", backend.cpu.features.join(" "), backend.cpu.kernels.join(" "));
+}
+
+/// `vulkan on llvmpipe (...)`, or `cpu on ...` with the fallback reason.
+pub fn backend_line(b: &BackendInfo) -> String {
+    let mut line = format!("{} on {}", b.backend, b.device);
+    if let Some(diff) = b.probe_max_diff {
+        line += &format!(" (GPU self-test: max difference {:.3} %, {:.0} ms)", diff * 100.0, b.probe_ms);
+    }
+    if let Some(reason) = &b.fallback_reason {
+        line += &format!(" (GPU requested, not used: {reason})");
+    }
+    line
 }
 
 /// Streams one routing event: text to stdout, a switch of side as a note on stderr.
@@ -100,6 +115,11 @@ pub fn print_bench(r: &BenchReport, json: bool) {
         return;
     }
     println!("model: {} ({}, {}), threads: {}", r.model, r.architecture, r.quantization, r.threads);
+    let mut backend = format!("backend: {} on {} (CPU kernels: {})", r.backend, r.device, r.cpu_kernels.join(" "));
+    if let Some(reason) = &r.fallback_reason {
+        backend += &format!(", GPU requested, not used: {reason}");
+    }
+    println!("{backend}");
     println!("| test | tokens/s (median of {}) |", r.runs.len());
     println!("|---|---|");
     println!("| prefill pp{} | {:.1} |", r.prompt_tokens, r.prefill_tokens_per_s);

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 const QWEN_FILE: &str = "qwen2.5-coder-0.5b-instruct-q4.gguf";
-const METRIC_KEYS: [&str; 9] = [
+const METRIC_KEYS: [&str; 11] = [
     "load_ms",
     "ttft_ms",
     "prompt_tokens_reused",
@@ -18,6 +18,8 @@ const METRIC_KEYS: [&str; 9] = [
     "decode_tokens_per_s",
     "peak_rss_bytes",
     "stop_reason",
+    "backend",
+    "device",
 ];
 
 /// The Qwen test model's path, as the CLI itself resolves it (`pocketlm fetch`
@@ -99,6 +101,14 @@ fn info_json_describes_the_model() {
     assert_eq!(v["vocab_size"], 151_936);
     assert_eq!(v["has_chat_template"], true);
     assert!(v["parameter_count"].as_u64().unwrap() > 400_000_000);
+    assert_eq!(v["backend"]["requested"], "auto");
+    assert_eq!(v["backend"]["backend"], "cpu");
+    assert!(v["backend"]["cpu"]["kernels"].as_array().unwrap().iter().any(|k| k == "avx2"), "{v}");
+    // Asking for the GPU on this GPU-less build reports the CPU and why.
+    let out = pocketlm(&["info", model.to_str().unwrap(), "--backend", "gpu", "--json"], None);
+    let v: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["backend"]["backend"], "cpu");
+    assert!(v["backend"]["fallback_reason"].as_str().unwrap().contains("no GPU backend"), "{v}");
 }
 
 #[test]
@@ -135,6 +145,9 @@ fn bench_json_reports_speeds_and_memory() {
     assert!(v["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
     assert!(v["peak_rss_bytes"].as_u64().unwrap() > 100 << 20);
     assert_eq!(v["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(v["backend"], "cpu");
+    assert!(!v["device"].as_str().unwrap().is_empty());
+    assert!(v["cpu_kernels"].as_array().unwrap().iter().any(|k| k == "avx2"), "{v}");
 }
 
 fn assert_clean_failure(out: &Output, needle: &str) {
