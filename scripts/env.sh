@@ -1,3 +1,7 @@
 # Sourced by the scripts: one shared build directory outside the repository,
 # so every clone (and CI on the same machine) reuses the llama.cpp build.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pocketlm/target}"
+# llama.cpp's CMake compiles through ccache when it is installed. Leaving the
+# build directory out of the hash lets the CPU, Arm-variant and Vulkan builds
+# (each in its own directory) share the objects they have in common.
+export CCACHE_NOHASHDIR=1

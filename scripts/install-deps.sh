@@ -2,7 +2,7 @@
 # Installs what building and testing PocketLM needs on Debian/Ubuntu, skipping
 # what is already there: a C/C++ toolchain, cmake, libclang (for bindgen),
 # Python 3 with pip (model fetching), a JDK and Maven (Kotlin tests),
-# debootstrap (the Swift test rootfs), and a Rust toolchain (checked only).
+# debootstrap (the Swift test rootfs), ccache, and a Rust toolchain (checked only).
 set -euo pipefail
 
 missing=()
@@ -14,6 +14,9 @@ python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+# llama.cpp's CMake uses ccache when present: the CPU, Arm and Vulkan builds
+# then share every object that does not differ between them.
+command -v ccache >/dev/null || missing+=(ccache)
 # bindgen needs libclang; any versioned libclang.so will do.
 if ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
   missing+=(libclang-dev clang)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every test: installs build dependencies, fetches and verifies the real test
 # models, then runs the Rust workspace's tests (unit, real-model integration,
-# CLI contract), the Kotlin SDK's JUnit suite on the host JVM, and the Swift
-# SDK's XCTest suite (Swift 6 in a Debian trixie rootfs; needs root).
+# CLI contract), the Kotlin SDK's JUnit suite on the host JVM, the Swift
+# SDK's XCTest suite (Swift 6 in a Debian trixie rootfs; needs root), the
+# official OpenAI client against `pocketlm serve`, the aarch64 NEON builds
+# under qemu, and the Vulkan build on Mesa's lavapipe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -13,3 +15,5 @@ cargo test --workspace 2>&1
 bash scripts/test-kotlin.sh
 bash scripts/test-swift.sh
 bash scripts/test-openai-client.sh
+bash scripts/test-arm64.sh
+bash scripts/test-vulkan.sh
