@@ -61,7 +61,7 @@ cat "$work/x86.json"; echo
 echo "== cross-building for $target"
 base="$(build_variant armv8-a)"
 fast="$(build_variant armv8.2-a+dotprod+fp16)"
-test -x "$base" && test -x "$fast"
+[[ -x "$base" && -x "$fast" ]] || { echo "cross build produced no test binary" >&2; exit 1; }
 
 failed=0
 # run LABEL BINARY QEMU_CPU EXPECT_MISSING [TEST FILTER]

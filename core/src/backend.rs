@@ -88,6 +88,7 @@ pub struct BackendInfo {
 pub(crate) struct Choice {
     /// The GPU device index to load onto, or `None` for the CPU.
     pub(crate) gpu: Option<usize>,
+    /// What to report (updated if loading onto the GPU then fails).
     pub(crate) info: BackendInfo,
 }
 
@@ -107,16 +108,21 @@ fn cpu_device_name() -> String {
         .map_or_else(|| "CPU".to_string(), |d| d.description)
 }
 
-/// The GPU backends compiled into this build.
-pub fn compiled_gpu_backends() -> Vec<&'static str> {
-    let mut out = Vec::new();
-    if cfg!(feature = "vulkan") {
-        out.push("vulkan");
+/// The non-CPU backends registered in this build's ggml, lower-case (e.g.
+/// `vulkan`, `metal`). Read from ggml's registry rather than cargo features:
+/// ggml enables Metal on Apple platforms by default.
+pub fn compiled_gpu_backends() -> Vec<String> {
+    if crate::model::backend().is_err() {
+        return Vec::new();
     }
-    if cfg!(feature = "metal") {
-        out.push("metal");
-    }
-    out
+    // SAFETY: the registry is initialised and indices stay below its count.
+    (0..unsafe { llama_cpp_sys_2::ggml_backend_reg_count() })
+        .filter_map(|i| unsafe {
+            let name = llama_cpp_sys_2::ggml_backend_reg_name(llama_cpp_sys_2::ggml_backend_reg_get(i));
+            (!name.is_null()).then(|| std::ffi::CStr::from_ptr(name).to_string_lossy().to_lowercase())
+        })
+        .filter(|name| name != "cpu")
+        .collect()
 }
 
 /// Where [`crate::Model::load`] would run this model with these options,
@@ -125,12 +131,15 @@ pub fn compiled_gpu_backends() -> Vec<&'static str> {
 /// reports what actually ran.)
 pub fn choose_backend(gguf: &crate::gguf::GgufFile, options: &crate::ModelOptions) -> crate::Result<BackendInfo> {
     crate::model::backend()?;
-    Ok(choose(options.backend, options.gpu_layers, gguf.tensor_bytes()).info)
+    Ok(choose(options.backend, options.gpu_layers, gguf).info)
 }
 
-/// Decides where a model with `weight_bytes` of weights runs. Never fails:
-/// every problem with the GPU becomes a CPU choice with a reason.
-pub(crate) fn choose(request: BackendRequest, gpu_layers: Option<u32>, weight_bytes: u64) -> Choice {
+/// Decides where the model in `gguf` runs. Never fails: every problem with
+/// the GPU becomes a CPU choice with a reason. `gpu_layers: Some(0)` means the CPU.
+pub(crate) fn choose(request: BackendRequest, gpu_layers: Option<u32>, gguf: &crate::gguf::GgufFile) -> Choice {
+    // llama.cpp offloads the transformer blocks plus the output layer.
+    let offloadable = gguf.arch_u64("block_count").map_or(u32::MAX, |n| n.saturating_add(1).min(u64::from(u32::MAX)) as u32);
+    let weight_bytes = gguf.tensor_bytes();
     let cpu = CpuInfo::detect();
     let on_cpu = |reason: Option<String>, probe_max_diff: Option<f32>, probe_ms: f64| {
         if let Some(r) = &reason {
@@ -165,7 +174,7 @@ pub(crate) fn choose(request: BackendRequest, gpu_layers: Option<u32>, weight_by
                     requested: request,
                     backend: dev.backend.to_lowercase(),
                     device: dev.description,
-                    gpu_layers: gpu_layers.unwrap_or(u32::MAX),
+                    gpu_layers: gpu_layers.unwrap_or(u32::MAX).min(offloadable),
                     fallback_reason: None,
                     probe_max_diff: Some(diff),
                     probe_ms: ms(),
@@ -183,7 +192,7 @@ fn probe(weight_bytes: u64) -> Result<(LlamaBackendDevice, f32), String> {
     }
     let Some(dev) = gpu_devices().into_iter().next() else {
         return Err(if compiled_gpu_backends().is_empty() {
-            "this build has no GPU backend (build with the vulkan or metal feature)".into()
+            "no GPU backend is available (none is compiled in: build with the vulkan or metal feature; or its driver failed to start)".into()
         } else {
             format!("no usable {} device was found (no driver, or only a CPU-type device)", compiled_gpu_backends().join("/"))
         });

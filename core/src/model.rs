@@ -141,7 +141,7 @@ impl Model {
         let started = Instant::now();
         let gguf = inspect_file(&path)?;
         let llama_backend = backend()?;
-        let choice = crate::backend::choose(options.backend, options.gpu_layers, gguf.tensor_bytes());
+        let choice = crate::backend::choose(options.backend, options.gpu_layers, &gguf);
         let mut backend = choice.info;
         let on_cpu = |weights: WeightLoading| -> Result<LlamaModel> {
             let params = LlamaModelParams::default()
@@ -168,8 +168,14 @@ impl Model {
                     Err(_) => {
                         let reason = format!("loading onto {} failed (see the llama.cpp log)", backend.device);
                         log::warn!("GPU not used, running on the CPU: {reason}");
-                        let cpu = crate::backend::choose(BackendRequest::Cpu, None, 0).info;
-                        backend = BackendInfo { requested: options.backend, fallback_reason: Some(reason), ..cpu };
+                        let cpu = crate::backend::choose(BackendRequest::Cpu, None, &gguf).info;
+                        backend = BackendInfo {
+                            requested: options.backend,
+                            fallback_reason: Some(reason),
+                            probe_max_diff: backend.probe_max_diff,
+                            probe_ms: backend.probe_ms,
+                            ..cpu
+                        };
                         let weights = options.weights.resolve(&gguf);
                         (on_cpu(weights)?, weights)
                     }

@@ -1,6 +1,7 @@
 //! The GPU kernel self-test: before a model is trusted to a GPU device, run
-//! the kernels a Q4_K_M model leans on (Q4_K and Q6_K matrix products in both
-//! the single-token and the batched path, RMS norm, add, softmax) on the
+//! the kernels a Q4_K_M model leans on (a Q4_K matrix-vector product, the
+//! single-token path; Q4_K and Q6_K matrix-matrix products over a batch, the
+//! prompt path; RMS norm, add, softmax) on the
 //! device and on the CPU, and compare. A driver that computes garbage, NaNs
 //! or refuses the operations fails here, in milliseconds, instead of in the
 //! user's chat.
@@ -13,8 +14,9 @@ use std::ptr;
 
 use llama_cpp_sys_2 as sys;
 
-/// Rows and columns of the test matrices (Q4_K and Q6_K need 256-wide rows).
+/// Row length of the test matrices (Q4_K and Q6_K blocks are 256 wide).
 const K: i64 = 256;
+/// Rows of the test matrices (outputs per column).
 const N: i64 = 64;
 /// Batch width of the prompt-path product (wide enough for matrix-matrix kernels).
 const BATCH: i64 = 16;
@@ -72,6 +74,7 @@ impl Inputs {
     }
 }
 
+/// Quantises N rows of K weights to `ty`.
 fn quantize(ty: sys::ggml_type, weights: &[f32]) -> Vec<u8> {
     // SAFETY: `dst` holds N rows of `ggml_row_size(ty, K)` bytes, exactly what
     // quantising N rows of K floats writes; K is a multiple of the block size.

@@ -136,7 +136,8 @@ fn vulkan_passes_the_probe_and_takes_every_layer() {
     let gpu = load(BackendRequest::Gpu);
     let b = gpu.backend();
     assert_eq!(b.backend, "vulkan", "fell back: {:?}", b.fallback_reason);
-    assert!(b.gpu_layers > 0 && !b.device.is_empty() && b.fallback_reason.is_none());
+    assert_eq!(b.gpu_layers, 25, "Qwen2.5 0.5B: 24 blocks and the output layer");
+    assert!(!b.device.is_empty() && b.fallback_reason.is_none());
     let diff = b.probe_max_diff.expect("the probe ran");
     assert!(diff < 0.02, "self-test difference {diff}");
     eprintln!("vulkan device {:?}, self-test max difference {:.4} % in {:.0} ms", b.device, diff * 100.0, b.probe_ms);
