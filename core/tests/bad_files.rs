@@ -9,12 +9,32 @@ use std::path::{Path, PathBuf};
 use common::{model_path, GEMMA_FILE};
 use pocketlm::{inspect_file, Error, Model, ModelOptions};
 
-fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
+/// A scratch file, removed (with its directory, once empty) when dropped:
+/// the truncated copies of a real model add up to hundreds of MB per run.
+struct TempFile(PathBuf);
+
+impl std::ops::Deref for TempFile {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+fn temp_file(name: &str, bytes: &[u8]) -> TempFile {
     let dir = std::env::temp_dir().join(format!("pocketlm-bad-files-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
-    path
+    TempFile(path)
 }
 
 fn load(path: &Path) -> Error {
@@ -176,7 +196,7 @@ fn real_model_truncated_at_many_offsets() {
         let err = load(&path);
         let expected = if offset < 4 { matches!(err, Error::NotGguf { .. }) } else { matches!(err, Error::ModelTruncated { .. }) };
         assert!(expected, "truncated at {offset}: {err}");
-        assert!(inspect_file(&path).is_err());
+        assert!(inspect_file(&*path).is_err());
     }
     // After all that, a good model still loads in this process.
     let model = Model::load(&source, &ModelOptions::default()).unwrap();

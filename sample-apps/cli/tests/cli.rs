@@ -166,7 +166,9 @@ fn bad_inputs_fail_cleanly() {
     assert_clean_failure(&pocketlm(&["info", "/no/such/model.gguf"], None), "not found");
     let junk = std::env::temp_dir().join(format!("pocketlm-cli-junk-{}.gguf", std::process::id()));
     std::fs::write(&junk, b"definitely not a model").unwrap();
-    assert_clean_failure(&pocketlm(&["generate", "--model", junk.to_str().unwrap(), "--prompt", "hi"], None), "not a usable GGUF");
+    let junk_run = pocketlm(&["generate", "--model", junk.to_str().unwrap(), "--prompt", "hi"], None);
+    let _ = std::fs::remove_file(&junk);
+    assert_clean_failure(&junk_run, "not a usable GGUF");
     assert_clean_failure(&pocketlm(&["generate", "--model", m, "--prompt", "hi", "--temperature", "-1"], None), "temperature");
     assert_clean_failure(&pocketlm(&["generate", "--model", m, "--prompt", "hi", "--top-p", "0"], None), "top_p");
     let long = "word ".repeat(300);
