@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use common::{model_path, GEMMA_FILE};
 use pocketlm::{inspect_file, Error, Model, ModelOptions};
 
-/// A scratch file, removed (with its directory, once empty) when dropped:
-/// the truncated copies of a real model add up to hundreds of MB per run.
+/// A scratch file in the temp directory, removed when dropped: the truncated
+/// copies of a real model add up to hundreds of MB per run. Names carry the
+/// process id; tests in one process use distinct names.
 struct TempFile(PathBuf);
 
 impl std::ops::Deref for TempFile {
@@ -23,16 +24,11 @@ impl std::ops::Deref for TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
-        if let Some(dir) = self.0.parent() {
-            let _ = std::fs::remove_dir(dir);
-        }
     }
 }
 
 fn temp_file(name: &str, bytes: &[u8]) -> TempFile {
-    let dir = std::env::temp_dir().join(format!("pocketlm-bad-files-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+    let path = std::env::temp_dir().join(format!("pocketlm-bad-files-{}-{name}", std::process::id()));
     std::fs::write(&path, bytes).unwrap();
     TempFile(path)
 }
