@@ -108,9 +108,32 @@ fn cpu_device_name() -> String {
         .map_or_else(|| "CPU".to_string(), |d| d.description)
 }
 
-/// The non-CPU backends registered in this build's ggml, lower-case (e.g.
-/// `vulkan`, `metal`). Read from ggml's registry rather than cargo features:
-/// ggml enables Metal on Apple platforms by default.
+/// ggml's GPU backend registries, by registry name, and the name PocketLM
+/// reports for each (ggml registers Metal as `MTL`).
+const GPU_REGISTRIES: [(&str, &str); 8] = [
+    ("Vulkan", "vulkan"),
+    ("MTL", "metal"),
+    ("CUDA", "cuda"),
+    ("ROCm", "rocm"),
+    ("SYCL", "sycl"),
+    ("OpenCL", "opencl"),
+    ("MUSA", "musa"),
+    ("CANN", "cann"),
+];
+
+/// The name PocketLM reports for a ggml backend registry: `vulkan`, `metal`,
+/// `cpu`, ... (lower case).
+fn backend_name(registry: &str) -> String {
+    GPU_REGISTRIES
+        .iter()
+        .find(|(reg, _)| reg.eq_ignore_ascii_case(registry))
+        .map_or_else(|| registry.to_lowercase(), |(_, name)| (*name).to_string())
+}
+
+/// The GPU backends registered in this build's ggml (e.g. `vulkan`, `metal`),
+/// whether or not a device is present. Read from ggml's registry rather than
+/// cargo features: ggml enables Metal on Apple platforms by default. CPU-side
+/// registries (BLAS, RPC) are not GPU backends and are left out.
 pub fn compiled_gpu_backends() -> Vec<String> {
     if crate::model::backend().is_err() {
         return Vec::new();
@@ -119,9 +142,10 @@ pub fn compiled_gpu_backends() -> Vec<String> {
     (0..unsafe { llama_cpp_sys_2::ggml_backend_reg_count() })
         .filter_map(|i| unsafe {
             let name = llama_cpp_sys_2::ggml_backend_reg_name(llama_cpp_sys_2::ggml_backend_reg_get(i));
-            (!name.is_null()).then(|| std::ffi::CStr::from_ptr(name).to_string_lossy().to_lowercase())
+            (!name.is_null()).then(|| std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned())
         })
-        .filter(|name| name != "cpu")
+        .filter(|name| GPU_REGISTRIES.iter().any(|(reg, _)| reg.eq_ignore_ascii_case(name)))
+        .map(|name| backend_name(&name))
         .collect()
 }
 
@@ -164,7 +188,10 @@ pub(crate) fn choose(request: BackendRequest, gpu_layers: Option<u32>, gguf: &cr
     }
     let started = std::time::Instant::now();
     let ms = || started.elapsed().as_secs_f64() * 1000.0;
-    match probe(weight_bytes) {
+    let layers = gpu_layers.unwrap_or(u32::MAX).min(offloadable);
+    // Device memory for the offloaded share of the weights.
+    let offloaded_bytes = if offloadable == u32::MAX { weight_bytes } else { weight_bytes / u64::from(offloadable) * u64::from(layers) };
+    match probe(offloaded_bytes) {
         Err(reason) => on_cpu(Some(reason), None, ms()),
         Ok((dev, diff)) => {
             log::info!("GPU {} ({}) passed the probe: max difference {:.4} %", dev.description, dev.backend, diff * 100.0);
@@ -172,9 +199,9 @@ pub(crate) fn choose(request: BackendRequest, gpu_layers: Option<u32>, gguf: &cr
                 gpu: Some(dev.index),
                 info: BackendInfo {
                     requested: request,
-                    backend: dev.backend.to_lowercase(),
+                    backend: backend_name(&dev.backend),
                     device: dev.description,
-                    gpu_layers: gpu_layers.unwrap_or(u32::MAX).min(offloadable),
+                    gpu_layers: layers,
                     fallback_reason: None,
                     probe_max_diff: Some(diff),
                     probe_ms: ms(),
@@ -185,7 +212,8 @@ pub(crate) fn choose(request: BackendRequest, gpu_layers: Option<u32>, gguf: &cr
     }
 }
 
-/// Probes the first GPU: present, room for the weights, kernels agree with the CPU.
+/// Probes the first GPU: present, room for the offloaded weights, kernels
+/// agree with the CPU.
 fn probe(weight_bytes: u64) -> Result<(LlamaBackendDevice, f32), String> {
     if std::env::var(FORCE_PROBE_FAILURE_ENV).is_ok_and(|v| v == "fail") {
         return Err(format!("the GPU probe was forced to fail ({FORCE_PROBE_FAILURE_ENV}=fail)"));
@@ -197,7 +225,7 @@ fn probe(weight_bytes: u64) -> Result<(LlamaBackendDevice, f32), String> {
             format!("no usable {} device was found (no driver, or only a CPU-type device)", compiled_gpu_backends().join("/"))
         });
     };
-    // Room for the weights plus a tenth for the KV cache and activations.
+    // Room for the offloaded weights plus a tenth for the KV cache and activations.
     let needed = weight_bytes + weight_bytes / 10;
     if dev.memory_free > 0 && (dev.memory_free as u64) < needed {
         return Err(format!(
@@ -229,5 +257,18 @@ mod tests {
     fn auto_means_the_cpu_off_apple() {
         assert_eq!(BackendRequest::Auto.wants_gpu(), cfg!(target_vendor = "apple"));
         assert!(!BackendRequest::Cpu.wants_gpu());
+    }
+
+    #[test]
+    fn registry_names_become_backend_names() {
+        assert_eq!(backend_name("MTL"), "metal");
+        assert_eq!(backend_name("Vulkan"), "vulkan");
+        assert_eq!(backend_name("CPU"), "cpu");
+        assert_eq!(backend_name("BLAS"), "blas");
+    }
+
+    #[test]
+    fn a_cpu_only_build_has_no_gpu_backend() {
+        assert_eq!(compiled_gpu_backends().is_empty(), !cfg!(any(feature = "vulkan", feature = "metal", target_vendor = "apple")));
     }
 }

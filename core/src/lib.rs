@@ -24,6 +24,7 @@ mod cancel;
 mod cloud;
 mod confidence;
 mod conversation;
+mod cpp_guard;
 mod cpu;
 mod error;
 pub mod gguf;

@@ -8,11 +8,15 @@
 //!
 //! Every graph is fixed and valid, and each operation is checked with
 //! `ggml_backend_dev_supports_op` before it runs, so no ggml assertion can
-//! fire on the way.
+//! fire on the way. A driver that throws a C++ exception instead (device
+//! creation, pipeline compilation, memory) is stopped by
+//! [`crate::cpp_guard`] and fails the test with its message.
 
 use std::ptr;
 
 use llama_cpp_sys_2 as sys;
+
+use crate::cpp_guard::{catching, ggml};
 
 /// Row length of the test matrices (Q4_K and Q6_K blocks are 256 wide).
 const K: i64 = 256;
@@ -33,8 +37,8 @@ pub(crate) fn compare_with_cpu(dev: sys::ggml_backend_dev_t) -> Result<f32, Stri
         return Err("no CPU backend to compare with".into());
     }
     let inputs = Inputs::new();
-    let want = run(cpu, &inputs)?;
-    let got = run(dev, &inputs)?;
+    let want = catching(|| run(cpu, &inputs))??;
+    let got = catching(|| run(dev, &inputs))??;
     let mut worst = 0.0f32;
     for (name, (w, g)) in ["Q4_K matrix-vector", "Q6_K matrix-matrix", "RMS norm + Q4_K + softmax"].iter().zip(want.iter().zip(&got)) {
         if let Some(bad) = g.iter().find(|v| !v.is_finite()) {
@@ -97,10 +101,10 @@ impl Drop for Run {
         // SAFETY: each pointer is either null or owned by this run.
         unsafe {
             if !self.buffer.is_null() {
-                sys::ggml_backend_buffer_free(self.buffer);
+                ggml::ggml_backend_buffer_free(self.buffer);
             }
             if !self.backend.is_null() {
-                sys::ggml_backend_free(self.backend);
+                ggml::ggml_backend_free(self.backend);
             }
             if !self.ctx.is_null() {
                 sys::ggml_free(self.ctx);
@@ -138,16 +142,16 @@ fn run(dev: sys::ggml_backend_dev_t, inputs: &Inputs) -> Result<[Vec<f32>; 3], S
         sys::ggml_build_forward_expand(graph, probs);
         for i in 0..sys::ggml_graph_n_nodes(graph) {
             let node = sys::ggml_graph_node(graph, i);
-            if !sys::ggml_backend_dev_supports_op(dev, node) {
+            if !ggml::ggml_backend_dev_supports_op(dev, node) {
                 let op = std::ffi::CStr::from_ptr(sys::ggml_op_desc(node)).to_string_lossy();
                 return Err(format!("the device cannot run {op}"));
             }
         }
-        run.backend = sys::ggml_backend_dev_init(dev, ptr::null());
+        run.backend = ggml::ggml_backend_dev_init(dev, ptr::null());
         if run.backend.is_null() {
             return Err("the device did not initialise".into());
         }
-        run.buffer = sys::ggml_backend_alloc_ctx_tensors(ctx, run.backend);
+        run.buffer = ggml::ggml_backend_alloc_ctx_tensors(ctx, run.backend);
         if run.buffer.is_null() {
             return Err("could not allocate device memory for the test".into());
         }
@@ -155,7 +159,7 @@ fn run(dev: sys::ggml_backend_dev_t, inputs: &Inputs) -> Result<[Vec<f32>; 3], S
         set(w6, &inputs.q6);
         set(x1, bytes(&inputs.x1));
         set(xb, bytes(&inputs.xb));
-        let status = sys::ggml_backend_graph_compute(run.backend, graph);
+        let status = ggml::ggml_backend_graph_compute(run.backend, graph);
         if status != sys::GGML_STATUS_SUCCESS {
             return Err(format!("the test graph failed with ggml status {status}"));
         }
@@ -171,14 +175,14 @@ fn bytes(values: &[f32]) -> &[u8] {
 /// SAFETY: `t` is allocated and `data` is exactly `ggml_nbytes(t)` long.
 unsafe fn set(t: *mut sys::ggml_tensor, data: &[u8]) {
     debug_assert_eq!(data.len(), sys::ggml_nbytes(t));
-    sys::ggml_backend_tensor_set(t, data.as_ptr().cast(), 0, data.len());
+    ggml::ggml_backend_tensor_set(t, data.as_ptr().cast(), 0, data.len());
 }
 
 /// SAFETY: `t` is an allocated F32 tensor.
 unsafe fn get(t: *mut sys::ggml_tensor) -> Vec<f32> {
     let n = sys::ggml_nbytes(t) / 4;
     let mut out = vec![0f32; n];
-    sys::ggml_backend_tensor_get(t, out.as_mut_ptr().cast(), 0, n * 4);
+    ggml::ggml_backend_tensor_get(t, out.as_mut_ptr().cast(), 0, n * 4);
     out
 }
 
