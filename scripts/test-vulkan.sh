@@ -11,7 +11,6 @@
 # from Debian trixie's libvulkan-dev, since bookworm's 1.3.239 are too old for
 # ggml-vulkan. lavapipe is slow (about 1 token/s for 0.5B), so answers are short.
 set -euo pipefail
-shopt -s lastpipe  # `... | check` counts failures in this shell
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
@@ -77,23 +76,28 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "pocketlm":
         print(m["executable"])')"
 model="$(python3 scripts/fetch_models.py qwen2.5-0.5b --print-path)"
-set +e # a failing CLI is counted by `check`, not fatal
-check() { # check LABEL PYTHON-EXPR < JSON
-  if python3 -c "import json,sys; j=json.load(sys.stdin); print('   ', $2); sys.exit(0 if ($3) else 1)"; then
-    echo "ok   $1"
+check() { # check LABEL SHOW-EXPR PASS-EXPR COMMAND...: runs COMMAND, checks its exit status and JSON
+  local label="$1" show="$2" pass="$3" out rc=0
+  shift 3
+  out="$("$@")" || rc=$?
+  if [ "$rc" -eq 0 ] && printf '%s' "$out" | python3 -c "import json,sys; j=json.load(sys.stdin); print('   ', $show); sys.exit(0 if ($pass) else 1)"; then
+    echo "ok   $label"
   else
-    echo "FAIL $1"; failed=$((failed + 1))
+    echo "FAIL $label (exit status $rc)"; failed=$((failed + 1))
   fi
 }
-"$cli" info "$model" --backend gpu --json | check "info --backend gpu runs on vulkan" \
+check "info --backend gpu runs on vulkan" \
   "j['backend']['backend'], j['backend']['device'], j['backend']['probe_max_diff']" \
-  "j['backend']['backend'] == 'vulkan' and j['backend']['device'] != ''"
-POCKETLM_GPU_PROBE=fail "$cli" info "$model" --backend gpu --json | check "a forced probe failure falls back to the cpu" \
+  "j['backend']['backend'] == 'vulkan' and j['backend']['device'] != ''" \
+  "$cli" info "$model" --backend gpu --json
+check "a forced probe failure falls back to the cpu" \
   "j['backend']['backend'], j['backend']['fallback_reason']" \
-  "j['backend']['backend'] == 'cpu' and 'POCKETLM_GPU_PROBE' in j['backend']['fallback_reason']"
-"$cli" bench --model "$model" --backend gpu --prompt-tokens 8 --gen-tokens 2 --runs 1 --json | check "bench reports the backend and device" \
+  "j['backend']['backend'] == 'cpu' and 'POCKETLM_GPU_PROBE' in j['backend']['fallback_reason']" \
+  env POCKETLM_GPU_PROBE=fail "$cli" info "$model" --backend gpu --json
+check "bench reports the backend and device" \
   "j['backend'], j['device'], 'prefill', round(j['prefill_tokens_per_s'], 1), 'decode', round(j['decode_tokens_per_s'], 1)" \
-  "j['backend'] == 'vulkan' and j['device'] != '' and j['decode_tokens_per_s'] > 0"
+  "j['backend'] == 'vulkan' and j['device'] != '' and j['decode_tokens_per_s'] > 0" \
+  "$cli" bench --model "$model" --backend gpu --prompt-tokens 8 --gen-tokens 2 --runs 1 --json
 
 set -e
 echo "vulkan (lavapipe): $((4 - failed)) passed, $failed failed"

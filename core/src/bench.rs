@@ -258,6 +258,10 @@ pub struct TurnTiming {
 pub struct TurnBenchReport {
     /// The model file's name.
     pub model: String,
+    /// What ran the model: `cpu`, `vulkan` or `metal`.
+    pub backend: String,
+    /// The device that ran it.
+    pub device: String,
     /// Threads used.
     pub threads: u32,
     /// Per-turn timings.
@@ -306,6 +310,8 @@ pub fn bench_turns(model: &Model, options: &TurnBenchOptions) -> Result<TurnBenc
     }
     Ok(TurnBenchReport {
         model: model.path().file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        backend: model.backend().backend.clone(),
+        device: model.backend().device.clone(),
         threads,
         turns,
     })

@@ -141,7 +141,7 @@ pub fn print_turns(r: &TurnBenchReport, json: bool) {
         println!("{}", serde_json::to_string(r).expect("turn report serialises"));
         return;
     }
-    println!("model: {}, threads: {}", r.model, r.threads);
+    println!("model: {}, backend: {} on {}, threads: {}", r.model, r.backend, r.device, r.threads);
     println!("| turn | TTFT with KV reuse (ms) | tokens evaluated | TTFT re-evaluating history (ms) | tokens evaluated |");
     println!("|---|---|---|---|---|");
     for t in &r.turns {

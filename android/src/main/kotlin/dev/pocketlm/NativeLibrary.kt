@@ -9,8 +9,8 @@ import java.nio.ByteOrder
  *
  * The AAR ships two arm64-v8a builds: `libpocketlm_ffi.so` (armv8-a, NEON only,
  * runs on every 64-bit Arm phone) and `libpocketlm_ffi_dotprod.so`
- * (armv8.2-a with the int8 dot-product and fp16 kernels, several times faster
- * on Q4 models but an illegal instruction on a Cortex-A53). The fast one is
+ * (armv8.2-a with ggml's int8 dot-product and fp16 kernels, the fast Q4 paths,
+ * but an illegal instruction on a Cortex-A53). The fast one is
  * chosen when the kernel's hardware capabilities (`/proc/self/auxv`) report
  * both features and the library is present; the native side checks again and
  * refuses with `PocketLmException.UnsupportedCpu` rather than crash.
