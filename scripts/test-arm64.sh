@@ -54,8 +54,9 @@ for line in sys.stdin:
 }
 
 echo "== x86-64 reference answer"
-POCKETLM_PARITY_OUT="$work/x86.json" cargo test -q -p pocketlm --test backends -- the_greedy_answer 2>&1 | grep -E "test result|FAILED|panicked" || true
-test -s "$work/x86.json" || { echo "no x86 reference answer" >&2; exit 1; }
+POCKETLM_PARITY_OUT="$work/x86.json" cargo test -q -p pocketlm --test backends -- the_greedy_answer >"$work/ref.log" 2>&1 || true
+grep -E "test result|FAILED|panicked" "$work/ref.log" || true
+test -s "$work/x86.json" || { tail -40 "$work/ref.log" >&2; echo "no x86 reference answer" >&2; exit 1; }
 cat "$work/x86.json"; echo
 
 echo "== cross-building for $target"

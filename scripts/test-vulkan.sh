@@ -38,7 +38,8 @@ if [ ! -f "$sdk/usr/include/vulkan/vulkan.hpp" ]; then
   opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
         -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir" -o APT::Sandbox::User=root)
   apt-get "${opts[@]}" update -qq
-  (cd "$apt_dir" && apt-get "${opts[@]}" download libvulkan-dev=1.4.309.0-1 >/dev/null)
+  # The version this was proven with; a later trixie update if that one is gone.
+  (cd "$apt_dir" && { apt-get "${opts[@]}" download libvulkan-dev=1.4.309.0-1 || apt-get "${opts[@]}" download libvulkan-dev; } >/dev/null)
   rm -rf "$sdk.partial" && mkdir -p "$sdk.partial/usr/lib"
   dpkg-deb -x "$apt_dir"/libvulkan-dev_*.deb "$sdk.partial"
   # Link against bookworm's loader (the deb's own symlink points into libvulkan1).
@@ -50,8 +51,9 @@ export VULKAN_SDK="$sdk/usr"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 echo "== CPU-only x86-64 reference answer"
-POCKETLM_PARITY_OUT="$work/cpu.json" cargo test -q -p pocketlm --test backends -- the_greedy_answer 2>&1 | grep -E "test result|FAILED|panicked" || true
-test -s "$work/cpu.json" || { echo "no CPU reference answer" >&2; exit 1; }
+POCKETLM_PARITY_OUT="$work/cpu.json" cargo test -q -p pocketlm --test backends -- the_greedy_answer >"$work/ref.log" 2>&1 || true
+grep -E "test result|FAILED|panicked" "$work/ref.log" || true
+test -s "$work/cpu.json" || { tail -40 "$work/ref.log" >&2; echo "no CPU reference answer" >&2; exit 1; }
 
 # ggml skips CPU-type Vulkan devices (lavapipe is one) unless told which to
 # use. Set only now: llama-cpp-sys-2 forwards GGML_* variables to CMake, so
