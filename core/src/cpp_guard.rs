@@ -2,9 +2,10 @@
 //!
 //! ggml's GPU backends throw C++ exceptions when a driver fails (creating the
 //! device, compiling pipelines, allocating memory). llama.cpp catches them
-//! around model loading and decoding, but the GPU probe calls ggml's device
-//! API directly, and an exception unwinding through a plain `extern "C"` call
-//! aborts the process. So the probe's device calls are declared here with the
+//! around model loading and context creation (not in `llama_decode`; see
+//! docs/backends.md), but the GPU probe calls ggml's device API directly,
+//! and an exception unwinding through a plain `extern "C"` call aborts the
+//! process. So the probe's device calls are declared here with the
 //! `C-unwind` ABI and run inside [`catching`], whose C++ frame
 //! (`cpp_guard.cpp`) turns the exception into an error message.
 
