@@ -164,27 +164,9 @@ pub(crate) fn choose(request: BackendRequest, gpu_layers: Option<u32>, gguf: &cr
     // llama.cpp offloads the transformer blocks plus the output layer.
     let offloadable = gguf.arch_u64("block_count").map_or(u32::MAX, |n| n.saturating_add(1).min(u64::from(u32::MAX)) as u32);
     let weight_bytes = gguf.tensor_bytes();
-    let cpu = CpuInfo::detect();
-    let on_cpu = |reason: Option<String>, probe_max_diff: Option<f32>, probe_ms: f64| {
-        if let Some(r) = &reason {
-            log::warn!("GPU not used, running on the CPU: {r}");
-        }
-        Choice {
-            gpu: None,
-            info: BackendInfo {
-                requested: request,
-                backend: "cpu".into(),
-                device: cpu_device_name(),
-                gpu_layers: 0,
-                fallback_reason: reason,
-                probe_max_diff,
-                probe_ms,
-                cpu: cpu.clone(),
-            },
-        }
-    };
+    let cpu_choice = |info: BackendInfo| Choice { gpu: None, info };
     if !request.wants_gpu() || gpu_layers == Some(0) {
-        return on_cpu(None, None, 0.0);
+        return cpu_choice(BackendInfo::on_cpu(request));
     }
     let started = std::time::Instant::now();
     let ms = || started.elapsed().as_secs_f64() * 1000.0;
@@ -192,7 +174,7 @@ pub(crate) fn choose(request: BackendRequest, gpu_layers: Option<u32>, gguf: &cr
     // Device memory for the offloaded share of the weights.
     let offloaded_bytes = if offloadable == u32::MAX { weight_bytes } else { weight_bytes / u64::from(offloadable) * u64::from(layers) };
     match probe(offloaded_bytes) {
-        Err(reason) => on_cpu(Some(reason), None, ms()),
+        Err(reason) => cpu_choice(BackendInfo { probe_ms: ms(), ..BackendInfo::on_cpu(request) }.fall_back_to_cpu(reason)),
         Ok((dev, diff)) => {
             log::info!("GPU {} ({}) passed the probe: max difference {:.4} %", dev.description, dev.backend, diff * 100.0);
             Choice {
@@ -205,10 +187,33 @@ pub(crate) fn choose(request: BackendRequest, gpu_layers: Option<u32>, gguf: &cr
                     fallback_reason: None,
                     probe_max_diff: Some(diff),
                     probe_ms: ms(),
-                    cpu,
+                    cpu: CpuInfo::detect(),
                 },
             }
         }
+    }
+}
+
+impl BackendInfo {
+    /// The CPU, as asked for (or as the platform default): no probe, no reason.
+    fn on_cpu(requested: BackendRequest) -> BackendInfo {
+        BackendInfo {
+            requested,
+            backend: "cpu".into(),
+            device: cpu_device_name(),
+            gpu_layers: 0,
+            fallback_reason: None,
+            probe_max_diff: None,
+            probe_ms: 0.0,
+            cpu: CpuInfo::detect(),
+        }
+    }
+
+    /// The same choice moved to the CPU because of `reason`, which is logged
+    /// at warn level and reported; the probe's figures are kept.
+    pub(crate) fn fall_back_to_cpu(self, reason: String) -> BackendInfo {
+        log::warn!("GPU not used, running on the CPU: {reason}");
+        BackendInfo { backend: "cpu".into(), device: cpu_device_name(), gpu_layers: 0, fallback_reason: Some(reason), ..self }
     }
 }
 
@@ -219,10 +224,11 @@ fn probe(weight_bytes: u64) -> Result<(LlamaBackendDevice, f32), String> {
         return Err(format!("the GPU probe was forced to fail ({FORCE_PROBE_FAILURE_ENV}=fail)"));
     }
     let Some(dev) = gpu_devices().into_iter().next() else {
-        return Err(if compiled_gpu_backends().is_empty() {
+        let compiled = compiled_gpu_backends();
+        return Err(if compiled.is_empty() {
             "no GPU backend is available (none is compiled in: build with the vulkan or metal feature; or its driver failed to start)".into()
         } else {
-            format!("no usable {} device was found (no driver, or only a CPU-type device)", compiled_gpu_backends().join("/"))
+            format!("no usable {} device was found (no driver, or only a CPU-type device)", compiled.join("/"))
         });
     };
     // Room for the offloaded weights plus a tenth for the KV cache and activations.

@@ -143,43 +143,35 @@ impl Model {
         let llama_backend = backend()?;
         let choice = crate::backend::choose(options.backend, options.gpu_layers, &gguf);
         let mut backend = choice.info;
-        let on_cpu = |weights: WeightLoading| -> Result<LlamaModel> {
+        // On the GPU the weights are mapped: they are copied to the device,
+        // not kept twice on the host. A failed GPU load falls back to the CPU.
+        let on_gpu = choice.gpu.and_then(|device| {
             let params = LlamaModelParams::default()
-                .with_use_mmap(weights == WeightLoading::Mmap)
-                .with_n_gpu_layers(0)
-                .with_devices(&[])
-                .expect("an empty device list is valid");
-            LlamaModel::load_from_file(llama_backend, &path, &params).map_err(|_| Error::ModelLoadFailed { path: path.clone() })
-        };
-        let (llama, weights) = match choice.gpu {
+                .with_use_mmap(true)
+                .with_n_gpu_layers(backend.gpu_layers)
+                .with_devices(&[device])
+                .expect("the device index comes from ggml's list");
+            match LlamaModel::load_from_file(llama_backend, &path, &params) {
+                Ok(llama) => Some(llama),
+                Err(_) => {
+                    let reason = format!("loading onto {} failed (see the llama.cpp log)", backend.device);
+                    backend = backend.clone().fall_back_to_cpu(reason);
+                    None
+                }
+            }
+        });
+        let (llama, weights) = match on_gpu {
+            Some(llama) => (llama, WeightLoading::Mmap),
             None => {
                 let weights = options.weights.resolve(&gguf);
-                (on_cpu(weights)?, weights)
-            }
-            Some(device) => {
-                // Mapped: the weights are copied to the device, not kept twice on the host.
                 let params = LlamaModelParams::default()
-                    .with_use_mmap(true)
-                    .with_n_gpu_layers(backend.gpu_layers)
-                    .with_devices(&[device])
-                    .expect("the device index comes from ggml's list");
-                match LlamaModel::load_from_file(llama_backend, &path, &params) {
-                    Ok(llama) => (llama, WeightLoading::Mmap),
-                    Err(_) => {
-                        let reason = format!("loading onto {} failed (see the llama.cpp log)", backend.device);
-                        log::warn!("GPU not used, running on the CPU: {reason}");
-                        let cpu = crate::backend::choose(BackendRequest::Cpu, None, &gguf).info;
-                        backend = BackendInfo {
-                            requested: options.backend,
-                            fallback_reason: Some(reason),
-                            probe_max_diff: backend.probe_max_diff,
-                            probe_ms: backend.probe_ms,
-                            ..cpu
-                        };
-                        let weights = options.weights.resolve(&gguf);
-                        (on_cpu(weights)?, weights)
-                    }
-                }
+                    .with_use_mmap(weights == WeightLoading::Mmap)
+                    .with_n_gpu_layers(0)
+                    .with_devices(&[])
+                    .expect("an empty device list is valid");
+                let llama = LlamaModel::load_from_file(llama_backend, &path, &params)
+                    .map_err(|_| Error::ModelLoadFailed { path: path.clone() })?;
+                (llama, weights)
             }
         };
         let load_ms = started.elapsed().as_secs_f64() * 1000.0;
