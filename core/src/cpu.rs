@@ -66,25 +66,13 @@ impl CpuInfo {
 #[cfg(target_arch = "aarch64")]
 fn detected_features() -> Vec<String> {
     use std::arch::is_aarch64_feature_detected as has;
-    let mut out = vec!["neon".to_string()];
-    for (name, present) in [
-        ("dotprod", has!("dotprod")),
-        ("fp16", has!("fp16")),
-        ("i8mm", has!("i8mm")),
-        ("sve", has!("sve")),
-    ] {
-        if present {
-            out.push(name.to_string());
-        }
-    }
-    out
+    present(&[("neon", true), ("dotprod", has!("dotprod")), ("fp16", has!("fp16")), ("i8mm", has!("i8mm")), ("sve", has!("sve"))])
 }
 
 #[cfg(target_arch = "x86_64")]
 fn detected_features() -> Vec<String> {
     use std::arch::is_x86_feature_detected as has;
-    let mut out = Vec::new();
-    for (name, present) in [
+    present(&[
         ("sse3", has!("sse3")),
         ("avx", has!("avx")),
         ("avx2", has!("avx2")),
@@ -92,12 +80,7 @@ fn detected_features() -> Vec<String> {
         ("f16c", has!("f16c")),
         ("bmi2", has!("bmi2")),
         ("avx512", has!("avx512f")),
-    ] {
-        if present {
-            out.push(name.to_string());
-        }
-    }
-    out
+    ])
 }
 
 #[cfg(not(any(target_arch = "aarch64", target_arch = "x86_64")))]
@@ -126,7 +109,12 @@ fn kernel_features() -> Vec<String> {
             ("avx512", sys::ggml_cpu_has_avx512()),
         ]
     };
-    table.iter().filter(|(_, on)| *on != 0).map(|(n, _)| n.to_string()).collect()
+    present(&table.map(|(name, on)| (name, on != 0)))
+}
+
+/// The names in `table` whose flag is set, in order.
+fn present(table: &[(&str, bool)]) -> Vec<String> {
+    table.iter().filter(|(_, on)| *on).map(|(name, _)| name.to_string()).collect()
 }
 
 #[cfg(test)]
