@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+source scripts/parity-lib.sh
 
 need=()
 command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
@@ -46,17 +47,11 @@ build_variant() {
   CARGO_TARGET_DIR="$cache/target-arm64/$arch" POCKETLM_ARM_ARCH="$arch" \
     CMAKE_PROJECT_INCLUDE="$PWD/scripts/cmake/ggml-arm-arch.cmake" \
     cargo test -p pocketlm --test backends --target "$target" --no-run --message-format=json-render-diagnostics \
-    | python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "backends":
-        print(m["executable"])'
+    | executable_of backends
 }
 
 echo "== x86-64 reference answer"
-POCKETLM_PARITY_OUT="$work/x86.json" cargo test -q -p pocketlm --test backends -- the_greedy_answer >"$work/ref.log" 2>&1 || true
-grep -E "test result|FAILED|panicked" "$work/ref.log" || true
-test -s "$work/x86.json" || { tail -40 "$work/ref.log" >&2; echo "no x86 reference answer" >&2; exit 1; }
+reference_answer "$work/x86.json" x86
 cat "$work/x86.json"; echo
 
 echo "== cross-building for $target"

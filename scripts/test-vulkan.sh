@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+source scripts/parity-lib.sh
 
 need=()
 command -v glslc >/dev/null || need+=(glslc)
@@ -51,9 +52,7 @@ export VULKAN_SDK="$sdk/usr"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 echo "== CPU-only x86-64 reference answer"
-POCKETLM_PARITY_OUT="$work/cpu.json" cargo test -q -p pocketlm --test backends -- the_greedy_answer >"$work/ref.log" 2>&1 || true
-grep -E "test result|FAILED|panicked" "$work/ref.log" || true
-test -s "$work/cpu.json" || { tail -40 "$work/ref.log" >&2; echo "no CPU reference answer" >&2; exit 1; }
+reference_answer "$work/cpu.json" CPU
 
 # ggml skips CPU-type Vulkan devices (lavapipe is one) unless told which to
 # use. Set only now: llama-cpp-sys-2 forwards GGML_* variables to CMake, so
@@ -71,12 +70,7 @@ POCKETLM_TEST_BACKEND=gpu POCKETLM_PARITY_REF="$work/cpu.json" \
 set -e
 
 echo "== pocketlm info / bench on Vulkan"
-cli="$(cargo build -q -p pocketlm-cli --features vulkan --message-format=json-render-diagnostics \
-  | python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "pocketlm":
-        print(m["executable"])')"
+cli="$(cargo build -q -p pocketlm-cli --features vulkan --message-format=json-render-diagnostics | executable_of pocketlm)"
 model="$(python3 scripts/fetch_models.py qwen2.5-0.5b --print-path)"
 check() { # check LABEL SHOW-EXPR PASS-EXPR COMMAND...: runs COMMAND, checks its exit status and JSON
   local label="$1" show="$2" pass="$3" out rc=0
