@@ -17,10 +17,18 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 # llama.cpp's CMake uses ccache when present: the CPU, Arm and Vulkan builds
 # then share every object that does not differ between them.
 command -v ccache >/dev/null || missing+=(ccache)
-# bindgen needs libclang; any versioned libclang.so will do.
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
-  missing+=(libclang-dev clang)
-fi
+# bindgen (clang-sys) loads libclang itself: `libclang.so`, `libclang-N.so` or
+# `libclang.so.N`. libclang-cpp.so is another library and does not count.
+has_libclang() {
+  local dir f
+  for dir in ${LIBCLANG_PATH:-} /usr/lib/llvm-*/lib /usr/lib/"$(uname -m)"-linux-gnu /usr/lib64 /usr/lib /usr/local/lib; do
+    for f in "$dir"/libclang.so "$dir"/libclang.so.* "$dir"/libclang-[0-9]*.so*; do
+      [ -e "$f" ] && return 0
+    done
+  done
+  return 1
+}
+has_libclang || missing+=(libclang-dev)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "pocketlm: installing ${missing[*]}" >&2
