@@ -17,27 +17,25 @@
 //! the model's chat template, reuses the KV cache across turns and streams
 //! answers, [`SamplingParams`] chooses tokens, [`bench()`] measures.
 
-mod arch;
+// The pure layer (no llama.cpp, no unsafe), re-exported so `pocketlm::gguf`,
+// `pocketlm::plan` and `crate::error` keep their paths.
+pub use pocketlm_base::{gguf, plan};
+use pocketlm_base::{arch, confidence, error, stream, template};
+
 mod backend;
 mod bench;
 mod cancel;
 mod cloud;
-mod confidence;
 mod conversation;
 mod cpp_guard;
 mod cpu;
-mod error;
-pub mod gguf;
 mod logging;
 mod metrics;
 mod model;
-pub mod plan;
 mod router;
 mod sampling;
 mod selftest;
 mod session;
-mod stream;
-mod template;
 mod threads;
 
 pub use backend::{choose_backend, compiled_gpu_backends, BackendInfo, BackendRequest, FORCE_PROBE_FAILURE_ENV};

@@ -198,28 +198,75 @@ struct Shapes {
     n_ctx_train: u64,
 }
 
+/// Largest values the planner accepts from a file's metadata: llama.cpp's own
+/// `LLAMA_MAX_LAYERS`, and shapes far beyond any released model. Anything
+/// larger is corruption (or an attack), never a model to size.
+pub mod limits {
+    /// Transformer layers (llama.cpp's `LLAMA_MAX_LAYERS`).
+    pub const MAX_LAYERS: u64 = 512;
+    /// Embedding (hidden) width.
+    pub const MAX_EMBEDDING: u64 = 1 << 17;
+    /// Attention heads (query or key/value) per layer.
+    pub const MAX_HEADS: u64 = 1 << 12;
+    /// Key or value width of one head.
+    pub const MAX_HEAD_DIM: u64 = 1 << 14;
+    /// Feed-forward width.
+    pub const MAX_FEED_FORWARD: u64 = 1 << 22;
+    /// Vocabulary entries.
+    pub const MAX_VOCAB: u64 = 1 << 23;
+    /// Sliding-window length and trained context length.
+    pub const MAX_CONTEXT: u64 = 1 << 32;
+    /// Largest predicted peak the planner reports (1 PiB); more means the
+    /// header is nonsense.
+    pub const MAX_PEAK_BYTES: u64 = 1 << 50;
+}
+
+fn corrupt(detail: String) -> Error {
+    Error::ModelCorrupt { path: Default::default(), detail }
+}
+
 fn shapes(gguf: &GgufFile) -> Result<Shapes> {
+    use limits::*;
     let arch = gguf.architecture().unwrap_or_default().to_string();
-    let need = |suffix: &str| {
-        gguf.arch_u64(suffix).ok_or_else(|| Error::ModelCorrupt {
-            path: Default::default(),
-            detail: format!("metadata {arch}.{suffix} is missing; the planner cannot size this model"),
-        })
-    };
-    let n_layer = need("block_count")?;
-    let n_embd = need("embedding_length")?;
-    let n_head = need("attention.head_count")?.max(1);
-    let n_ff = gguf.arch_u64("feed_forward_length").unwrap_or(4 * n_embd);
-    let n_head_kv = match gguf.get(&format!("{arch}.attention.head_count_kv")) {
-        Some(GgufValue::Array { values, .. }) if values.len() as u64 == n_layer => {
-            values.iter().map(|v| v.as_u64().unwrap_or(n_head)).collect()
+    // A present value must be an integer within (1..=max); a missing optional
+    // one takes its default.
+    let bounded = |suffix: &str, value: Option<u64>, min: u64, max: u64| -> Result<u64> {
+        match value {
+            Some(v) if (min..=max).contains(&v) => Ok(v),
+            Some(v) => Err(corrupt(format!("metadata {arch}.{suffix} = {v} is outside {min}..={max}; the file is corrupt"))),
+            None => Err(corrupt(format!("metadata {arch}.{suffix} is missing; the planner cannot size this model"))),
         }
-        Some(v) => vec![v.as_u64().unwrap_or(n_head); n_layer as usize],
+    };
+    let optional = |suffix: &str, min: u64, max: u64, default: u64| -> Result<u64> {
+        match gguf.get(&format!("{arch}.{suffix}")) {
+            None => Ok(default),
+            Some(v) => bounded(suffix, Some(v.as_u64().unwrap_or(u64::MAX)), min, max),
+        }
+    };
+    let n_layer = bounded("block_count", gguf.arch_u64("block_count"), 1, MAX_LAYERS)?;
+    let n_embd = bounded("embedding_length", gguf.arch_u64("embedding_length"), 1, MAX_EMBEDDING)?;
+    let n_head = bounded("attention.head_count", gguf.arch_u64("attention.head_count").map(|h| h.max(1)), 1, MAX_HEADS)?;
+    let n_ff = optional("feed_forward_length", 0, MAX_FEED_FORWARD, 4 * n_embd)?;
+    let head_kv_key = format!("{arch}.attention.head_count_kv");
+    let head_kv = |v: &GgufValue| -> Result<u64> {
+        match v.as_u64() {
+            Some(h) if h <= MAX_HEADS => Ok(h),
+            _ => Err(corrupt(format!("metadata {head_kv_key} holds {v:?}, not a head count up to {MAX_HEADS}"))),
+        }
+    };
+    let n_head_kv = match gguf.get(&head_kv_key) {
+        Some(GgufValue::Array { values, .. }) if values.len() as u64 == n_layer => {
+            values.iter().map(head_kv).collect::<Result<Vec<_>>>()?
+        }
+        Some(GgufValue::Array { len, .. }) => {
+            return Err(corrupt(format!("metadata {head_kv_key} has {len} entries for {n_layer} layers")))
+        }
+        Some(v) => vec![head_kv(v)?; n_layer as usize],
         None => vec![n_head; n_layer as usize],
     };
-    let head_dim_k = gguf.arch_u64("attention.key_length").unwrap_or(n_embd / n_head);
-    let head_dim_v = gguf.arch_u64("attention.value_length").unwrap_or(head_dim_k);
-    let n_swa = gguf.arch_u64("attention.sliding_window").unwrap_or(0);
+    let head_dim_k = optional("attention.key_length", 1, MAX_HEAD_DIM, (n_embd / n_head).max(1))?;
+    let head_dim_v = optional("attention.value_length", 1, MAX_HEAD_DIM, head_dim_k)?;
+    let n_swa = optional("attention.sliding_window", 0, MAX_CONTEXT, 0)?;
     // llama.cpp's sliding-window layouts: Gemma 2 alternates, Gemma 3 uses the
     // window on 5 of every 6 layers.
     let period = match arch.as_str() {
@@ -229,8 +276,8 @@ fn shapes(gguf: &GgufFile) -> Result<Shapes> {
     };
     let swa_layers = (0..n_layer).map(|il| n_swa > 0 && period > 0 && il % period < period - 1).collect();
     let n_vocab = match gguf.get("tokenizer.ggml.tokens") {
-        Some(GgufValue::Array { len, .. }) => *len,
-        _ => gguf.arch_u64("vocab_size").unwrap_or(32_000),
+        Some(GgufValue::Array { len, .. }) => bounded("(tokenizer.ggml.tokens)", Some(*len), 1, MAX_VOCAB)?,
+        _ => optional("vocab_size", 1, MAX_VOCAB, 32_000)?,
     };
     Ok(Shapes {
         n_layer,
@@ -243,7 +290,7 @@ fn shapes(gguf: &GgufFile) -> Result<Shapes> {
         head_dim_v,
         n_swa,
         swa_layers,
-        n_ctx_train: gguf.arch_u64("context_length").unwrap_or(0),
+        n_ctx_train: optional("context_length", 0, MAX_CONTEXT, 0)?,
     })
 }
 
@@ -258,48 +305,52 @@ fn is_repacked(type_name: &str) -> bool {
 
 /// Bytes of the tensors the CPU backend repacks.
 fn repacked_bytes(gguf: &GgufFile) -> u64 {
-    gguf.tensors.iter().filter(|t| is_repacked(t.ggml_type.name)).map(|t| t.size_bytes).sum()
+    gguf.tensors.iter().filter(|t| is_repacked(t.ggml_type.name)).fold(0u64, |sum, t| sum.saturating_add(t.size_bytes))
 }
 
 /// Predicts the peak resident memory of `request` for the model in `gguf`.
 pub fn estimate(gguf: &GgufFile, request: PlanRequest) -> Result<MemoryEstimate> {
     let request = PlanRequest { weights: request.weights.resolve(gguf), ..request };
-    Ok(estimate_with(&shapes(gguf)?, weights_bytes(gguf, request.weights), request))
+    estimate_with(&shapes(gguf)?, weights_bytes(gguf, request.weights), request)
 }
 
 /// Weights as resident in memory: every tensor once, plus the mapped pages
 /// of repacked tensors when the file is memory-mapped (`loading` already resolved).
 fn weights_bytes(gguf: &GgufFile, loading: WeightLoading) -> u64 {
     match loading {
-        WeightLoading::Mmap => gguf.tensor_bytes() + repacked_bytes(gguf),
+        WeightLoading::Mmap => gguf.tensor_bytes().saturating_add(repacked_bytes(gguf)),
         _ => gguf.tensor_bytes(),
     }
 }
 
-fn estimate_with(s: &Shapes, weights_bytes: u64, request: PlanRequest) -> MemoryEstimate {
+fn estimate_with(s: &Shapes, weights_bytes: u64, request: PlanRequest) -> Result<MemoryEstimate> {
+    // Every value is bounded by `shapes`, and every product is checked: a
+    // header that still overflows is refused, never wrapped into a plan that "fits".
+    let overflow = || corrupt("the model's shapes imply an impossible memory size; the file is corrupt".into());
+    let mul = |a: u64, b: u64| a.checked_mul(b).ok_or_else(overflow);
+    let add = |a: u64, b: u64| a.checked_add(b).ok_or_else(overflow);
 
     let cells = pad256(u64::from(request.context_length));
     let ubatch = u64::from(request.batch_size.min(request.context_length).max(1));
     let swa_cells = if request.full_swa_cache { cells } else { cells.min(pad256(s.n_swa + ubatch)) };
-    let per_cell_elems = |il: usize| s.n_head_kv[il] * (s.head_dim_k + s.head_dim_v);
-    let kv_elems: u64 = (0..s.n_layer as usize)
-        .map(|il| per_cell_elems(il) * if s.swa_layers[il] { swa_cells } else { cells })
-        .sum();
+    let mut kv_elems = 0u64;
+    for (il, &heads) in s.n_head_kv.iter().enumerate() {
+        let per_cell = mul(heads, s.head_dim_k + s.head_dim_v)?;
+        kv_elems = add(kv_elems, mul(per_cell, if s.swa_layers[il] { swa_cells } else { cells })?)?;
+    }
     let kv_bytes = (kv_elems as f64 * request.kv_type.bytes_per_element()).ceil() as u64;
 
     // Calibrated: a full batch touches about 2 FFN-sized and 12 attention-
     // sized f32 rows per token, plus one row of logits.
-    let attn_width = s.n_embd.max(s.n_head * s.head_dim_k);
-    let compute_bytes = ubatch * 4 * (2 * s.n_ff + 12 * attn_width) + s.n_vocab * 4 * 2;
-    let overhead_bytes = (56 << 20) + s.n_vocab * 32;
-    MemoryEstimate {
-        request,
-        weights_bytes,
-        kv_bytes,
-        compute_bytes,
-        overhead_bytes,
-        predicted_peak_bytes: weights_bytes + kv_bytes + compute_bytes + overhead_bytes,
+    let attn_width = s.n_embd.max(mul(s.n_head, s.head_dim_k)?);
+    let row = add(mul(2, s.n_ff)?, mul(12, attn_width)?)?;
+    let compute_bytes = add(mul(mul(ubatch, 4)?, row)?, mul(s.n_vocab, 8)?)?;
+    let overhead_bytes = add(56 << 20, mul(s.n_vocab, 32)?)?;
+    let predicted_peak_bytes = add(add(weights_bytes, kv_bytes)?, add(compute_bytes, overhead_bytes)?)?;
+    if predicted_peak_bytes > limits::MAX_PEAK_BYTES {
+        return Err(overflow());
     }
+    Ok(MemoryEstimate { request, weights_bytes, kv_bytes, compute_bytes, overhead_bytes, predicted_peak_bytes })
 }
 
 /// The predicted peak `budget_bytes` may hold after the safety margin.
@@ -363,7 +414,7 @@ pub fn fit_budget(gguf: &GgufFile, budget_bytes: u64, max_context: Option<u32>, 
                 let request = PlanRequest { context_length: ctx, kv_type: kv, batch_size: batch, full_swa_cache: false, weights: loading };
                 estimate_with(&s, weights, request)
             };
-            if at(MIN_CONTEXT.min(max_ctx)).predicted_peak_bytes > usable {
+            if at(MIN_CONTEXT.min(max_ctx))?.predicted_peak_bytes > usable {
                 continue;
             }
             // Memory grows with the context: binary-search the largest that fits (multiples of 256).
@@ -373,21 +424,22 @@ pub fn fit_budget(gguf: &GgufFile, budget_bytes: u64, max_context: Option<u32>, 
                 if mid <= lo {
                     break;
                 }
-                if at(mid).predicted_peak_bytes <= usable {
+                if at(mid)?.predicted_peak_bytes <= usable {
                     lo = mid;
                 } else {
                     hi = mid - 1;
                 }
             }
-            return Ok(MemoryPlan::new(budget_bytes, at(lo)));
+            return Ok(MemoryPlan::new(budget_bytes, at(lo)?));
         }
     }
     let smallest = PlanRequest { weights: loading, ..smallest_request(Some(max_ctx), kv_types.last().copied()) };
-    let smallest = estimate_with(&s, weights, smallest);
+    let smallest = estimate_with(&s, weights, smallest)?;
     // The smallest budget whose usable part holds the smallest configuration.
     let mut needed_bytes = (smallest.predicted_peak_bytes as f64 / (1.0 - SAFETY_MARGIN)).ceil() as u64;
+    // Float rounding can leave it a few bytes short (the peak is at most 1 PiB).
     while self::usable(needed_bytes) < smallest.predicted_peak_bytes {
-        needed_bytes += 1;
+        needed_bytes = needed_bytes.saturating_add(1);
     }
     Err(Error::InsufficientMemory { needed_bytes, budget_bytes })
 }

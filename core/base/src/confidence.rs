@@ -72,7 +72,7 @@ pub struct Confidence {
 
 /// Accumulates the signals token by token.
 #[derive(Debug, Clone)]
-pub(crate) struct ConfidenceTracker {
+pub struct ConfidenceTracker {
     options: ConfidenceOptions,
     logprobs: Vec<f32>,
     entropy_sum: f64,
@@ -81,13 +81,14 @@ pub(crate) struct ConfidenceTracker {
 }
 
 impl ConfidenceTracker {
-    pub(crate) fn new(options: ConfidenceOptions) -> Self {
+    /// A tracker with these thresholds and windows.
+    pub fn new(options: ConfidenceOptions) -> Self {
         ConfidenceTracker { options, logprobs: Vec::new(), entropy_sum: 0.0, score: 1.0, first: None }
     }
 
     /// Records the token chosen from `logits`; returns true when the answer
     /// has just become unconfident (score below the threshold).
-    pub(crate) fn push(&mut self, logits: &[f32], token: usize) -> bool {
+    pub fn push(&mut self, logits: &[f32], token: usize) -> bool {
         let (logprob, entropy) = logprob_and_entropy(logits, token);
         self.logprobs.push(logprob);
         self.entropy_sum += f64::from(entropy);
@@ -106,7 +107,7 @@ impl ConfidenceTracker {
     }
 
     /// The signals so far (an answer shorter than the first window is scored over what it has).
-    pub(crate) fn finish(&self) -> Option<Confidence> {
+    pub fn finish(&self) -> Option<Confidence> {
         if self.logprobs.is_empty() {
             return None;
         }
@@ -125,7 +126,7 @@ impl ConfidenceTracker {
 }
 
 /// log p(token) and the entropy (nats) of softmax(logits), in one pass.
-pub(crate) fn logprob_and_entropy(logits: &[f32], token: usize) -> (f32, f32) {
+pub fn logprob_and_entropy(logits: &[f32], token: usize) -> (f32, f32) {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let (mut sum, mut weighted) = (0f64, 0f64);
     for &l in logits {

@@ -133,6 +133,12 @@ pub enum Error {
         /// What happened, from the server or the network.
         detail: String,
     },
+    /// Loading was cancelled through its `CancelToken` (nothing stays loaded).
+    #[error("loading {path} was cancelled")]
+    LoadCancelled {
+        /// The path that was given.
+        path: PathBuf,
+    },
 }
 
 /// The kinds of cloud failure, each with its own remedy.
@@ -206,7 +212,7 @@ impl CloudErrorKind {
 
 impl Error {
     /// Maps a GGUF validation error for `path` to the public error.
-    pub(crate) fn from_gguf(path: PathBuf, e: GgufError) -> Error {
+    pub fn from_gguf(path: PathBuf, e: GgufError) -> Error {
         match e {
             GgufError::BadMagic { .. } | GgufError::UnsupportedVersion(_) => Error::NotGguf { path, detail: e.to_string() },
             GgufError::Truncated(detail) => Error::ModelTruncated { path, detail },
@@ -215,7 +221,7 @@ impl Error {
     }
 
     /// Maps an I/O error opening `path` to the public error.
-    pub(crate) fn from_io(path: PathBuf, e: &std::io::Error) -> Error {
+    pub fn from_io(path: PathBuf, e: &std::io::Error) -> Error {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::ModelNotFound { path }
         } else {

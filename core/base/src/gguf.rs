@@ -207,6 +207,19 @@ impl GgufFile {
         }
     }
 
+    /// Parses and validates a whole GGUF file held in memory (tensor data
+    /// included, so extents are checked against `bytes.len()`). The fuzz
+    /// targets and tests use this; apps use [`GgufFile::read`].
+    pub fn parse(bytes: &[u8]) -> Result<GgufFile, GgufError> {
+        let mut reader = Reader { inner: bytes, pos: 0, file_size: bytes.len() as u64 };
+        match reader.parse() {
+            Ok(parsed) => Ok(parsed),
+            Err(ReadError::Gguf(e)) => Err(e),
+            // Reading from a slice fails only at its end.
+            Err(ReadError::Io(e)) => Err(GgufError::Truncated(e.to_string())),
+        }
+    }
+
     /// A metadata value by key.
     pub fn get(&self, key: &str) -> Option<&GgufValue> {
         self.metadata.get(key)
@@ -235,12 +248,12 @@ impl GgufFile {
 
     /// Total number of weight elements over all tensors.
     pub fn n_params(&self) -> u64 {
-        self.tensors.iter().map(TensorInfo::n_elements).sum()
+        self.tensors.iter().fold(0u64, |sum, t| sum.saturating_add(t.n_elements()))
     }
 
     /// Total bytes of tensor data.
     pub fn tensor_bytes(&self) -> u64 {
-        self.tensors.iter().map(|t| t.size_bytes).sum()
+        self.tensors.iter().fold(0u64, |sum, t| sum.saturating_add(t.size_bytes))
     }
 }
 

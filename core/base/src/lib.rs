@@ -1,0 +1,22 @@
+//! PocketLM's pure layer: everything that reads untrusted input or computes
+//! from it without touching llama.cpp. It forbids `unsafe`, so the fuzz
+//! targets in `core/fuzz` exercise exactly what ships.
+//!
+//! - [`gguf`]: the strict, allocation-bounded GGUF header reader;
+//! - [`plan`]: the memory planner (predicted peak RSS from the header);
+//! - [`template`]: chat messages and the Jinja chat template, with a fuel limit;
+//! - [`stream`]: UTF-8-safe deltas and stop sequences;
+//! - [`confidence`]: token-level confidence math;
+//! - [`arch`]: which architectures can chat;
+//! - [`error`]: the one error type of the SDK.
+#![forbid(unsafe_code)]
+
+pub mod arch;
+pub mod confidence;
+pub mod error;
+pub mod gguf;
+pub mod plan;
+pub mod stream;
+pub mod template;
+
+pub use error::{CloudErrorKind, Error, Result};
