@@ -26,6 +26,9 @@ pub enum PocketLmError {
     /// The model's architecture is not supported.
     #[error("{0}")]
     UnsupportedArchitecture (String),
+    /// The model loads but cannot chat (embedding, speech, diffusion, draft model).
+    #[error("{0}")]
+    NotAChatModel(String),
     /// llama.cpp rejected a file that passed validation.
     #[error("{0}")]
     ModelLoadFailed (String),
@@ -59,6 +62,9 @@ pub enum PocketLmError {
     /// This library's CPU kernels need instructions the CPU lacks.
     #[error("{0}")]
     UnsupportedCpu(String),
+    /// Loading was cancelled (Kotlin and Swift turn it into their own cancellation).
+    #[error("{0}")]
+    LoadCancelled(String),
 }
 
 impl From<CoreError> for PocketLmError {
@@ -71,6 +77,7 @@ impl From<CoreError> for PocketLmError {
             CoreError::ModelTruncated { .. } => PocketLmError::ModelTruncated(message),
             CoreError::ModelCorrupt { .. } => PocketLmError::ModelCorrupt(message),
             CoreError::UnsupportedArchitecture { .. } => PocketLmError::UnsupportedArchitecture(message),
+            CoreError::NotAChatModel { .. } => PocketLmError::NotAChatModel(message),
             CoreError::ModelLoadFailed { .. } => PocketLmError::ModelLoadFailed(message),
             CoreError::ContextCreationFailed { .. } => PocketLmError::ContextCreationFailed(message),
             CoreError::InvalidSampling { .. } => PocketLmError::InvalidSampling(message),
@@ -82,6 +89,7 @@ impl From<CoreError> for PocketLmError {
             CoreError::Download(_) => PocketLmError::Download(message),
             CoreError::Cloud { .. } => PocketLmError::Cloud(message),
             CoreError::UnsupportedCpu { .. } => PocketLmError::UnsupportedCpu(message),
+            CoreError::LoadCancelled { .. } => PocketLmError::LoadCancelled(message),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Model architectures that this build's llama.cpp can run.
+//! Model architectures that this build's llama.cpp can run, and which of them
+//! can chat (generate text token by token from a prompt).
 
 /// `general.architecture` values known to the vendored llama.cpp (from its
 /// `src/llama-arch.cpp`, llama-cpp-sys-2 0.1.160). Vision projectors (`clip`)
@@ -29,4 +30,65 @@ const SUPPORTED: &[&str] = &[
 /// Whether llama.cpp can load a model of this architecture.
 pub fn is_supported(architecture: &str) -> bool {
     SUPPORTED.contains(&architecture)
+}
+
+/// What a model of some architecture does, as far as chatting is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchKind {
+    /// An autoregressive decoder: it can chat.
+    Decoder,
+    /// Encoder-only (BERT family, embedding models): vectors, no next token.
+    Encoder,
+    /// Encoder-decoder (T5): needs an encoder pass this engine does not run.
+    EncoderDecoder,
+    /// Text-to-speech or audio codec: its outputs are not text tokens.
+    Audio,
+    /// Diffusion language model: needs its own denoising loop, not sampling.
+    Diffusion,
+    /// A speculative-decoding draft head: runs only beside its target model.
+    DraftHead,
+}
+
+impl ArchKind {
+    /// Why an architecture of this kind cannot chat (`None` for decoders).
+    pub fn why_not_chat(self) -> Option<&'static str> {
+        match self {
+            ArchKind::Decoder => None,
+            ArchKind::Encoder => Some("it is an encoder-only (embedding) model"),
+            ArchKind::EncoderDecoder => Some("it is an encoder-decoder model, which needs an encoder pass"),
+            ArchKind::Audio => Some("it is a speech or audio-codec model"),
+            ArchKind::Diffusion => Some("it is a diffusion language model, which needs its own decoding loop"),
+            ArchKind::DraftHead => Some("it is a speculative-decoding draft head, which only runs beside its target model"),
+        }
+    }
+}
+
+/// The kind of a `general.architecture` value. Unknown names count as
+/// decoders; [`is_supported`] decides whether they load at all.
+pub fn kind(architecture: &str) -> ArchKind {
+    match architecture {
+        "bert" | "modern-bert" | "nomic-bert" | "nomic-bert-moe" | "neo-bert" | "jina-bert-v2" | "jina-bert-v3"
+        | "eurobert" | "t5encoder" | "gemma-embedding" | "llama-embed" => ArchKind::Encoder,
+        "t5" => ArchKind::EncoderDecoder,
+        "wavtokenizer-dec" | "qwen3tts" | "pockettts" => ArchKind::Audio,
+        "dream" | "llada" | "llada-moe" | "rnd1" => ArchKind::Diffusion,
+        "eagle3" | "dflash" => ArchKind::DraftHead,
+        _ => ArchKind::Decoder,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoders_chat_and_others_say_why_not() {
+        for arch in ["llama", "qwen2", "qwen3", "gemma3", "phi3"] {
+            assert!(is_supported(arch) && kind(arch).why_not_chat().is_none(), "{arch}");
+        }
+        for arch in ["bert", "nomic-bert", "t5encoder", "t5", "wavtokenizer-dec", "qwen3tts", "dream", "eagle3"] {
+            assert!(is_supported(arch), "{arch} is in llama.cpp's list");
+            assert!(kind(arch).why_not_chat().is_some(), "{arch} cannot chat");
+        }
+    }
 }

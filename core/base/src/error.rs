@@ -57,6 +57,17 @@ pub enum Error {
         /// The `general.architecture` value (or `(missing)`).
         architecture: String,
     },
+    /// The model loads, but its architecture cannot chat (an embedding,
+    /// encoder-decoder, speech, diffusion or draft model).
+    #[error("{path} is a '{architecture}' model and cannot chat: {reason} (use an instruction-tuned decoder such as Llama 3.2, Qwen 2.5/3, Gemma 3 or Phi)")]
+    NotAChatModel {
+        /// The path it was loaded from.
+        path: PathBuf,
+        /// The `general.architecture` value.
+        architecture: String,
+        /// What kind of model it is instead.
+        reason: String,
+    },
     /// llama.cpp rejected the model after validation (e.g. missing tensors).
     #[error("llama.cpp could not load {path}; the file passed PocketLM's checks, so it may be an unsupported variant (set the llama.cpp log level to warn to see why)")]
     ModelLoadFailed {

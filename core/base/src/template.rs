@@ -82,6 +82,14 @@ pub struct ChatTemplate {
 
 const NAME: &str = "chat";
 
+/// Most template instructions one render may run. A real chat template needs
+/// a few hundred per message; this bound stops a hostile template (from a
+/// downloaded model file) from hanging the app in a loop.
+pub const TEMPLATE_FUEL: u64 = 5_000_000;
+/// Deepest nesting of blocks, loops and macro calls a render may reach (a
+/// macro call counts about 10); real templates stay far below it.
+pub const TEMPLATE_RECURSION_LIMIT: usize = 100;
+
 impl ChatTemplate {
     /// Compiles `source` with the model's BOS and EOS token texts.
     ///
@@ -98,6 +106,8 @@ impl ChatTemplate {
 
     fn build(source: &str, bos_token: &str, eos_token: &str, date: Option<CivilDate>) -> Result<Self> {
         let mut env = Environment::new();
+        env.set_fuel(Some(TEMPLATE_FUEL));
+        env.set_recursion_limit(TEMPLATE_RECURSION_LIMIT);
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -123,7 +133,12 @@ impl ChatTemplate {
                 bos_token => &self.bos_token,
                 eos_token => &self.eos_token,
             })
-            .map_err(|e| Error::Template(format!("rendering the chat template failed: {e}")))
+            .map_err(|e| match e.kind() {
+                ErrorKind::OutOfFuel => Error::Template(format!(
+                    "the chat template ran more than {TEMPLATE_FUEL} steps and was stopped; the model file's template is broken or hostile (use a model with a standard template)"
+                )),
+                _ => Error::Template(format!("rendering the chat template failed: {e}")),
+            })
     }
 }
 
@@ -225,6 +240,27 @@ mod tests {
     fn python_string_methods_work() {
         let t = ChatTemplate::new("{{ messages[0].content.strip().upper() }}|{{ 'a,b'.split(',') | length }}", "", "").unwrap();
         assert_eq!(t.render(&[Message::user("  hi ")], false).unwrap(), "HI|2");
+    }
+
+    #[test]
+    fn an_endless_template_runs_out_of_fuel() {
+        let t = ChatTemplate::new(
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% for c in range(100000) %}x{% endfor %}{% endfor %}{% endfor %}",
+            "",
+            "",
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let err = t.render(&[Message::user("hi")], true).unwrap_err();
+        assert!(matches!(&err, Error::Template(m) if m.contains("steps")), "{err}");
+        assert!(started.elapsed().as_secs() < 30, "fuel must stop it: {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn deep_macro_recursion_is_an_error() {
+        let t = ChatTemplate::new("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "", "").unwrap();
+        let err = t.render(&[], true).unwrap_err();
+        assert!(matches!(err, Error::Template(_)), "{err}");
     }
 
     #[test]
