@@ -3,10 +3,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// A cloneable flag that stops a generation from any thread.
+/// A cloneable flag that stops a generation (or a model load) from any thread.
 ///
-/// The engine checks it before every decode step, so a cancelled generation
-/// ends within one step. Give each request its own token.
+/// The engine checks it before every decode step, and llama.cpp checks it
+/// between the graph nodes of a prompt batch (on the CPU backend), so a
+/// cancelled generation ends within one step, even in the middle of a long
+/// prompt. Give each request its own token.
 #[derive(Debug, Clone, Default)]
 pub struct CancelToken(Arc<AtomicBool>);
 
@@ -24,5 +26,10 @@ impl CancelToken {
     /// Whether cancellation was requested.
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Acquire)
+    }
+
+    /// The flag itself, for llama.cpp's abort callback (see `Session::prefill`).
+    pub(crate) fn flag(&self) -> &AtomicBool {
+        &self.0
     }
 }

@@ -1,6 +1,8 @@
 //! Loading a GGUF model safely and describing it.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -10,6 +12,7 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{BackendInfo, BackendRequest};
+use crate::cancel::CancelToken;
 use crate::cpu::CpuInfo;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
@@ -126,6 +129,60 @@ pub(crate) fn backend() -> Result<&'static LlamaBackend> {
         .map_err(Clone::clone)
 }
 
+/// Forwards llama.cpp's load progress to the caller: increasing values only
+/// (a GPU load that falls back to the CPU starts over), and `false` back to
+/// llama.cpp, which aborts the load, once the token is cancelled. Shared by
+/// the GPU and CPU attempts (llama-cpp-2 wants `'static` callbacks).
+///
+/// The closure runs inside a C callback, where a panic cannot unwind: one is
+/// caught, aborts the load, and is resumed by [`LoadProgress::rethrow`] once
+/// llama.cpp has returned.
+struct LoadProgress {
+    state: Rc<RefCell<ProgressState>>,
+    cancel: CancelToken,
+}
+
+struct ProgressState {
+    progress: Box<dyn FnMut(f32)>,
+    last: f32,
+    panic: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl LoadProgress {
+    fn new(progress: impl FnMut(f32) + 'static, cancel: &CancelToken) -> Self {
+        let state = ProgressState { progress: Box::new(progress), last: -1.0, panic: None };
+        LoadProgress { state: Rc::new(RefCell::new(state)), cancel: cancel.clone() }
+    }
+
+    /// Reports `fraction` if it is larger than the last one; false if the closure panicked.
+    fn report(&self, fraction: f32) -> bool {
+        // Not re-entrant: a progress closure cannot call back into its own load.
+        let Ok(mut state) = self.state.try_borrow_mut() else { return true };
+        let fraction = fraction.clamp(0.0, 1.0);
+        if state.panic.is_none() && fraction > state.last {
+            state.last = fraction;
+            let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (state.progress)(fraction)));
+            if let Err(panic) = call {
+                state.panic = Some(panic);
+            }
+        }
+        state.panic.is_none()
+    }
+
+    /// Resumes a panic of the progress closure on the caller's thread.
+    fn rethrow(&self) {
+        if let Some(panic) = self.state.borrow_mut().panic.take() {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    /// The callback for `LlamaModelParams::with_progress_callback`.
+    fn callback(&self) -> impl FnMut(f32) -> bool + 'static {
+        let this = LoadProgress { state: Rc::clone(&self.state), cancel: self.cancel.clone() };
+        move |fraction| !this.cancel.is_cancelled() && this.report(fraction) && !this.cancel.is_cancelled()
+    }
+}
+
 /// Serialises context creation: llama.cpp may mutate the model while creating
 /// a context, so two contexts must not be created at once.
 pub(crate) static CONTEXT_CREATION: Mutex<()> = Mutex::new(());
@@ -137,30 +194,55 @@ impl Model {
     /// truncated, corrupt or non-GGUF file gives a typed [`Error`] instead of
     /// reaching llama.cpp (which aborts the process on some malformed files).
     pub fn load(path: impl AsRef<Path>, options: &ModelOptions) -> Result<Model> {
+        Model::load_with(path, options, |_| {}, &CancelToken::new())
+    }
+
+    /// [`Model::load`] with progress and cancellation.
+    ///
+    /// `progress` receives the fraction loaded, in `0.0..=1.0`, never
+    /// decreasing, and `1.0` once the weights are in; it runs on the calling
+    /// thread, between llama.cpp's tensor reads. Cancelling `cancel` (from any
+    /// thread, or from `progress` itself) stops the load at the next tensor
+    /// and returns [`Error::LoadCancelled`]; nothing stays loaded.
+    pub fn load_with(
+        path: impl AsRef<Path>,
+        options: &ModelOptions,
+        progress: impl FnMut(f32) + 'static,
+        cancel: &CancelToken,
+    ) -> Result<Model> {
         let path = path.as_ref().to_path_buf();
         let started = Instant::now();
+        let cancelled = || Error::LoadCancelled { path: path.clone() };
         let gguf = inspect_file(&path)?;
         let llama_backend = backend()?;
         let choice = crate::backend::choose(options.backend, options.gpu_layers, &gguf);
+        if cancel.is_cancelled() {
+            return Err(cancelled());
+        }
+        let progress = LoadProgress::new(progress, cancel);
         let mut backend = choice.info;
         // On the GPU the weights are mapped: they are copied to the device,
         // not kept twice on the host. A failed GPU load falls back to the CPU.
-        let on_gpu = choice.gpu.and_then(|device| {
+        let on_gpu = choice.gpu.map(|device| {
             let params = LlamaModelParams::default()
                 .with_use_mmap(true)
                 .with_n_gpu_layers(backend.gpu_layers)
                 .with_devices(&[device])
-                .expect("the device index comes from ggml's list");
-            match LlamaModel::load_from_file(llama_backend, &path, &params) {
-                Ok(llama) => Some(llama),
+                .expect("the device index comes from ggml's list")
+                .with_progress_callback(progress.callback());
+            let loaded = LlamaModel::load_from_file(llama_backend, &path, &params);
+            progress.rethrow();
+            match loaded {
+                Ok(llama) => Ok(Some(llama)),
+                Err(_) if cancel.is_cancelled() => Err(cancelled()),
                 Err(_) => {
                     let reason = format!("loading onto {} failed (see the llama.cpp log)", backend.device);
                     backend = backend.clone().fall_back_to_cpu(reason);
-                    None
+                    Ok(None)
                 }
             }
         });
-        let (llama, weights) = match on_gpu {
+        let (llama, weights) = match on_gpu.transpose()?.flatten() {
             Some(llama) => (llama, WeightLoading::Mmap),
             None => {
                 let weights = options.weights.resolve(&gguf);
@@ -168,12 +250,25 @@ impl Model {
                     .with_use_mmap(weights == WeightLoading::Mmap)
                     .with_n_gpu_layers(0)
                     .with_devices(&[])
-                    .expect("an empty device list is valid");
-                let llama = LlamaModel::load_from_file(llama_backend, &path, &params)
-                    .map_err(|_| Error::ModelLoadFailed { path: path.clone() })?;
+                    .expect("an empty device list is valid")
+                    .with_progress_callback(progress.callback());
+                let loaded = LlamaModel::load_from_file(llama_backend, &path, &params);
+                progress.rethrow();
+                let llama = loaded.map_err(|_| {
+                    if cancel.is_cancelled() {
+                        cancelled()
+                    } else {
+                        Error::ModelLoadFailed { path: path.clone() }
+                    }
+                })?;
                 (llama, weights)
             }
         };
+        if cancel.is_cancelled() {
+            return Err(cancelled());
+        }
+        progress.report(1.0);
+        progress.rethrow();
         let load_ms = started.elapsed().as_secs_f64() * 1000.0;
         let prompt = choose_prompt_format(&gguf, &llama);
         let mut info = describe(&gguf);

@@ -2,13 +2,20 @@
 //!
 //! [`Session::prefill`] is where KV-cache reuse happens: the cache keeps the
 //! longest common prefix with the new prompt and only the rest is evaluated.
+//! It is also where cancellation must be quick: a prompt batch takes seconds on
+//! a phone CPU, so llama.cpp's abort callback checks the request's
+//! [`CancelToken`] between the graph nodes of a batch.
 
+use std::ffi::c_void;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::DecodeError;
+use llama_cpp_sys_2::llama_context_params;
 
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
@@ -23,6 +30,77 @@ fn kv_cache_type(t: KvType) -> llama_cpp_2::context::params::KvCacheType {
         KvType::Q4_0 => KvCacheType::Q4_0,
     }
 }
+
+/// What llama.cpp's abort callback reads: the flag of the [`CancelToken`] of
+/// the prefill in progress, or null outside [`Session::prefill`].
+///
+/// Only the thread running `llama_decode` reads it (ggml's CPU backend calls
+/// the callback from its first worker thread between graph nodes, while
+/// `prefill` waits), and only `prefill` writes it, before and after decoding.
+/// The atomic makes that hand-over between threads well-defined.
+#[derive(Default)]
+struct AbortSlot(AtomicPtr<AtomicBool>);
+
+/// llama.cpp's `ggml_abort_callback`: `true` stops the batch being evaluated.
+/// A relaxed-cost check (two atomic loads) called once per graph node.
+unsafe extern "C" fn abort_requested(data: *mut c_void) -> bool {
+    // SAFETY: `data` is the session's boxed `AbortSlot`. The box is a field
+    // declared after the context, so it outlives every call llama.cpp makes.
+    let slot = unsafe { &*data.cast::<AbortSlot>() };
+    let flag = slot.0.load(Ordering::Acquire);
+    // SAFETY: the pointer is non-null only inside `prefill`, which borrows the
+    // token owning the flag for the whole time it is set (see `Armed`).
+    !flag.is_null() && unsafe { (*flag).load(Ordering::Acquire) }
+}
+
+/// Clears the abort slot when a prefill ends, on every path (panics included),
+/// so the callback never reads the flag of a token that is gone.
+struct Armed(*const AbortSlot);
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        // SAFETY: points into the session's box, which outlives this guard
+        // (the guard is a local of a `&mut self` method).
+        unsafe { (*self.0).0.store(std::ptr::null_mut(), Ordering::Release) };
+    }
+}
+
+// llama-cpp-2 (pinned at =0.1.160) has no setter for the abort callback, and
+// both the raw `llama_context_params` inside `LlamaContextParams` and the
+// context's raw pointer (for `llama_set_abort_callback`) are crate-private.
+// In that release `LlamaContextParams` is a struct with exactly one field,
+// `context_params: llama_context_params`. A struct whose size equals the size
+// of one of its fields holds nothing else that takes space: that field spans
+// the whole struct, so it sits at offset 0 and a pointer to the wrapper is a
+// valid pointer to it (zero-sized fields, if any were ever added, carry no
+// data). These assertions fail the build if an upgrade changes the size or the
+// alignment; an upgrade that adds a proper setter should replace this.
+const _: () = {
+    assert!(std::mem::size_of::<LlamaContextParams>() == std::mem::size_of::<llama_context_params>());
+    assert!(std::mem::align_of::<LlamaContextParams>() == std::mem::align_of::<llama_context_params>());
+};
+
+/// Installs [`abort_requested`] with `slot` as its data.
+fn with_abort_callback(mut params: LlamaContextParams, slot: *const AbortSlot) -> LlamaContextParams {
+    let raw = std::ptr::addr_of_mut!(params).cast::<llama_context_params>();
+    // SAFETY: see the layout argument above; the fields written are plain
+    // C data (a function pointer and a `void *`).
+    unsafe {
+        (*raw).abort_callback = Some(abort_requested);
+        (*raw).abort_callback_data = slot.cast_mut().cast::<c_void>();
+    }
+    params
+}
+
+/// What `llama_decode` did with a batch.
+enum Decoded {
+    Done,
+    /// The abort callback stopped it; the cache holds exactly `cached` again.
+    Aborted,
+}
+
+/// llama_decode's return value for an aborted batch (see llama.h).
+const DECODE_ABORTED: i32 = 2;
 
 /// Context settings fixed for a session's lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +134,9 @@ pub(crate) struct Session {
     params: SessionParams,
     /// Sliding-window size of SWA layers (Gemma 3), 0 if none.
     swa_window: u32,
+    /// Read by llama.cpp's abort callback. Declared after `ctx` so it is
+    /// dropped after it; boxed so its address survives moves of the session.
+    abort: Box<AbortSlot>,
 }
 
 // SAFETY: a llama.cpp context may move between threads as long as only one
@@ -73,6 +154,8 @@ impl Session {
             .with_type_k(kv_cache_type(params.kv_type))
             .with_type_v(kv_cache_type(params.kv_type))
             .with_swa_full(params.full_swa_cache);
+        let abort = Box::<AbortSlot>::default();
+        let ctx_params = with_abort_callback(ctx_params, &*abort);
         let ctx = {
             let _guard = CONTEXT_CREATION.lock().unwrap_or_else(|p| p.into_inner());
             model.inner.llama.new_context(backend()?, ctx_params).map_err(|e| Error::ContextCreationFailed {
@@ -88,7 +171,7 @@ impl Session {
         } else {
             0
         };
-        Ok(Session { ctx, model: model.clone(), cached: Vec::new(), logits_index: -1, params, swa_window })
+        Ok(Session { ctx, model: model.clone(), cached: Vec::new(), logits_index: -1, params, swa_window, abort })
     }
 
     pub fn model(&self) -> &Model {
@@ -119,6 +202,13 @@ impl Session {
     /// Brings the KV cache to `tokens`: keeps the longest common prefix with
     /// what is cached, evicts the rest, and evaluates the new suffix. At least
     /// the last token is always evaluated, so its logits are ready to sample.
+    ///
+    /// `cancel` is checked between batches and, on the CPU backend, inside
+    /// each batch by llama.cpp (between graph nodes, a few milliseconds
+    /// apart). A cancelled prefill returns `cancelled: true`, not an error,
+    /// and keeps every batch already evaluated, so the next prompt with the
+    /// same prefix still reuses it. GPU backends ignore the abort callback:
+    /// there the check is between batches only.
     pub fn prefill(&mut self, tokens: &[LlamaToken], cancel: &CancelToken) -> Result<Prefill> {
         if tokens.is_empty() {
             return Err(Error::Inference("the prompt is empty; send some text".into()));
@@ -136,6 +226,8 @@ impl Session {
             self.cached.truncate(keep);
         }
         let mut evaluated = 0;
+        self.abort.0.store(std::ptr::from_ref(cancel.flag()).cast_mut(), Ordering::Release);
+        let _armed = Armed(&*self.abort);
         let mut batch = LlamaBatch::new(self.params.batch_size as usize, 1);
         for chunk in tokens[keep..].chunks(self.params.batch_size as usize) {
             if cancel.is_cancelled() {
@@ -148,7 +240,9 @@ impl Session {
                 let want_logits = last_chunk && i == chunk.len() - 1;
                 batch.add(token, pos, &[0], want_logits).map_err(|e| Error::Inference(e.to_string()))?;
             }
-            self.decode(&mut batch, chunk)?;
+            if let Decoded::Aborted = self.decode(&mut batch, chunk)? {
+                return Ok(Prefill { reused: keep, evaluated, cancelled: true });
+            }
             evaluated += chunk.len();
             self.logits_index = chunk.len() as i32 - 1;
         }
@@ -159,22 +253,39 @@ impl Session {
     pub fn decode_one(&mut self, token: LlamaToken) -> Result<()> {
         let mut batch = LlamaBatch::new(1, 1);
         batch.add(token, self.cached.len() as i32, &[0], true).map_err(|e| Error::Inference(e.to_string()))?;
-        self.decode(&mut batch, &[token])?;
+        // Outside `prefill` the abort slot is null, so this cannot be aborted.
+        if let Decoded::Aborted = self.decode(&mut batch, &[token])? {
+            return Err(Error::Inference("llama.cpp aborted a single-token step".into()));
+        }
         self.logits_index = 0;
         Ok(())
     }
 
-    fn decode(&mut self, batch: &mut LlamaBatch, tokens: &[LlamaToken]) -> Result<()> {
+    fn decode(&mut self, batch: &mut LlamaBatch, tokens: &[LlamaToken]) -> Result<Decoded> {
         if self.cached.len() + tokens.len() > self.params.context_length as usize {
             return Err(Error::Inference("the context window is full".into()));
         }
-        if let Err(e) = self.ctx.decode(batch) {
-            // The cache may hold part of the batch now: forget it all to stay consistent.
-            self.clear();
-            return Err(Error::Inference(format!("llama.cpp could not evaluate the batch: {e}")));
+        match self.ctx.decode(batch) {
+            Ok(()) => {
+                self.cached.extend_from_slice(tokens);
+                Ok(Decoded::Done)
+            }
+            Err(DecodeError::Unknown(DECODE_ABORTED)) => {
+                // llama.cpp already drops the aborted batch's cells; removing
+                // every position past what `cached` records makes sure of it
+                // while keeping the prefix for reuse.
+                self.logits_index = -1;
+                if self.ctx.kv_cache_seq_rm(0, Some(self.cached.len() as u32), None).is_err() {
+                    self.clear();
+                }
+                Ok(Decoded::Aborted)
+            }
+            Err(e) => {
+                // The cache may hold part of the batch now: forget it all to stay consistent.
+                self.clear();
+                Err(Error::Inference(format!("llama.cpp could not evaluate the batch: {e}")))
+            }
         }
-        self.cached.extend_from_slice(tokens);
-        Ok(())
     }
 
     /// The logits of the last evaluated position (one per vocabulary entry).
