@@ -6,6 +6,7 @@
 
 mod conversation;
 mod error;
+mod live;
 mod logging;
 mod model;
 mod routing;
@@ -14,7 +15,7 @@ mod types;
 pub use conversation::{GenerationHandle, PocketConversation, ReplyListener};
 pub use error::PocketLmError;
 pub use logging::{init_logging, LogLevel, LogSink};
-pub use model::PocketModel;
+pub use model::{CancelSignal, LoadProgressListener, PocketModel};
 pub use routing::{
     CloudEndpoint, Cost, Redactor, RouteListener, RoutePolicy, RouteReason, RouteRequest, RoutedConversation, RoutedReply, RouterConfig,
 };

@@ -1,5 +1,6 @@
 //! `PocketModel`: a loaded model, shared by its conversations.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::conversation::PocketConversation;
@@ -18,6 +19,39 @@ pub fn plan_memory(path: String, budget_bytes: u64) -> Result<MemoryPlan, Pocket
     Ok((&plan_for(&path, budget_bytes, None)?).into())
 }
 
+/// Cancels a [`PocketModel::load_cancellable`] from any thread.
+#[derive(uniffi::Object, Default)]
+pub struct CancelSignal {
+    token: pocketlm::CancelToken,
+}
+
+#[uniffi::export]
+impl CancelSignal {
+    /// A signal not yet raised.
+    #[uniffi::constructor]
+    pub fn new() -> Arc<Self> {
+        Arc::new(CancelSignal::default())
+    }
+
+    /// Raises it; safe from any thread, any number of times.
+    pub fn cancel(&self) {
+        self.token.cancel();
+    }
+
+    /// Whether it was raised.
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled()
+    }
+}
+
+/// Receives a model's load progress. Implemented in Kotlin or Swift.
+#[uniffi::export(with_foreign)]
+pub trait LoadProgressListener: Send + Sync {
+    /// The fraction loaded, in [0, 1], increasing by at least 1 % between
+    /// calls, ending with 1. Called on the loading thread.
+    fn on_progress(&self, fraction: f32);
+}
+
 /// A loaded GGUF model. Loading is blocking: the Kotlin and Swift wrappers
 /// run it off the main thread. Freed when closed (Kotlin) or released (Swift)
 /// and no conversation uses it any more.
@@ -34,6 +68,32 @@ impl PocketModel {
     #[uniffi::constructor]
     pub fn load(path: String, config: ModelConfig) -> Result<Arc<Self>, PocketLmError> {
         Ok(Arc::new(PocketModel::load_core(&path, config)?))
+    }
+
+    /// [`PocketModel::load`] with progress and cancellation: raising `cancel`
+    /// stops the load at the next tensor with `LoadCancelled`. A listener that
+    /// fails (a Kotlin exception) gets no further calls; the load goes on.
+    #[uniffi::constructor]
+    pub fn load_cancellable(
+        path: String,
+        config: ModelConfig,
+        progress: Option<Arc<dyn LoadProgressListener>>,
+        cancel: Arc<CancelSignal>,
+    ) -> Result<Arc<Self>, PocketLmError> {
+        let mut last = f32::NEG_INFINITY;
+        let mut failed = false;
+        let report = move |fraction: f32| {
+            let Some(listener) = progress.as_ref() else { return };
+            if failed || (fraction < last + 0.01 && fraction < 1.0) {
+                return;
+            }
+            last = fraction;
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| listener.on_progress(fraction))) {
+                failed = true;
+                log::warn!("the load progress listener failed: {}", crate::conversation::panic_text(&*panic));
+            }
+        };
+        Ok(Arc::new(PocketModel::load_core_with(&path, config, report, &cancel.token)?))
     }
 
     /// What the model is.
@@ -66,6 +126,15 @@ impl PocketModel {
 impl PocketModel {
     /// Loads with core errors (the router keeps them as escalation reasons).
     pub(crate) fn load_core(path: &str, config: ModelConfig) -> Result<PocketModel, pocketlm::Error> {
+        PocketModel::load_core_with(path, config, |_| {}, &pocketlm::CancelToken::new())
+    }
+
+    fn load_core_with(
+        path: &str,
+        config: ModelConfig,
+        progress: impl FnMut(f32) + 'static,
+        cancel: &pocketlm::CancelToken,
+    ) -> Result<PocketModel, pocketlm::Error> {
         let options = pocketlm::ModelOptions {
             weights: config.weight_loading.unwrap_or_default().into(),
             backend: config.backend.unwrap_or_default().into(),
@@ -76,7 +145,7 @@ impl PocketModel {
             Some(budget) => Some(plan_for(path, budget, config.context_length)?),
             None => None,
         };
-        let model = pocketlm::Model::load(path, &options)?;
+        let model = pocketlm::Model::load_with(path, &options, progress, cancel)?;
         Ok(PocketModel { model, config, plan })
     }
 

@@ -1,13 +1,15 @@
 //! `RoutedConversation`: hybrid routing (device first, opt-in cloud) for
 //! Kotlin and Swift. Streams like `PocketConversation`: `send` returns a
-//! handle at once and events reach a `RouteListener` in order.
+//! handle at once and events reach a `RouteListener` in order. Reads never
+//! wait for a running answer (which may include cloud I/O): see `LiveHistory`.
 
 use std::sync::{Arc, Mutex};
 
 use pocketlm::{RouteEvent, RoutedChat};
 
-use crate::conversation::{spawn_streaming, GenerationHandle};
+use crate::conversation::{lock, spawn_streaming, GenerationHandle};
 use crate::error::PocketLmError;
+use crate::live::LiveHistory;
 use crate::model::PocketModel;
 use crate::types::{ChatMessage, ConversationConfig, Metrics, ModelConfig};
 
@@ -233,7 +235,19 @@ enum Streamed {
 /// A conversation answered on the device or in the cloud, by policy.
 #[derive(uniffi::Object)]
 pub struct RoutedConversation {
+    /// The router, locked for the whole of a request.
     inner: Arc<Mutex<RoutedChat>>,
+    /// The history for reads that must not wait for a running request.
+    messages: Arc<LiveHistory>,
+    /// Cloud money spent, as of the last finished request.
+    total_cloud_cost: Arc<Mutex<f64>>,
+    /// Why the device model is unavailable (fixed when opened).
+    device_error: Option<String>,
+}
+
+/// The history in FFI form.
+fn snapshot(chat: &RoutedChat) -> Vec<ChatMessage> {
+    chat.messages().iter().map(Into::into).collect()
 }
 
 #[uniffi::export]
@@ -254,12 +268,17 @@ impl RoutedConversation {
         let local = PocketModel::load_core(&model_path, model_config)
             .and_then(|model| pocketlm::Conversation::new(model.core(), model.conversation_options(conversation)));
         let chat = RoutedChat::new(local, router_config(router, redactor), sampling)?;
-        Ok(Arc::new(RoutedConversation { inner: Arc::new(Mutex::new(chat)) }))
+        let messages = Arc::new(LiveHistory::new(snapshot(&chat)));
+        let total_cloud_cost = Arc::new(Mutex::new(chat.totals().cloud_cost));
+        let device_error = chat.local_error().map(ToString::to_string);
+        Ok(Arc::new(RoutedConversation { inner: Arc::new(Mutex::new(chat)), messages, total_cloud_cost, device_error }))
     }
 
     /// Sends a user message; the answer streams to `listener`. Returns at once.
     pub fn send(&self, text: String, request: RouteRequest, listener: Arc<dyn RouteListener>) -> Arc<GenerationHandle> {
         let inner = Arc::clone(&self.inner);
+        let messages = Arc::clone(&self.messages);
+        let total_cloud_cost = Arc::clone(&self.total_cloud_cost);
         let done = Arc::clone(&listener);
         spawn_streaming(
             move |cancel, emit: &dyn Fn(Streamed)| {
@@ -269,12 +288,24 @@ impl RoutedConversation {
                     escalate: request.escalate,
                     cancel,
                 };
-                let result = inner.lock().unwrap_or_else(|p| p.into_inner()).send(&text, &options, &mut |event| {
+                let mut chat = lock(&inner);
+                messages.begin(&text);
+                let result = chat.send(&text, &options, &mut |event| {
                     emit(match event {
-                        RouteEvent::Text(t) => Streamed::Text(t.to_owned()),
-                        RouteEvent::Restart(r) => Streamed::Restart(r.into()),
+                        RouteEvent::Text(t) => {
+                            messages.append(t);
+                            Streamed::Text(t.to_owned())
+                        }
+                        RouteEvent::Restart(r) => {
+                            messages.restart();
+                            Streamed::Restart(r.into())
+                        }
                     })
                 });
+                // Before completion is reported: reads then see the router's own state.
+                messages.set(snapshot(&chat));
+                *lock(&total_cloud_cost) = chat.totals().cloud_cost;
+                drop(chat);
                 drop(inner);
                 result
             },
@@ -289,18 +320,22 @@ impl RoutedConversation {
         )
     }
 
-    /// The history, whichever side answered each turn.
+    /// The history, whichever side answered each turn. Never waits: during
+    /// an answer it includes the message being answered and the text streamed
+    /// so far (dropped on a restart); once the answer ends, before
+    /// `on_complete`/`on_error`, it is the router's own history.
     pub fn messages(&self) -> Vec<ChatMessage> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).messages().iter().map(Into::into).collect()
+        self.messages.get()
     }
 
-    /// Cloud money spent so far by this conversation.
+    /// Cloud money spent so far by this conversation. Never waits: a running
+    /// request's cost is added when it ends, before `on_complete`.
     pub fn total_cloud_cost(&self) -> f64 {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).totals().cloud_cost
+        *lock(&self.total_cloud_cost)
     }
 
-    /// Why the device model is unavailable, if it is.
+    /// Why the device model is unavailable, if it is (fixed when opened; never waits).
     pub fn device_error(&self) -> Option<String> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).local_error().map(ToString::to_string)
+        self.device_error.clone()
     }
 }
