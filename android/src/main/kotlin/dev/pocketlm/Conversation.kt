@@ -59,8 +59,14 @@ class Conversation internal constructor(private val inner: PocketConversation) :
     /** Sends [text] and waits for the whole answer (cancellable like [send]). */
     suspend fun ask(text: String): Reply = send(text).filterIsInstance<ChatEvent.Done>().single().reply
 
-    /** The messages so far, system prompt first (waits for a running answer). */
-    suspend fun messages(): List<ChatMessage> = withContext(Dispatchers.IO) { inner.messages() }
+    /**
+     * The messages so far, system prompt first. Returns at once, also during an
+     * answer: it then includes the message being answered and the text generated so
+     * far. When an answer ends it is the engine's history (a cancelled answer keeps
+     * its partial text, a failed request is rolled back).
+     */
+    @Suppress("RedundantSuspendModifier") // kept suspend: source compatible with earlier releases
+    suspend fun messages(): List<ChatMessage> = inner.messages()
 
     /** Forgets everything but the system prompt (waits for a running answer). */
     suspend fun reset() = withContext(Dispatchers.IO) { inner.reset() }
@@ -68,7 +74,7 @@ class Conversation internal constructor(private val inner: PocketConversation) :
     /** Changes sampling for the next answers. */
     suspend fun setSampling(sampling: SamplingConfig) = withContext(Dispatchers.IO) { inner.setSampling(sampling) }
 
-    /** The context window in tokens. */
+    /** The context window in tokens (fixed; safe to read on the main thread at any time). */
     val contextLength: UInt get() = inner.contextLength()
 
     /** Frees the conversation's context and KV cache. */

@@ -1,8 +1,10 @@
 package dev.pocketlm
 
 import dev.pocketlm.ffi.BackendInfo
+import dev.pocketlm.ffi.CancelSignal
 import dev.pocketlm.ffi.ConversationConfig
 import dev.pocketlm.ffi.LogLevel
+import dev.pocketlm.ffi.LoadProgressListener
 import dev.pocketlm.ffi.LogSink
 import dev.pocketlm.ffi.MemoryPlan
 import dev.pocketlm.ffi.ModelConfig
@@ -10,7 +12,10 @@ import dev.pocketlm.ffi.ModelInfo
 import dev.pocketlm.ffi.PocketModel
 import dev.pocketlm.ffi.liveModelCount
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.asExecutor
+import kotlinx.coroutines.suspendCancellableCoroutine
 import kotlinx.coroutines.withContext
+import kotlin.coroutines.resumeWithException
 
 /**
  * An on-device language model, loaded from a GGUF file.
@@ -45,10 +50,41 @@ class PocketLM private constructor(private val model: PocketModel) : AutoCloseab
 
         /**
          * Validates and loads the model at [path] off the main thread.
+         *
+         * [onProgress], when given, receives the fraction loaded (0 to 1, increasing,
+         * ending with 1) on the loading thread: post to the UI from it. An exception it
+         * throws is logged and stops further progress calls, not the load.
+         *
+         * Cancelling the calling coroutine stops the load at the next tensor and frees
+         * what was read: `load` then throws `CancellationException` at once, while
+         * the loading thread winds down in the background.
          * @throws dev.pocketlm.ffi.PocketLmException for a missing, corrupt or unsupported file.
          */
-        suspend fun load(path: String, config: ModelConfig = ModelConfig()): PocketLM =
-            withContext(Dispatchers.IO) { PocketLM(PocketModel.load(path, config)) }
+        suspend fun load(
+            path: String,
+            config: ModelConfig = ModelConfig(),
+            onProgress: ((fraction: Float) -> Unit)? = null,
+        ): PocketLM {
+            val listener = onProgress?.let { report ->
+                object : LoadProgressListener {
+                    override fun onProgress(fraction: Float) = report(fraction)
+                }
+            }
+            val signal = CancelSignal()
+            return suspendCancellableCoroutine { continuation ->
+                continuation.invokeOnCancellation { signal.cancel() }
+                Dispatchers.IO.asExecutor().execute {
+                    try {
+                        val model = PocketModel.loadCancellable(path, config, listener, signal)
+                        // A model that finished loading as the caller gave up is closed, not leaked.
+                        continuation.resume(PocketLM(model)) { _, lm, _ -> lm.close() }
+                    } catch (e: Throwable) {
+                        continuation.resumeWithException(e)
+                    }
+                    // `signal` is left to the garbage collector: the cancellation handler may still use it.
+                }
+            }
+        }
 
         /**
          * Predicts, from the file header alone, the largest context (and KV cache type)

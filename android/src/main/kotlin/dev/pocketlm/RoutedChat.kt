@@ -69,13 +69,21 @@ class RoutedChat internal constructor(private val inner: RoutedConversation) : A
     suspend fun ask(text: String, request: RouteRequest = RouteRequest()): RoutedReply =
         send(text, request).filterIsInstance<RouteEvent.Done>().single().reply
 
-    /** The history, whichever side answered each turn. */
-    suspend fun messages(): List<ChatMessage> = withContext(Dispatchers.IO) { inner.messages() }
+    /**
+     * The history, whichever side answered each turn. Returns at once, also during an
+     * answer: it then includes the message being answered and the text streamed so far
+     * (dropped on a [RouteEvent.Restart]). When an answer ends it is the router's history.
+     */
+    @Suppress("RedundantSuspendModifier") // kept suspend: source compatible with earlier releases
+    suspend fun messages(): List<ChatMessage> = inner.messages()
 
-    /** Cloud money spent so far. */
+    /**
+     * Cloud money spent so far. Returns at once; a running request's cost is
+     * added when it ends, before its [RouteEvent.Done].
+     */
     val totalCloudCost: Double get() = inner.totalCloudCost()
 
-    /** Why the device model is unavailable, or null when it is loaded. */
+    /** Why the device model is unavailable, or null when it is loaded (fixed when opened; returns at once). */
     val deviceError: String? get() = inner.deviceError()
 
     /** Frees the device model's context (and the model, if nothing else uses it). */
