@@ -9,8 +9,20 @@
 //! cancellation that drops the connection; and a typed [`CloudErrorKind`] for
 //! every failure. A stream cut mid-answer is [`CloudErrorKind::Interrupted`],
 //! never a truncated answer presented as complete.
+//!
+//! Bounded under load: the event stream is parsed incrementally (each byte
+//! is looked at once) and a single line or event over
+//! [`MAX_SSE_EVENT_BYTES`] is [`CloudErrorKind::MalformedStream`]; at most
+//! [`MAX_ERROR_BODY_BYTES`] of an HTTP error body are read, the rest is
+//! dropped with the connection.
+//!
+//! The calls are blocking, and safe from inside async code: every request
+//! runs as a task on one process-wide runtime ([`runtime`]), and the calling
+//! thread waits on a plain channel (never `block_on`, which panics inside
+//! another runtime). Streamed text is handed to the caller's callback on the
+//! caller's thread.
 
-use std::sync::Mutex;
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -136,11 +148,39 @@ struct Breaker {
     open_until: Option<Instant>,
 }
 
-/// An OpenAI-compatible client. Blocking calls; safe to share across threads.
+/// Longest single line, or event, of a server-sent event stream accepted (an
+/// OpenAI delta is a few hundred bytes); a longer one is a malformed stream.
+pub(crate) const MAX_SSE_EVENT_BYTES: usize = 1 << 20;
+
+/// Most of an HTTP error body read for the error's detail; the rest is never read.
+pub(crate) const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+
+/// The one async runtime every [`CloudClient`] in the process runs its
+/// requests on, created at first use. Its worker thread keeps driving
+/// connections between calls, so a cancelled or failed stream's socket is
+/// closed at once, not at the next request. A runtime per client would also
+/// panic when a client is dropped inside async code.
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("pocketlm-cloud")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| cloud(CloudErrorKind::NotConfigured, format!("async runtime: {e}")))
+}
+
+/// An OpenAI-compatible client. Blocking calls, safe from any thread,
+/// including one that is running async code; safe to share across threads.
 pub struct CloudClient {
     config: CloudConfig,
     http: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
+    runtime: &'static tokio::runtime::Runtime,
     breaker: Mutex<Breaker>,
 }
 
@@ -161,6 +201,34 @@ struct AttemptError {
     streamed: bool,
 }
 
+/// Everything one attempt needs, owned, so it can run as a task on the shared runtime.
+#[derive(Clone)]
+struct Attempt {
+    http: reqwest::Client,
+    url: String,
+    api_key: Option<String>,
+    body: Arc<serde_json::Value>,
+    read_timeout: Duration,
+    cancel: CancelToken,
+    started: Instant,
+}
+
+/// What an attempt's task tells the waiting caller, in order.
+enum Progress {
+    Text(String),
+    Done(std::result::Result<CloudReply, AttemptError>),
+}
+
+/// Stops a request's task (closing its connection) when the caller stops
+/// waiting for it, including by unwinding out of its callback.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl CloudClient {
     /// Checks the configuration and prepares the HTTP client (no request is made).
     pub fn new(config: CloudConfig) -> Result<CloudClient> {
@@ -170,15 +238,7 @@ impl CloudClient {
             .user_agent(concat!("pocketlm/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| cloud(CloudErrorKind::NotConfigured, format!("HTTP client: {e}")))?;
-        // One worker thread drives connections between calls, so a cancelled
-        // or failed stream's socket is closed at once, not at the next request.
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("pocketlm-cloud")
-            .enable_all()
-            .build()
-            .map_err(|e| cloud(CloudErrorKind::NotConfigured, format!("async runtime: {e}")))?;
-        Ok(CloudClient { config, http, runtime, breaker: Mutex::new(Breaker::default()) })
+        Ok(CloudClient { config, http, runtime: runtime()?, breaker: Mutex::new(Breaker::default()) })
     }
 
     /// The configuration in use.
@@ -197,11 +257,19 @@ impl CloudClient {
     ) -> Result<CloudReply> {
         let started = Instant::now();
         self.check_breaker()?;
-        let body = request_body(&self.config.model, messages, sampling);
+        let request = Attempt {
+            http: self.http.clone(),
+            url: format!("{}/chat/completions", self.config.base_url.trim_end_matches('/')),
+            api_key: self.config.api_key.clone(),
+            body: Arc::new(request_body(&self.config.model, messages, sampling)),
+            read_timeout: Duration::from_millis(self.config.read_timeout_ms),
+            cancel: cancel.clone(),
+            started,
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.runtime.block_on(self.attempt(&body, cancel, on_text, started)) {
+            match self.run(request.clone(), on_text) {
                 Ok(mut reply) => {
                     self.record(true);
                     reply.attempts = attempt;
@@ -263,110 +331,147 @@ impl CloudClient {
         }
     }
 
-    async fn attempt(
-        &self,
-        body: &serde_json::Value,
-        cancel: &CancelToken,
-        on_text: &mut dyn FnMut(&str),
-        started: Instant,
-    ) -> std::result::Result<CloudReply, AttemptError> {
-        let fail = |error: Error, streamed: bool| AttemptError { error, retry_after: None, streamed };
-        let read_timeout = Duration::from_millis(self.config.read_timeout_ms);
-        let url = format!("{}/chat/completions", self.config.base_url.trim_end_matches('/'));
-        let mut request = self.http.post(&url).json(body);
-        if let Some(key) = &self.config.api_key {
-            request = request.bearer_auth(key);
-        }
-        let response = match cancellable(cancel, read_timeout, request.send()).await {
-            Step::Done(Ok(r)) => r,
-            Step::Done(Err(e)) if e.is_timeout() => return Err(fail(cloud(CloudErrorKind::Timeout, e.to_string()), false)),
-            Step::Done(Err(e)) => return Err(fail(cloud(CloudErrorKind::Unreachable, describe(&e)), false)),
-            Step::TimedOut => return Err(fail(cloud(CloudErrorKind::Timeout, "no response within the read timeout"), false)),
-            Step::Cancelled => return Err(fail(cloud(CloudErrorKind::Cancelled, "cancelled before the response"), false)),
-        };
-        let status = response.status();
-        if !status.is_success() {
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .map(|s| Duration::from_secs_f64(s.max(0.0)));
-            let text = match cancellable(cancel, read_timeout, response.text()).await {
-                Step::Done(Ok(t)) => t,
-                _ => String::new(),
-            };
-            let message = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-                .unwrap_or_else(|| text.chars().take(200).collect());
-            let kind = match status.as_u16() {
-                401 | 403 => CloudErrorKind::Unauthorized,
-                429 => CloudErrorKind::RateLimited,
-                500..=599 => CloudErrorKind::Server,
-                _ => CloudErrorKind::BadRequest,
-            };
-            return Err(AttemptError { error: cloud(kind, format!("HTTP {status}: {message}")), retry_after, streamed: false });
-        }
-
-        let mut stream = response.bytes_stream();
-        let mut events = SseBuffer::default();
-        let mut reply = CloudReply { text: String::new(), usage: None, finish_reason: String::new(), attempts: 0, ttft_ms: 0.0, total_ms: 0.0 };
+    /// Runs one attempt as a task on the shared runtime and waits for it on
+    /// this thread, passing its text to `on_text` as it arrives.
+    fn run(&self, request: Attempt, on_text: &mut dyn FnMut(&str)) -> std::result::Result<CloudReply, AttemptError> {
+        let (tx, rx) = mpsc::channel();
+        let task = self.runtime.spawn(async move {
+            let result = attempt(request, &tx).await;
+            let _ = tx.send(Progress::Done(result));
+        });
+        let _stop = AbortOnDrop(task);
+        let mut streamed = false;
         loop {
-            let chunk = match cancellable(cancel, read_timeout, stream.next()).await {
-                Step::Done(Some(Ok(bytes))) => bytes,
-                Step::Done(Some(Err(e))) => {
-                    let kind = if reply.text.is_empty() { CloudErrorKind::Unreachable } else { CloudErrorKind::Interrupted };
-                    return Err(fail(cloud(kind, format!("connection failed mid-stream: {}", describe(&e))), !reply.text.is_empty()));
+            match rx.recv() {
+                Ok(Progress::Text(text)) => {
+                    streamed = true;
+                    on_text(&text);
                 }
-                Step::Done(None) => {
-                    return Err(fail(
-                        cloud(CloudErrorKind::Interrupted, format!("the stream ended before [DONE] after {} characters", reply.text.len())),
-                        !reply.text.is_empty(),
-                    ))
-                }
-                Step::TimedOut => {
-                    return Err(fail(cloud(CloudErrorKind::Timeout, "no data within the read timeout"), !reply.text.is_empty()))
-                }
-                Step::Cancelled => return Err(fail(cloud(CloudErrorKind::Cancelled, "cancelled mid-stream"), !reply.text.is_empty())),
-            };
-            for data in events.push(&chunk) {
-                if data == "[DONE]" {
-                    if reply.finish_reason.is_empty() {
-                        reply.finish_reason = "stop".into();
-                    }
-                    return Ok(reply);
-                }
-                let event: serde_json::Value = serde_json::from_str(&data).map_err(|e| {
-                    fail(cloud(CloudErrorKind::MalformedStream, format!("bad event {:?}: {e}", truncate(&data))), !reply.text.is_empty())
-                })?;
-                if let Some(message) = event["error"]["message"].as_str() {
-                    return Err(fail(cloud(CloudErrorKind::Server, format!("error event: {message}")), !reply.text.is_empty()));
-                }
-                let Some(choices) = event.get("choices").and_then(|c| c.as_array()) else {
-                    return Err(fail(
-                        cloud(CloudErrorKind::MalformedStream, format!("event without choices: {}", truncate(&data))),
-                        !reply.text.is_empty(),
-                    ));
-                };
-                if let Some(choice) = choices.first() {
-                    if let Some(text) = choice["delta"]["content"].as_str().filter(|t| !t.is_empty()) {
-                        if reply.text.is_empty() {
-                            reply.ttft_ms = started.elapsed().as_secs_f64() * 1000.0;
-                        }
-                        on_text(text);
-                        reply.text.push_str(text);
-                    }
-                    if let Some(reason) = choice["finish_reason"].as_str() {
-                        reply.finish_reason = reason.to_string();
-                    }
-                }
-                if let (Some(p), Some(c)) = (event["usage"]["prompt_tokens"].as_u64(), event["usage"]["completion_tokens"].as_u64()) {
-                    reply.usage = Some(CloudUsage { prompt_tokens: p as u32, completion_tokens: c as u32 });
+                Ok(Progress::Done(result)) => return result,
+                Err(_) => {
+                    let kind = if streamed { CloudErrorKind::Interrupted } else { CloudErrorKind::Unreachable };
+                    return Err(AttemptError { error: cloud(kind, "the request task ended without a result"), retry_after: None, streamed });
                 }
             }
         }
     }
+}
+
+/// One request: sends `request`, and streams its text to `tx`.
+async fn attempt(request: Attempt, tx: &mpsc::Sender<Progress>) -> std::result::Result<CloudReply, AttemptError> {
+    let Attempt { http, url, api_key, body, read_timeout, cancel, started } = request;
+    let cancel = &cancel;
+    let fail = |error: Error, streamed: bool| AttemptError { error, retry_after: None, streamed };
+    let mut request = http.post(&url).json(&*body);
+    if let Some(key) = &api_key {
+        request = request.bearer_auth(key);
+    }
+    let mut response = match cancellable(cancel, read_timeout, request.send()).await {
+        Step::Done(Ok(r)) => r,
+        Step::Done(Err(e)) if e.is_timeout() => return Err(fail(cloud(CloudErrorKind::Timeout, e.to_string()), false)),
+        Step::Done(Err(e)) => return Err(fail(cloud(CloudErrorKind::Unreachable, describe(&e)), false)),
+        Step::TimedOut => return Err(fail(cloud(CloudErrorKind::Timeout, "no response within the read timeout"), false)),
+        Step::Cancelled => return Err(fail(cloud(CloudErrorKind::Cancelled, "cancelled before the response"), false)),
+    };
+    let status = response.status();
+    if !status.is_success() {
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| !s.is_nan())
+            // Clamped: `from_secs_f64` panics on infinite or huge values (`Retry-After: inf`).
+            .map(|s| Duration::from_secs_f64(s.clamp(0.0, 1e9)));
+        let text = error_body(&mut response, cancel, read_timeout).await;
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or(text);
+        let kind = match status.as_u16() {
+            401 | 403 => CloudErrorKind::Unauthorized,
+            429 => CloudErrorKind::RateLimited,
+            500..=599 => CloudErrorKind::Server,
+            _ => CloudErrorKind::BadRequest,
+        };
+        return Err(AttemptError { error: cloud(kind, format!("HTTP {status}: {}", clip(&message, 300))), retry_after, streamed: false });
+    }
+
+    let mut stream = response.bytes_stream();
+    let mut events = SseBuffer::default();
+    let mut reply = CloudReply { text: String::new(), usage: None, finish_reason: String::new(), attempts: 0, ttft_ms: 0.0, total_ms: 0.0 };
+    loop {
+        let chunk = match cancellable(cancel, read_timeout, stream.next()).await {
+            Step::Done(Some(Ok(bytes))) => bytes,
+            Step::Done(Some(Err(e))) => {
+                let kind = if reply.text.is_empty() { CloudErrorKind::Unreachable } else { CloudErrorKind::Interrupted };
+                return Err(fail(cloud(kind, format!("connection failed mid-stream: {}", describe(&e))), !reply.text.is_empty()));
+            }
+            Step::Done(None) => {
+                return Err(fail(
+                    cloud(CloudErrorKind::Interrupted, format!("the stream ended before [DONE] after {} characters", reply.text.len())),
+                    !reply.text.is_empty(),
+                ))
+            }
+            Step::TimedOut => return Err(fail(cloud(CloudErrorKind::Timeout, "no data within the read timeout"), !reply.text.is_empty())),
+            Step::Cancelled => return Err(fail(cloud(CloudErrorKind::Cancelled, "cancelled mid-stream"), !reply.text.is_empty())),
+        };
+        let datas = events.push(&chunk).map_err(|e| fail(e, !reply.text.is_empty()))?;
+        for data in datas {
+            if data == "[DONE]" {
+                if reply.finish_reason.is_empty() {
+                    reply.finish_reason = "stop".into();
+                }
+                return Ok(reply);
+            }
+            let event: serde_json::Value = serde_json::from_str(&data).map_err(|e| {
+                fail(cloud(CloudErrorKind::MalformedStream, format!("bad event {:?}: {e}", clip(&data, 120))), !reply.text.is_empty())
+            })?;
+            if let Some(message) = event["error"]["message"].as_str() {
+                return Err(fail(cloud(CloudErrorKind::Server, format!("error event: {}", clip(message, 300))), !reply.text.is_empty()));
+            }
+            let Some(choices) = event.get("choices").and_then(|c| c.as_array()) else {
+                return Err(fail(
+                    cloud(CloudErrorKind::MalformedStream, format!("event without choices: {}", clip(&data, 120))),
+                    !reply.text.is_empty(),
+                ));
+            };
+            if let Some(choice) = choices.first() {
+                if let Some(text) = choice["delta"]["content"].as_str().filter(|t| !t.is_empty()) {
+                    if reply.text.is_empty() {
+                        reply.ttft_ms = started.elapsed().as_secs_f64() * 1000.0;
+                    }
+                    if tx.send(Progress::Text(text.to_string())).is_err() {
+                        return Err(fail(cloud(CloudErrorKind::Cancelled, "the caller stopped waiting"), true));
+                    }
+                    reply.text.push_str(text);
+                }
+                if let Some(reason) = choice["finish_reason"].as_str() {
+                    reply.finish_reason = reason.to_string();
+                }
+            }
+            if let (Some(p), Some(c)) = (event["usage"]["prompt_tokens"].as_u64(), event["usage"]["completion_tokens"].as_u64()) {
+                reply.usage = Some(CloudUsage { prompt_tokens: p as u32, completion_tokens: c as u32 });
+            }
+        }
+    }
+}
+
+/// Reads at most [`MAX_ERROR_BODY_BYTES`] of an error response, in chunks,
+/// within one read timeout in all (or until cancelled); what arrived by then
+/// is the text. The rest is never read: the connection is dropped with it.
+async fn error_body(response: &mut reqwest::Response, cancel: &CancelToken, timeout: Duration) -> String {
+    let mut body = Vec::new();
+    let read = async {
+        while body.len() < MAX_ERROR_BODY_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(MAX_ERROR_BODY_BYTES - body.len())]),
+                Ok(None) | Err(_) => break,
+            }
+        }
+    };
+    let _ = cancellable(cancel, timeout, read).await;
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// The JSON body of a streaming Chat Completions request.
@@ -435,35 +540,96 @@ fn describe(e: &reqwest::Error) -> String {
     text
 }
 
-fn truncate(s: &str) -> String {
-    s.chars().take(120).collect()
+/// At most `max` characters of `s`, with an ellipsis when cut.
+fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
+    }
 }
 
-/// Splits a server-sent event stream into the `data` of each event.
+/// Splits a server-sent event stream into the `data` of each event,
+/// incrementally: each byte is scanned once, whatever the chunking, and only
+/// the current line and event are kept. Lines end in LF, CRLF or CR.
 #[derive(Debug, Default)]
 pub(crate) struct SseBuffer {
-    pending: Vec<u8>,
+    /// The current line so far, without its end.
+    line: Vec<u8>,
+    /// The current event's data lines so far, joined with LF.
+    data: Vec<u8>,
+    /// Whether the current event has a data field (which may be empty).
+    has_data: bool,
+    /// The last chunk ended in CR: an LF at the start of the next one belongs to it.
+    after_cr: bool,
+}
+
+fn oversized(what: &str) -> Error {
+    cloud(CloudErrorKind::MalformedStream, format!("an event-stream {what} longer than {MAX_SSE_EVENT_BYTES} bytes"))
 }
 
 impl SseBuffer {
-    /// Adds bytes; returns the data of every event completed by them.
-    pub(crate) fn push(&mut self, bytes: &[u8]) -> Vec<String> {
-        // Lines may end in CRLF; dropping CR leaves LF-separated events.
-        self.pending.extend(bytes.iter().copied().filter(|&b| b != b'\r'));
+    /// Adds bytes; returns the data of every event completed by them. A line
+    /// or an event longer than [`MAX_SSE_EVENT_BYTES`] is a malformed stream.
+    pub(crate) fn push(&mut self, mut bytes: &[u8]) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        while let Some(end) = self.pending.windows(2).position(|w| w == b"\n\n") {
-            let event: Vec<u8> = self.pending.drain(..end + 2).collect();
-            let event = String::from_utf8_lossy(&event[..end]);
-            let data: Vec<&str> = event
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(|l| l.strip_prefix(' ').unwrap_or(l))
-                .collect();
-            if !data.is_empty() {
-                out.push(data.join("\n"));
+        if self.after_cr && !bytes.is_empty() {
+            self.after_cr = false;
+            if bytes[0] == b'\n' {
+                bytes = &bytes[1..];
             }
         }
-        out
+        while let Some(end) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
+            self.extend_line(&bytes[..end])?;
+            self.end_line(&mut out)?;
+            let cr = bytes[end] == b'\r';
+            bytes = &bytes[end + 1..];
+            if cr {
+                match bytes.first() {
+                    Some(b'\n') => bytes = &bytes[1..],
+                    Some(_) => {}
+                    None => self.after_cr = true,
+                }
+            }
+        }
+        self.extend_line(bytes)?;
+        Ok(out)
+    }
+
+    fn extend_line(&mut self, part: &[u8]) -> Result<()> {
+        if self.line.len() + part.len() > MAX_SSE_EVENT_BYTES {
+            return Err(oversized("line"));
+        }
+        self.line.extend_from_slice(part);
+        Ok(())
+    }
+
+    /// Handles the complete current line: a blank line ends the event.
+    fn end_line(&mut self, out: &mut Vec<String>) -> Result<()> {
+        if self.line.is_empty() {
+            if std::mem::take(&mut self.has_data) {
+                out.push(String::from_utf8_lossy(&self.data).into_owned());
+            }
+            self.data.clear();
+            return Ok(());
+        }
+        let value = match self.line.strip_prefix(b"data") {
+            Some([]) => Some(&[][..]),
+            Some([b':', rest @ ..]) => Some(rest.strip_prefix(b" ").unwrap_or(rest)),
+            _ => None, // comments, other fields (event, id, retry), other names
+        };
+        if let Some(value) = value {
+            let separator = usize::from(self.has_data);
+            if self.data.len() + separator + value.len() > MAX_SSE_EVENT_BYTES {
+                return Err(oversized("event"));
+            }
+            if self.has_data {
+                self.data.push(b'\n');
+            }
+            self.data.extend_from_slice(value);
+            self.has_data = true;
+        }
+        self.line.clear();
+        Ok(())
     }
 }
 
@@ -474,10 +640,75 @@ mod tests {
     #[test]
     fn events_split_across_chunks_and_crlf() {
         let mut sse = SseBuffer::default();
-        assert!(sse.push(b"data: {\"a\":").is_empty());
-        assert_eq!(sse.push(b"1}\n\ndata: [DO"), vec!["{\"a\":1}"]);
-        assert_eq!(sse.push(b"NE]\r\n\r\n: comment\n\n"), vec!["[DONE]"]);
-        assert!(sse.pending.is_empty());
+        assert!(sse.push(b"data: {\"a\":").unwrap().is_empty());
+        assert_eq!(sse.push(b"1}\n\ndata: [DO").unwrap(), vec!["{\"a\":1}"]);
+        assert_eq!(sse.push(b"NE]\r\n\r\n: comment\n\n").unwrap(), vec!["[DONE]"]);
+        assert!(sse.line.is_empty() && sse.data.is_empty());
+    }
+
+    #[test]
+    fn line_ends_split_anywhere_multi_line_data_and_other_fields() {
+        let mut sse = SseBuffer::default();
+        assert!(sse.push(b"event: x\rid: 1\rdata: a\r").unwrap().is_empty());
+        // The LF completing the CRLF arrives in the next chunk: still one line end.
+        assert!(sse.push(b"\n").unwrap().is_empty());
+        assert_eq!(sse.push(b"data:b\ndata\n\n").unwrap(), vec!["a\nb\n"]);
+        assert_eq!(sse.push(b"data: \xc3").unwrap(), Vec::<String>::new());
+        assert_eq!(sse.push(b"\xa9\r\r").unwrap(), vec!["\u{e9}"], "a character split across chunks");
+    }
+
+    #[test]
+    fn an_oversized_line_or_event_is_a_malformed_stream() {
+        let kind = |r: Result<Vec<String>>| match r {
+            Err(Error::Cloud { kind, .. }) => kind,
+            other => panic!("expected an error, got {other:?}"),
+        };
+        let mut sse = SseBuffer::default();
+        let chunk = vec![b'x'; 64 << 10];
+        assert!(sse.push(b"data: ").unwrap().is_empty());
+        let mut result = Ok(Vec::new());
+        for _ in 0..=MAX_SSE_EVENT_BYTES / chunk.len() {
+            result = sse.push(&chunk);
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(kind(result), CloudErrorKind::MalformedStream);
+        assert!(sse.line.len() <= MAX_SSE_EVENT_BYTES);
+
+        // Many short data lines adding up to too much.
+        let mut sse = SseBuffer::default();
+        let line = format!("data: {}\n", "y".repeat(1000));
+        let mut result = Ok(Vec::new());
+        for _ in 0..=MAX_SSE_EVENT_BYTES / 1000 {
+            result = sse.push(line.as_bytes());
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(kind(result), CloudErrorKind::MalformedStream);
+        assert!(sse.data.len() <= MAX_SSE_EVENT_BYTES);
+    }
+
+    #[test]
+    fn a_long_event_fed_byte_by_byte_is_parsed_in_linear_time() {
+        // Rescanning the buffer on every chunk would make this ~10^11 steps.
+        let event = format!("data: {}\n\n", "z".repeat(600_000));
+        let mut sse = SseBuffer::default();
+        let started = Instant::now();
+        let mut out = Vec::new();
+        for byte in event.as_bytes() {
+            out.extend(sse.push(std::slice::from_ref(byte)).unwrap());
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].len(), 600_000);
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn clip_cuts_on_characters() {
+        assert_eq!(clip("héllo", 2), "hé…");
+        assert_eq!(clip("hé", 2), "hé");
     }
 
     #[test]

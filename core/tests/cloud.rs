@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::http::{ok_stream, Behaviour, FaultServer};
+use common::http::{ok_stream, Behaviour, FaultServer, ENDLESS_LIMIT};
 use common::{qwen, greedy};
 use pocketlm::{
     AnsweredBy, CancelToken, CloudClient, CloudConfig, CloudErrorKind, ConfidenceOptions, Conversation, ConversationOptions, Error,
@@ -144,6 +144,147 @@ fn cancelling_a_slow_stream_closes_the_connection() {
         assert!(Instant::now() < deadline, "the connection stayed open after cancelling");
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits until the server saw the client hang up on request `index`.
+fn wait_client_closed(server: &FaultServer, index: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.seen.lock().unwrap()[index].client_closed {
+        assert!(Instant::now() < deadline, "the connection stayed open");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_endless_event_line_is_a_malformed_stream_not_unbounded_memory() {
+    // One `data:` line that never ends: the client gives up at its cap (1 MiB),
+    // instead of buffering (and rescanning) until the read timeout.
+    let server = FaultServer::start(vec![Behaviour::Endless {
+        status: 200,
+        content_type: "text/event-stream",
+        prefix: "data: ".into(),
+        chunk: "x".repeat(8192),
+    }]);
+    let started = Instant::now();
+    let client = CloudClient::new(CloudConfig { read_timeout_ms: 5_000, ..config(&server.url) }).unwrap();
+    let (result, streamed) = ask(&client);
+    assert_eq!(kind(&result), CloudErrorKind::MalformedStream, "{result:?}");
+    assert!(result.unwrap_err().to_string().contains("longer than"));
+    assert!(streamed.is_empty());
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(server.requests(), 1, "a malformed stream is not retried");
+    wait_client_closed(&server, 0);
+    let sent = server.seen.lock().unwrap()[0].sent;
+    assert!(sent < (64 << 20).min(ENDLESS_LIMIT), "the client read {sent} bytes of one line");
+}
+
+#[test]
+fn a_huge_error_body_is_read_only_in_part_and_the_status_decides_the_kind() {
+    // An error body without end: at most 64 KiB is read, the detail is short.
+    let server = FaultServer::start(vec![Behaviour::Endless {
+        status: 500,
+        content_type: "application/json",
+        prefix: r#"{"error":{"message":""#.into(),
+        chunk: "boom ".repeat(2000),
+    }]);
+    let started = Instant::now();
+    let client = CloudClient::new(CloudConfig { max_retries: 0, read_timeout_ms: 5_000, ..config(&server.url) }).unwrap();
+    let (result, _) = ask(&client);
+    assert_eq!(kind(&result), CloudErrorKind::Server);
+    let text = result.unwrap_err().to_string();
+    assert!(text.contains("HTTP 500") && text.contains("boom") && text.len() < 1000, "{} chars: {text:.200}", text.len());
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    wait_client_closed(&server, 0);
+    let sent = server.seen.lock().unwrap()[0].sent;
+    assert!(sent < 64 << 20, "the client read {sent} bytes of an error body");
+
+    // A large but finite one: 4xx stays a bad request, with a clipped message.
+    let message = "m".repeat(200_000);
+    let body = serde_json::json!({ "error": { "message": message } }).to_string();
+    let server = FaultServer::start(vec![Behaviour::Status(400, vec![], body)]);
+    let (result, _) = ask(&CloudClient::new(config(&server.url)).unwrap());
+    assert_eq!(kind(&result), CloudErrorKind::BadRequest);
+    assert!(result.unwrap_err().to_string().len() < 1000);
+    assert_eq!(server.requests(), 1);
+}
+
+#[test]
+fn an_infinite_retry_after_fails_typed_instead_of_panicking() {
+    for value in ["inf", "1e400", "NaN", "-5"] {
+        let server = FaultServer::start(vec![
+            Behaviour::Status(429, vec![("Retry-After", value.into())], "{}".into()),
+            ok_stream(&["ok"]),
+        ]);
+        let (result, _) = ask(&CloudClient::new(config(&server.url)).unwrap());
+        match value {
+            // Longer than max_retry_after_ms: fails at once.
+            "inf" | "1e400" => {
+                assert_eq!(kind(&result), CloudErrorKind::RateLimited, "{value}");
+                assert_eq!(server.requests(), 1, "{value}");
+            }
+            // Meaningless or past: the normal backoff, then the answer.
+            _ => assert_eq!(result.unwrap().text, "ok", "{value}"),
+        }
+    }
+}
+
+// ---- called from async code (an app's tokio task, `pocketlm serve`) ----
+
+#[tokio::test]
+async fn the_client_answers_when_called_from_inside_a_tokio_runtime() {
+    // A blocking call inside a running (current-thread) runtime: a runtime per
+    // client driven with `block_on` panicked here, and so did dropping it.
+    let server = FaultServer::start(vec![ok_stream(&["Hello", " from", " async."])]);
+    let client = CloudClient::new(config(&server.url)).unwrap();
+    let (result, streamed) = ask(&client);
+    let reply = result.unwrap();
+    assert_eq!((reply.text.as_str(), streamed.as_str()), ("Hello from async.", "Hello from async."));
+    assert_eq!(reply.usage.map(|u| u.completion_tokens), Some(7));
+    drop(client);
+    // The runtime still works for this test afterwards.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_tasks_share_clients_and_cancel_from_async_code() {
+    let server = FaultServer::start(vec![ok_stream(&["one", " answer"])]);
+    let client = Arc::new(CloudClient::new(config(&server.url)).unwrap());
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let client = Arc::clone(&client);
+            tokio::spawn(async move { ask(&client) })
+        })
+        .collect();
+    for task in tasks {
+        let (result, streamed) = task.await.unwrap();
+        assert_eq!(result.unwrap().text, "one answer");
+        assert_eq!(streamed, "one answer");
+    }
+    assert_eq!(server.requests(), 4);
+
+    // Streaming to the caller's callback and cancelling from another task.
+    let events = (0..100)
+        .map(|i| (100, serde_json::json!({"choices":[{"index":0,"delta":{"content":format!("{i} ")},"finish_reason":null}]}).to_string()))
+        .collect();
+    let slow = FaultServer::start(vec![Behaviour::Stream { events, done: true }]);
+    let client = CloudClient::new(CloudConfig { read_timeout_ms: 5_000, ..config(&slow.url) }).unwrap();
+    let cancel = CancelToken::new();
+    let trigger = cancel.clone();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        trigger.cancel();
+    });
+    let caller = thread::current().id();
+    let started = Instant::now();
+    let mut deltas = Vec::new();
+    let result = client.chat(&[Message::user("hi")], &SamplingParams::default(), &cancel, &mut |t| {
+        assert_eq!(thread::current().id(), caller, "text is delivered on the caller's thread");
+        deltas.push(t.to_string());
+    });
+    assert_eq!(kind(&result), CloudErrorKind::Cancelled);
+    assert!(!deltas.is_empty() && started.elapsed() < Duration::from_secs(2), "{deltas:?} {:?}", started.elapsed());
+    canceller.await.unwrap();
+    wait_client_closed(&slow, 0);
 }
 
 #[test]

@@ -19,7 +19,14 @@ pub enum Behaviour {
     Stream { events: Vec<(u64, String)>, done: bool },
     /// Send these raw bytes as an event stream, then close.
     Raw(String),
+    /// Answer with this status and content type, then `prefix`, then `chunk`
+    /// over and over until the client hangs up (a body without end; the
+    /// server gives up by itself after [`ENDLESS_LIMIT`] bytes).
+    Endless { status: u16, content_type: &'static str, prefix: String, chunk: String },
 }
+
+/// Most bytes an [`Behaviour::Endless`] body sends before the server stops.
+pub const ENDLESS_LIMIT: u64 = 512 << 20;
 
 /// A request as the server saw it.
 #[derive(Clone, Debug)]
@@ -28,6 +35,8 @@ pub struct Seen {
     pub body: String,
     /// Whether the client closed the connection before the response ended.
     pub client_closed: bool,
+    /// Body bytes written before the response ended (for `Endless`).
+    pub sent: u64,
 }
 
 /// The server: plays `script` in order, one behaviour per request (the last repeats).
@@ -97,10 +106,11 @@ fn serve_one(stream: TcpStream, behaviour: Behaviour, log: &Mutex<Vec<Seen>>) {
     let _ = reader.read_exact(&mut body);
     let index = {
         let mut log = log.lock().unwrap();
-        log.push(Seen { headers, body: String::from_utf8_lossy(&body).into_owned(), client_closed: false });
+        log.push(Seen { headers, body: String::from_utf8_lossy(&body).into_owned(), client_closed: false, sent: 0 });
         log.len() - 1
     };
     let mut out = stream;
+    let mut sent = 0u64;
     let closed = match behaviour {
         Behaviour::Hang => {
             // Wait until the client hangs up (a read returns 0 or fails).
@@ -135,6 +145,19 @@ fn serve_one(stream: TcpStream, behaviour: Behaviour, log: &Mutex<Vec<Seen>>) {
             let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
             out.write_all(head.as_bytes()).and_then(|_| out.write_all(bytes.as_bytes())).is_err()
         }
+        Behaviour::Endless { status, content_type, prefix, chunk } => {
+            let head = format!("HTTP/1.1 {status} Status\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n");
+            let mut failed = out.write_all(head.as_bytes()).and_then(|_| out.write_all(prefix.as_bytes())).is_err();
+            while !failed && sent < ENDLESS_LIMIT {
+                failed = out.write_all(chunk.as_bytes()).is_err();
+                if !failed {
+                    sent += chunk.len() as u64;
+                }
+            }
+            failed
+        }
     };
-    log.lock().unwrap()[index].client_closed = closed;
+    let mut log = log.lock().unwrap();
+    log[index].client_closed = closed;
+    log[index].sent = sent;
 }
