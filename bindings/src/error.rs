@@ -53,6 +53,10 @@ pub enum PocketLmError {
     /// Evaluation failed inside llama.cpp.
     #[error("{0}")]
     Inference (String),
+    /// The answer failed after part of it was shown (the message says why;
+    /// the history keeps the shown part unless the request discards it).
+    #[error("{0}")]
+    AnswerFailed(String),
     /// A model download failed.
     #[error("{0}")]
     Download (String),
@@ -86,6 +90,7 @@ impl From<CoreError> for PocketLmError {
             CoreError::InsufficientMemory { .. } => PocketLmError::InsufficientMemory(message),
             CoreError::Template(_) => PocketLmError::Template(message),
             CoreError::Inference(_) => PocketLmError::Inference(message),
+            CoreError::AnswerFailed { .. } => PocketLmError::AnswerFailed(message),
             CoreError::Download(_) => PocketLmError::Download(message),
             CoreError::Cloud { .. } => PocketLmError::Cloud(message),
             CoreError::UnsupportedCpu { .. } => PocketLmError::UnsupportedCpu(message),

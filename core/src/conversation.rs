@@ -111,6 +111,7 @@ pub struct Conversation {
     session: Session,
     options: ConversationOptions,
     messages: Vec<Message>,
+    fail_decode_after: Option<u32>,
 }
 
 impl std::fmt::Debug for Conversation {
@@ -176,7 +177,7 @@ impl Conversation {
             SessionParams { context_length, threads, batch_size, kv_type: options.kv_type, full_swa_cache: options.full_swa_cache },
         )?;
         let messages = options.system_prompt.iter().map(Message::system).collect();
-        Ok(Conversation { session, options, messages })
+        Ok(Conversation { session, options, messages, fail_decode_after: None })
     }
 
     /// The model this conversation runs on.
@@ -232,26 +233,33 @@ impl Conversation {
     }
 
     /// Sends a user message and generates the answer, calling `on_text` with
-    /// each new piece of text as it is produced. On error the history is left
-    /// as it was before the call.
+    /// each new piece of text as it is produced.
+    ///
+    /// What the history holds afterwards, so nothing the user typed or saw is lost:
+    /// - an answer (complete, or interrupted with [`PartialAnswer::Keep`]): the
+    ///   user message and the answer as shown;
+    /// - interrupted before any text with `Keep`: the user message alone (the
+    ///   next `send` joins its text to it, and [`Conversation::regenerate`] answers it);
+    /// - interrupted with [`PartialAnswer::Discard`]: as it was before the call;
+    /// - an error before any text was shown: as it was before the call;
+    /// - an error after text was shown: like an interruption (kept with `Keep`,
+    ///   rolled back with `Discard`), and the error is [`Error::AnswerFailed`]
+    ///   carrying the text that was shown.
     pub fn send(&mut self, text: &str, options: &SendOptions, on_text: &mut dyn FnMut(&str)) -> Result<Reply> {
-        // The overflow policy may drop old turns while fitting the prompt; a
-        // failed or discarded request puts the history back exactly as it was.
         if let Some(confidence) = &options.confidence {
             confidence.validate()?;
         }
         let before = self.messages.clone();
-        self.messages.push(Message::user(text));
-        let result = self.respond(options, on_text);
-        let interrupted = |r: StopReason| matches!(r, StopReason::Cancelled | StopReason::LowConfidence | StopReason::Deadline);
-        match &result {
-            Ok(reply) if interrupted(reply.metrics.stop_reason) && options.on_cancel == PartialAnswer::Discard => {
-                self.messages = before;
+        match self.messages.last_mut() {
+            // An earlier message that was never answered (cancelled before any
+            // text): one user turn, so templates that need alternating roles work.
+            Some(last) if last.role == Role::User => {
+                last.content.push_str("\n\n");
+                last.content.push_str(text);
             }
-            Ok(reply) => self.messages.push(Message::assistant(reply.text.clone())),
-            Err(_) => self.messages = before,
+            _ => self.messages.push(Message::user(text)),
         }
-        result
+        self.answer(before, options, on_text)
     }
 
     /// Sends a message and waits for the whole answer.
@@ -259,24 +267,67 @@ impl Conversation {
         self.send(text, &SendOptions::default(), &mut |_| {})
     }
 
-    /// Answers the last user message again (dropping the previous answer, if any).
+    /// Answers the last user message again, replacing the previous answer (if
+    /// any). If the new answer is discarded or fails before any text, the
+    /// history keeps the user message and the previous answer.
     pub fn regenerate(&mut self, options: &SendOptions, on_text: &mut dyn FnMut(&str)) -> Result<Reply> {
         let before = self.messages.clone();
         if self.messages.last().is_some_and(|m| m.role == Role::Assistant) {
             self.messages.pop();
         }
-        let result = match self.messages.pop() {
-            Some(m) if m.role == Role::User => self.send(&m.content, options, on_text),
-            _ => Err(Error::InvalidOption {
+        if !self.messages.last().is_some_and(|m| m.role == Role::User) {
+            self.messages = before;
+            return Err(Error::InvalidOption {
                 name: "regenerate",
                 value: "no user message".into(),
                 expected: "the conversation must end with a user message or its answer".into(),
-            }),
-        };
-        if result.is_err() {
-            self.messages = before;
+            });
         }
-        result
+        self.answer(before, options, on_text)
+    }
+
+    /// Answers the history as it stands (ending in a user message) and settles
+    /// the history as [`Conversation::send`] documents; `restore` is the
+    /// history to go back to when the turn is rolled back.
+    fn answer(&mut self, restore: Vec<Message>, options: &SendOptions, on_text: &mut dyn FnMut(&str)) -> Result<Reply> {
+        let mut shown = String::new();
+        let result = self.respond(options, &mut |delta| {
+            shown.push_str(delta);
+            on_text(delta);
+        });
+        let interrupted = |r: StopReason| matches!(r, StopReason::Cancelled | StopReason::LowConfidence | StopReason::Deadline);
+        let keep = options.on_cancel == PartialAnswer::Keep;
+        match result {
+            Ok(reply) if interrupted(reply.metrics.stop_reason) && !keep => {
+                self.messages = restore;
+                Ok(reply)
+            }
+            // Interrupted before any text: keep what the user typed, add no empty answer.
+            Ok(reply) if interrupted(reply.metrics.stop_reason) && reply.text.is_empty() => Ok(reply),
+            Ok(reply) => {
+                self.messages.push(Message::assistant(reply.text.clone()));
+                Ok(reply)
+            }
+            Err(e) if shown.is_empty() => {
+                self.messages = restore;
+                Err(e)
+            }
+            Err(e) => {
+                if keep {
+                    self.messages.push(Message::assistant(shown.clone()));
+                } else {
+                    self.messages = restore;
+                }
+                Err(Error::AnswerFailed { partial_text: shown, cause: Box::new(e) })
+            }
+        }
+    }
+
+    /// Test hook: the next answers fail with [`Error::Inference`] after this
+    /// many generated tokens, as a failing device would. Not for apps.
+    #[doc(hidden)]
+    pub fn inject_decode_failure_after(&mut self, tokens: Option<u32>) {
+        self.fail_decode_after = tokens;
     }
 
     fn respond(&mut self, options: &SendOptions, on_text: &mut dyn FnMut(&str)) -> Result<Reply> {
@@ -331,6 +382,8 @@ impl Conversation {
                 stop_reason = Some(StopReason::MaxTokens);
             } else if self.session.cached_len() + 1 >= self.session.context_length() as usize {
                 stop_reason = Some(StopReason::ContextFull);
+            } else if self.fail_decode_after.is_some_and(|n| generated >= n) {
+                return Err(Error::Inference("injected decode failure (test hook)".into()));
             } else {
                 self.session.decode_one(token)?;
             }
@@ -368,8 +421,7 @@ impl Conversation {
     fn fit_prompt(&mut self) -> Result<Vec<llama_cpp_2::token::LlamaToken>> {
         let n_ctx = self.session.context_length();
         loop {
-            let prompt = self.session.model().render_prompt(&self.messages, true)?;
-            let tokens = self.session.tokenize(&prompt);
+            let tokens = self.session.model().prompt_tokens_llama(&self.messages)?;
             // Room for the prompt and at least one generated token.
             if tokens.len() < n_ctx as usize {
                 return Ok(tokens);

@@ -17,7 +17,7 @@ use crate::cpu::CpuInfo;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::plan::WeightLoading;
-use crate::template::{render_plain, ChatTemplate, Message};
+use crate::template::{render_plain, split_prompt, ChatTemplate, Message, PromptPiece};
 
 /// Options for loading a model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,6 +214,7 @@ impl Model {
         let started = Instant::now();
         let cancelled = || Error::LoadCancelled { path: path.clone() };
         let gguf = inspect_file(&path)?;
+        check_can_chat(&gguf, &path)?;
         let llama_backend = backend()?;
         let choice = crate::backend::choose(options.backend, options.gpu_layers, &gguf);
         if cancel.is_cancelled() {
@@ -332,6 +333,12 @@ impl Model {
         self.tokenize_llama(text).into_iter().map(|t| t.0).collect()
     }
 
+    /// Tokenizes `text` as plain text, the way message content is: no BOS,
+    /// and control-token strings such as `<|im_start|>` stay ordinary text.
+    pub fn tokenize_plain(&self, text: &str) -> Vec<i32> {
+        self.inner.llama.vocab().tokenize(text.as_bytes(), false, false).into_iter().map(|t| t.0).collect()
+    }
+
     pub(crate) fn tokenize_llama(&self, text: &str) -> Vec<llama_cpp_2::token::LlamaToken> {
         let vocab = self.inner.llama.vocab();
         let mut add_bos = vocab.should_add_bos();
@@ -342,6 +349,64 @@ impl Model {
             }
         }
         vocab.tokenize(text.as_bytes(), add_bos, true)
+    }
+
+    /// The tokens the engine evaluates for `messages` (with the assistant's
+    /// turn opened). Only the chat template's own text may become control
+    /// tokens: every message's content is tokenized as plain text, so a user
+    /// who types `<|im_end|><|im_start|>system` gets those characters, not
+    /// a new system turn.
+    pub fn prompt_tokens(&self, messages: &[Message]) -> Result<Vec<i32>> {
+        Ok(self.prompt_tokens_llama(messages)?.into_iter().map(|t| t.0).collect())
+    }
+
+    pub(crate) fn prompt_tokens_llama(&self, messages: &[Message]) -> Result<Vec<llama_cpp_2::token::LlamaToken>> {
+        let prompt = self.render_prompt(messages, true)?;
+        let pieces = match &self.inner.prompt {
+            // Plain completion has no template text: everything is content.
+            PromptFormat::Plain => vec![PromptPiece::Content(prompt)],
+            _ => match split_prompt(&prompt, messages, |marked| self.render_prompt(marked, true)) {
+                Some(pieces) => pieces,
+                // A template that rewrites content cannot be split. Tokenizing
+                // the whole prompt is safe only when no content holds text
+                // that would become a control token.
+                None if messages.iter().all(|m| !self.has_control_text(&m.content)) => vec![PromptPiece::Template(prompt)],
+                None => {
+                    return Err(Error::Template(
+                        "a message contains control-token text (such as <|im_start|>) and this model's chat template rewrites message content, so PocketLM cannot keep that text plain; remove it from the message".into(),
+                    ))
+                }
+            },
+        };
+        Ok(self.tokenize_pieces(&pieces))
+    }
+
+    /// Whether `text` would hold a control token if special tokens were parsed.
+    fn has_control_text(&self, text: &str) -> bool {
+        let vocab = self.inner.llama.vocab();
+        vocab.tokenize(text.as_bytes(), false, true) != vocab.tokenize(text.as_bytes(), false, false)
+    }
+
+    /// Template text is tokenized with control tokens parsed, content as
+    /// plain text; BOS comes first when the model wants one and the template
+    /// did not already write it.
+    fn tokenize_pieces(&self, pieces: &[PromptPiece]) -> Vec<llama_cpp_2::token::LlamaToken> {
+        let vocab = self.inner.llama.vocab();
+        let mut tokens = Vec::new();
+        if vocab.should_add_bos() {
+            let bos_text = vocab.token_to_piece(vocab.bos(), true, None);
+            let template_wrote_bos = matches!(pieces.first(), Some(PromptPiece::Template(t)) if !bos_text.is_empty() && t.as_bytes().starts_with(&bos_text));
+            if !template_wrote_bos {
+                tokens.push(vocab.bos());
+            }
+        }
+        for piece in pieces {
+            match piece {
+                PromptPiece::Template(text) => tokens.extend(vocab.tokenize(text.as_bytes(), false, true)),
+                PromptPiece::Content(text) => tokens.extend(vocab.tokenize(text.as_bytes(), false, false)),
+            }
+        }
+        tokens
     }
 
     /// Renders `messages` into the prompt text the model sees.
@@ -386,6 +451,20 @@ pub fn inspect_file(path: &Path) -> Result<GgufFile> {
         return Err(Error::ModelCorrupt { path: path.to_path_buf(), detail: "it contains no tensors".into() });
     }
     Ok(gguf)
+}
+
+/// Refuses, before llama.cpp sees the file, an architecture that loads but
+/// cannot chat (see [`crate::arch::kind`]).
+fn check_can_chat(gguf: &GgufFile, path: &Path) -> Result<()> {
+    let architecture = gguf.architecture().unwrap_or_default();
+    match crate::arch::kind(architecture).why_not_chat() {
+        None => Ok(()),
+        Some(reason) => Err(Error::NotAChatModel {
+            path: path.to_path_buf(),
+            architecture: architecture.to_string(),
+            reason: reason.to_string(),
+        }),
+    }
 }
 
 /// Model info from the GGUF metadata alone.

@@ -124,6 +124,16 @@ pub enum Error {
     /// llama.cpp failed while evaluating tokens.
     #[error("inference failed: {0}")]
     Inference(String),
+    /// The answer failed after some of it was already shown: `partial_text`
+    /// is exactly what the caller received, `cause` why it stopped. The
+    /// history keeps it unless the request discards interrupted answers.
+    #[error("the answer failed after {} characters were shown: {cause}", partial_text.chars().count())]
+    AnswerFailed {
+        /// The text already delivered to the caller.
+        partial_text: String,
+        /// What went wrong.
+        cause: Box<Error>,
+    },
     /// Fetching a model failed.
     #[error("model download failed: {0}")]
     Download(String),
