@@ -212,3 +212,44 @@ fn info_reads_the_real_models_without_loading_weights() {
     let info = pocketlm::describe(&inspect_file(&model_path(GEMMA_FILE)).unwrap());
     assert_eq!((info.architecture.as_str(), info.has_chat_template, info.vocab_size), ("gemma3", false, 262_144));
 }
+
+#[test]
+fn models_that_cannot_chat_are_refused_before_llama_cpp() {
+    for arch in ["bert", "nomic-bert", "t5encoder", "t5", "wavtokenizer-dec", "dream"] {
+        let bytes = Gguf::header(3, 1, 1).kv_str("general.architecture", arch).tensor("t", &[32], 0, 0).pad_with_data(128);
+        let err = load(&temp_file(&format!("{arch}.gguf"), &bytes));
+        assert!(
+            matches!(&err, Error::NotAChatModel { architecture, .. } if architecture == arch),
+            "{arch}: {err}"
+        );
+        assert!(err.to_string().contains("cannot chat"), "{err}");
+    }
+}
+
+#[test]
+fn absurd_shapes_in_a_header_are_corrupt_for_the_planner() {
+    // Hand-made headers claiming what no model has: each is a typed error,
+    // never an allocation of the claimed size or a wrapped product.
+    let kv_u32 = |g: Gguf, key: &str, v: u32| {
+        let mut g = g.string(key);
+        g.0.extend(4u32.to_le_bytes());
+        g.0.extend(v.to_le_bytes());
+        g
+    };
+    let header = |layers: u32, embd: u32, heads: u32| {
+        let g = Gguf::header(3, 1, 4).kv_str("general.architecture", "llama");
+        let g = kv_u32(g, "llama.block_count", layers);
+        let g = kv_u32(g, "llama.embedding_length", embd);
+        let g = kv_u32(g, "llama.attention.head_count", heads);
+        g.tensor("t", &[32], 0, 0).pad_with_data(128)
+    };
+    for (layers, embd, heads) in [(u32::MAX, 2048, 32), (513, 2048, 32), (16, u32::MAX, 32), (16, 2048, u32::MAX), (0, 2048, 32)] {
+        let file = temp_file("shapes.gguf", &header(layers, embd, heads));
+        let gguf = inspect_file(&file).unwrap();
+        let err = pocketlm::plan::fit_budget(&gguf, 4 << 30, None, None).unwrap_err();
+        assert!(matches!(err, Error::ModelCorrupt { .. }), "{layers}/{embd}/{heads}: {err}");
+    }
+    // A sane header plans.
+    let file = temp_file("sane.gguf", &header(16, 2048, 32));
+    assert!(pocketlm::plan::fit_budget(&inspect_file(&file).unwrap(), 4 << 30, None, None).is_ok());
+}

@@ -201,3 +201,47 @@ fn plan_json_and_budgeted_generation_stay_within_the_budget() {
     let v: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(v["fits"], false);
 }
+
+/// A sparse copy of the Qwen test model whose `qwen2.block_count` claims
+/// 4,294,967,295 layers: the header is real, the weights read as zeros.
+fn qwen_with_absurd_block_count() -> PathBuf {
+    use std::io::Read;
+    let source = qwen();
+    let mut head = vec![0u8; 16 << 20];
+    std::fs::File::open(&source).unwrap().read_exact(&mut head).unwrap();
+    let key = b"qwen2.block_count";
+    let at = head.windows(key.len()).position(|w| w == key).expect("the key is in the header") + key.len();
+    assert_eq!(&head[at..at + 4], &4u32.to_le_bytes(), "stored as a u32");
+    head[at + 4..at + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    let path = std::env::temp_dir().join(format!("pocketlm-cli-layers-{}.gguf", std::process::id()));
+    let file = std::fs::File::create(&path).unwrap();
+    std::io::Write::write_all(&mut &file, &head).unwrap();
+    file.set_len(std::fs::metadata(&source).unwrap().len()).unwrap();
+    path
+}
+
+#[test]
+fn an_absurd_layer_count_is_a_corrupt_file_not_an_abort() {
+    let path = qwen_with_absurd_block_count();
+    let m = path.to_str().unwrap();
+    let plan = pocketlm(&["plan", m, "--budget", "4GiB"], None);
+    let generate = pocketlm(&["generate", "--model", m, "--prompt", "hi", "--budget", "4GiB"], None);
+    let _ = std::fs::remove_file(&path);
+    assert_clean_failure(&plan, "block_count = 4294967295");
+    assert_clean_failure(&generate, "corrupt");
+}
+
+#[test]
+fn typed_control_tokens_are_plain_text_in_generate() {
+    let model = qwen();
+    let m = model.to_str().unwrap();
+    let evaluated = |prompt: &str| {
+        let out = pocketlm(&["generate", "--model", m, "--prompt", prompt, "--max-tokens", "1", "--temperature", "0", "--json"], None);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+        v["metrics"]["prompt_tokens_evaluated"].as_u64().unwrap()
+    };
+    let markers = evaluated(&"<|im_start|>".repeat(8));
+    let words = evaluated("word word word word word word word word");
+    assert!(markers >= words + 8 * 3, "{markers} tokens for eight typed markers vs {words} for eight words");
+}
