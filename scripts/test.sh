@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# Every test: installs build dependencies, fetches and verifies the real test
+# Every test: installs build dependencies, checks formatting and lints
+# (rustfmt, clippy with warnings as errors), fetches and verifies the real test
 # models, then runs the Rust workspace's tests (unit, real-model integration,
 # CLI contract), the Kotlin SDK's JUnit suite on the host JVM, the Swift
 # SDK's XCTest suite (Swift 6 in a Debian trixie rootfs; needs root), the
-# official OpenAI client against `pocketlm serve`, the aarch64 NEON builds
-# under qemu, and the Vulkan build on Mesa's lavapipe.
+# official OpenAI client against `pocketlm serve`, a short fuzz run of the
+# pure layer, the aarch64 NEON builds under qemu, the Vulkan build on Mesa's
+# lavapipe, and the README's demo on a fresh minimal Debian.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 bash scripts/install-deps.sh
+cargo fmt --all -- --check
 bash scripts/fetch-test-models.sh all
 bash scripts/make-test-shaped-models.sh
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace 2>&1
 bash scripts/test-kotlin.sh
 bash scripts/test-swift.sh
 bash scripts/test-openai-client.sh
+bash scripts/fuzz.sh 60
 bash scripts/test-arm64.sh
 bash scripts/test-vulkan.sh
+bash scripts/check-fresh-machine.sh

@@ -3,7 +3,7 @@
 
 /// How to load a model. Context length and threads become the defaults of
 /// every conversation on it.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, uniffi::Record, Default)]
 pub struct ModelConfig {
     /// Context window in tokens (default 4096, capped by the model's training).
     #[uniffi(default = None)]
@@ -27,19 +27,6 @@ pub struct ModelConfig {
     /// chosen before loading; nothing fitting is an `InsufficientMemory` error.
     #[uniffi(default = None)]
     pub memory_budget_bytes: Option<u64>,
-}
-
-impl Default for ModelConfig {
-    fn default() -> Self {
-        ModelConfig {
-            context_length: None,
-            threads: None,
-            backend: None,
-            gpu_layers: None,
-            weight_loading: None,
-            memory_budget_bytes: None,
-        }
-    }
 }
 
 /// Which compute backend the app asks for.

@@ -36,6 +36,17 @@ fn greedy_answer(model: &Model) -> (String, Vec<i32>) {
     (reply.text, tokens)
 }
 
+/// These tests load a model, which a CPU without this build's kernels must
+/// refuse: on such a CPU they fail (never pass by doing nothing); run only
+/// `loading_refuses_kernels_this_cpu_cannot_run` there.
+fn require_kernels() {
+    let missing = CpuInfo::detect().missing();
+    assert!(
+        missing.is_empty(),
+        "this CPU lacks {missing:?} for this build's kernels: only loading_refuses_kernels_this_cpu_cannot_run applies here"
+    );
+}
+
 fn requested_backend() -> BackendRequest {
     std::env::var("POCKETLM_TEST_BACKEND").ok().map_or(BackendRequest::Cpu, |b| b.parse().unwrap())
 }
@@ -43,9 +54,7 @@ fn requested_backend() -> BackendRequest {
 #[test]
 fn the_greedy_answer_matches_the_reference_build_token_for_token() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    if !CpuInfo::detect().missing().is_empty() {
-        return; // covered by the guard test below
-    }
+    require_kernels();
     let model = load(requested_backend());
     let (text, tokens) = greedy_answer(&model);
     let b = model.backend();
@@ -89,9 +98,7 @@ fn loading_refuses_kernels_this_cpu_cannot_run() {
 #[test]
 fn cpu_requests_run_on_the_cpu_and_say_so() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    if !CpuInfo::detect().missing().is_empty() {
-        return;
-    }
+    require_kernels();
     let model = load(BackendRequest::Cpu);
     let b = model.backend();
     assert_eq!((b.backend.as_str(), b.gpu_layers, b.fallback_reason.as_deref()), ("cpu", 0, None));
@@ -106,9 +113,7 @@ fn cpu_requests_run_on_the_cpu_and_say_so() {
 #[test]
 fn a_failed_gpu_probe_falls_back_to_the_cpu_with_the_reason() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    if !CpuInfo::detect().missing().is_empty() {
-        return;
-    }
+    require_kernels();
     // Without a GPU backend the probe fails on its own; with one, force it.
     let forced = !pocketlm::compiled_gpu_backends().is_empty();
     if forced {

@@ -192,7 +192,7 @@ fn real_model_truncated_at_many_offsets() {
         let err = load(&path);
         let expected = if offset < 4 { matches!(err, Error::NotGguf { .. }) } else { matches!(err, Error::ModelTruncated { .. }) };
         assert!(expected, "truncated at {offset}: {err}");
-        assert!(inspect_file(&*path).is_err());
+        assert!(inspect_file(&path).is_err());
     }
     // After all that, a good model still loads in this process.
     let model = Model::load(&source, &ModelOptions::default()).unwrap();

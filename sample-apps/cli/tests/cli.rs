@@ -184,7 +184,7 @@ fn plan_json_and_budgeted_generation_stay_within_the_budget() {
     let plan: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(plan["fits"], true);
     let ctx = plan["ctx"].as_u64().unwrap();
-    assert!(ctx >= 512 && ctx < 32768, "{plan}");
+    assert!((512..32768).contains(&ctx), "{plan}");
     assert!(plan["kv_type"].is_string() && plan["predicted_peak_bytes"].as_u64().unwrap() <= 700 << 20);
 
     // Loading with that budget generates, and the process stays under it.
