@@ -420,7 +420,8 @@ pub fn fit_budget(gguf: &GgufFile, budget_bytes: u64, max_context: Option<u32>, 
             // Memory grows with the context: binary-search the largest that fits (multiples of 256).
             let (mut lo, mut hi) = (MIN_CONTEXT.min(max_ctx), max_ctx);
             while lo < hi {
-                let mid = (lo + (hi - lo).div_ceil(2)).next_multiple_of(256).min(hi);
+                // In u64: near u32::MAX the next multiple of 256 does not fit a u32.
+                let mid = (u64::from(lo) + u64::from(hi - lo).div_ceil(2)).next_multiple_of(256).min(u64::from(hi)) as u32;
                 if mid <= lo {
                     break;
                 }
@@ -442,4 +443,32 @@ pub fn fit_budget(gguf: &GgufFile, budget_bytes: u64, max_context: Option<u32>, 
         needed_bytes = needed_bytes.saturating_add(1);
     }
     Err(Error::InsufficientMemory { needed_bytes, budget_bytes })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::gguf::{GgmlType, TensorInfo};
+
+    fn header(context_length: u64) -> GgufFile {
+        let mut metadata = BTreeMap::new();
+        metadata.insert("general.architecture".to_string(), GgufValue::String("llama".into()));
+        for (key, value) in [("block_count", 1), ("embedding_length", 64), ("attention.head_count", 1), ("context_length", context_length)] {
+            metadata.insert(format!("llama.{key}"), GgufValue::UInt(value));
+        }
+        let tensor = TensorInfo { name: "t".into(), dims: vec![64], ggml_type: GgmlType::from_id(0).unwrap(), offset: 0, size_bytes: 256 };
+        GgufFile { version: 3, metadata, tensors: vec![tensor], data_offset: 0, file_size: 1 << 20 }
+    }
+
+    /// Found by the `plan` fuzz target: a trained context near u32::MAX made
+    /// the context search overflow while rounding to a multiple of 256.
+    #[test]
+    fn a_context_near_u32_max_is_searched_without_overflow() {
+        let plan = fit_budget(&header(u64::from(u32::MAX)), u64::MAX / 4, None, None).unwrap();
+        assert!(plan.fits && plan.ctx >= MIN_CONTEXT, "{plan:?}");
+        let plan = fit_budget(&header(u64::from(u32::MAX) - 3), 8 << 30, Some(u32::MAX), Some(KvType::Q4_0)).unwrap();
+        assert!(plan.fits, "{plan:?}");
+    }
 }
