@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, Sse};
@@ -198,6 +198,8 @@ struct Job {
     include_usage: bool,
 }
 
+// The error is the HTTP response a handler returns as is.
+#[allow(clippy::result_large_err)]
 fn parse(body: &[u8]) -> Result<Job, Response> {
     let bad = |m: String| api_error(StatusCode::BAD_REQUEST, "invalid_request_error", m);
     let request: ChatRequest = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))?;
@@ -276,9 +278,10 @@ async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap
         // Refuse from the headers, before reading (or waiting for) the body.
         return too_large();
     }
-    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => return too_large(),
+    let body = match read_body(body).await {
+        Ok(Some(b)) => b,
+        Ok(None) => return too_large(),
+        Err(e) => return api_error(StatusCode::BAD_REQUEST, "invalid_request_error", format!("could not read the request body: {e}")),
     };
     let job = match parse(&body) {
         Ok(job) => job,
@@ -367,6 +370,23 @@ async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap
         futures_util::stream::iter(batch.unwrap_or_default().into_iter().map(Ok::<_, std::convert::Infallible>))
     });
     Sse::new(flat).into_response()
+}
+
+/// Reads the body, or `None` once it exceeds [`MAX_BODY_BYTES`] (the rest is
+/// not read). Any other failure (bad chunked framing, a client gone
+/// mid-body) is an error, not "too large".
+async fn read_body(body: Body) -> Result<Option<Vec<u8>>, axum::Error> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if out.len() + chunk.len() > MAX_BODY_BYTES {
+            return Ok(None);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Some(out))
 }
 
 /// Cancels the generation when the response (or the client) goes away first.
