@@ -17,7 +17,7 @@ public final class Conversation: Sendable {
         self.inner = inner
     }
 
-    /// The context window in tokens.
+    /// The context window in tokens (fixed; safe to read on the main actor at any time).
     public var contextLength: UInt32 { inner.contextLength() }
 
     /// Sends `text` and streams the answer: `.delta`s, then one `.done`.
@@ -41,22 +41,26 @@ public final class Conversation: Sendable {
         throw CancellationError()
     }
 
-    /// The messages so far, system prompt first (waits for a running answer).
+    /// The messages so far, system prompt first. Returns at once, also during an
+    /// answer: it then includes the message being answered and the text generated
+    /// so far. When an answer ends it is the engine's history (a cancelled answer
+    /// keeps its partial text, a failed request is rolled back).
     public func messages() async -> [ChatMessage] {
-        let inner = self.inner
-        return await Task.detached { inner.messages() }.value
+        inner.messages()
     }
 
-    /// Forgets everything but the system prompt (waits for a running answer).
+    /// Forgets everything but the system prompt (waits for a running answer,
+    /// on PocketLM's own thread).
     public func reset() async {
         let inner = self.inner
-        await Task.detached { inner.reset() }.value
+        await Blocking.run { inner.reset() }
     }
 
-    /// Changes sampling for the next answers.
+    /// Changes sampling for the next answers (waits for a running answer,
+    /// on PocketLM's own thread).
     public func setSampling(_ sampling: SamplingConfig) async throws {
         let inner = self.inner
-        try await Task.detached { try inner.setSampling(sampling: sampling) }.value
+        try await Blocking.run { try inner.setSampling(sampling: sampling) }
     }
 }
 

@@ -11,12 +11,33 @@ public final class PocketLM: Sendable {
         self.model = model
     }
 
-    /// Validates and loads the model at `path` off the calling task's thread.
+    /// Validates and loads the model at `path` on PocketLM's own thread.
+    ///
+    /// `progress`, when given, receives the fraction loaded (0 to 1, increasing,
+    /// ending with 1) on the loading thread: hop to the main actor to show it.
+    ///
+    /// Cancelling the calling `Task` stops the load at the next tensor, frees
+    /// what was read and throws `CancellationError`.
     /// - Throws: ``PocketLmError`` for a missing, corrupt or unsupported file.
-    public static func load(path: String, config: ModelConfig = ModelConfig()) async throws -> PocketLM {
-        try await Task.detached(priority: .userInitiated) {
-            PocketLM(model: try PocketModel.load(path: path, config: config))
-        }.value
+    public static func load(
+        path: String,
+        config: ModelConfig = ModelConfig(),
+        progress: (@Sendable (Float) -> Void)? = nil
+    ) async throws -> PocketLM {
+        let signal = CancelSignal()
+        let listener = progress.map(ClosureProgress.init)
+        do {
+            return try await withTaskCancellationHandler {
+                try await Blocking.run {
+                    PocketLM(model: try PocketModel.loadCancellable(
+                        path: path, config: config, progress: listener, cancel: signal))
+                }
+            } onCancel: {
+                signal.cancel()
+            }
+        } catch PocketLmError.LoadCancelled {
+            throw CancellationError()
+        }
     }
 
     /// What the model is: architecture, size, quantisation, context length.
@@ -33,15 +54,15 @@ public final class PocketLM: Sendable {
     /// type) whose peak memory fits `budgetBytes`, e.g. the device's available memory.
     /// - Throws: ``PocketLmError/InsufficientMemory(message:)`` when nothing fits.
     public static func planMemory(path: String, budgetBytes: UInt64) async throws -> MemoryPlan {
-        try await Task.detached { try PocketLMFFI.planMemory(path: path, budgetBytes: budgetBytes) }.value
+        try await Blocking.run { try PocketLMFFI.planMemory(path: path, budgetBytes: budgetBytes) }
     }
 
     /// Starts a conversation with its own context and KV cache.
     public func conversation(_ config: ConversationConfig = ConversationConfig()) async throws -> Conversation {
         let model = self.model
-        return try await Task.detached {
+        return try await Blocking.run {
             Conversation(try model.newConversation(config: config))
-        }.value
+        }
     }
 
     /// Sends PocketLM's logs (at `level`) and llama.cpp's (at `llamaLevel`) to the
@@ -56,6 +77,18 @@ public final class PocketLM: Sendable {
 
     /// Models whose weights are still in memory in this process.
     public static var liveModels: UInt64 { liveModelCount() }
+}
+
+private final class ClosureProgress: LoadProgressListener {
+    private let body: @Sendable (Float) -> Void
+
+    init(_ body: @escaping @Sendable (Float) -> Void) {
+        self.body = body
+    }
+
+    func onProgress(fraction: Float) {
+        body(fraction)
+    }
 }
 
 private final class ClosureLogSink: LogSink {

@@ -27,21 +27,23 @@ public final class RoutedChat: Sendable {
         redact: (@Sendable (_ role: String, _ content: String) -> String)? = nil
     ) async throws -> RoutedChat {
         let redactor = redact.map { ClosureRedactor($0) }
-        return try await Task.detached {
+        return try await Blocking.run {
             RoutedChat(try RoutedConversation.open(
                 modelPath: modelPath, modelConfig: modelConfig, conversation: conversation,
                 router: router, redactor: redactor))
-        }.value
+        }
     }
 
     init(_ inner: RoutedConversation) {
         self.inner = inner
     }
 
-    /// Why the device model is unavailable, or nil when it is loaded.
+    /// Why the device model is unavailable, or nil when it is loaded (fixed when
+    /// opened; returns at once).
     public var deviceError: String? { inner.deviceError() }
 
-    /// Cloud money spent so far.
+    /// Cloud money spent so far. Returns at once; a running request's cost is
+    /// added when it ends, before its `.done`.
     public var totalCloudCost: Double { inner.totalCloudCost() }
 
     /// Sends `text` and streams the answer; cancelling the `Task` stops it.
@@ -62,10 +64,12 @@ public final class RoutedChat: Sendable {
         throw CancellationError()
     }
 
-    /// The history, whichever side answered each turn.
+    /// The history, whichever side answered each turn. Returns at once, also
+    /// during an answer: it then includes the message being answered and the text
+    /// streamed so far (dropped on a `.restart`). When an answer ends it is the
+    /// router's history.
     public func messages() async -> [ChatMessage] {
-        let inner = self.inner
-        return await Task.detached { inner.messages() }.value
+        inner.messages()
     }
 }
 
