@@ -111,11 +111,7 @@ pub(crate) fn lock<T>(inner: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The text of a caught panic (uniffi panics with the foreign exception's text).
 pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
-    panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("unknown")
+    panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied()).unwrap_or("unknown")
 }
 
 /// What the decode thread sends the delivery thread.
@@ -182,9 +178,9 @@ where
                     }
                     Event::Done(result) => {
                         let result = match failed.take() {
-                            Some(what) => Err(pocketlm::Error::Inference(format!(
-                                "the listener failed, so the answer was stopped: {what}"
-                            ))),
+                            Some(what) => {
+                                Err(pocketlm::Error::Inference(format!("the listener failed, so the answer was stopped: {what}")))
+                            }
                             None => result,
                         };
                         finished.store(true, Ordering::Release);

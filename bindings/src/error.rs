@@ -10,56 +10,56 @@ use pocketlm::Error as CoreError;
 pub enum PocketLmError {
     /// The model file does not exist.
     #[error("{0}")]
-    ModelNotFound (String),
+    ModelNotFound(String),
     /// The model file exists but cannot be read.
     #[error("{0}")]
-    ModelUnreadable (String),
+    ModelUnreadable(String),
     /// The file is not a GGUF model.
     #[error("{0}")]
-    NotGguf (String),
+    NotGguf(String),
     /// The model file is cut short.
     #[error("{0}")]
-    ModelTruncated (String),
+    ModelTruncated(String),
     /// The model file is corrupt.
     #[error("{0}")]
-    ModelCorrupt (String),
+    ModelCorrupt(String),
     /// The model's architecture is not supported.
     #[error("{0}")]
-    UnsupportedArchitecture (String),
+    UnsupportedArchitecture(String),
     /// The model loads but cannot chat (embedding, speech, diffusion, draft model).
     #[error("{0}")]
     NotAChatModel(String),
     /// llama.cpp rejected a file that passed validation.
     #[error("{0}")]
-    ModelLoadFailed (String),
+    ModelLoadFailed(String),
     /// No inference context could be created (usually memory).
     #[error("{0}")]
-    ContextCreationFailed (String),
+    ContextCreationFailed(String),
     /// A sampling value is out of range.
     #[error("{0}")]
-    InvalidSampling (String),
+    InvalidSampling(String),
     /// A model or conversation option is out of range.
     #[error("{0}")]
-    InvalidOption (String),
+    InvalidOption(String),
     /// The prompt does not fit in the context window.
     #[error("{0}")]
-    ContextOverflow (String),
+    ContextOverflow(String),
     /// No configuration fits the memory budget.
     #[error("{0}")]
     InsufficientMemory(String),
     /// The chat template failed.
     #[error("{0}")]
-    Template (String),
+    Template(String),
     /// Evaluation failed inside llama.cpp.
     #[error("{0}")]
-    Inference (String),
+    Inference(String),
     /// The answer failed after part of it was shown (the message says why;
     /// the history keeps the shown part unless the request discards it).
     #[error("{0}")]
     AnswerFailed(String),
     /// A model download failed.
     #[error("{0}")]
-    Download (String),
+    Download(String),
     /// The cloud endpoint failed or refused (only with cloud routing configured).
     #[error("{0}")]
     Cloud(String),

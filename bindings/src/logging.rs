@@ -58,8 +58,7 @@ struct SdkLogger {
 
 impl Log for SdkLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.target().starts_with("llama.cpp")
-            || (metadata.level() as usize) <= self.level.load(std::sync::atomic::Ordering::Relaxed)
+        metadata.target().starts_with("llama.cpp") || (metadata.level() as usize) <= self.level.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn log(&self, record: &Record<'_>) {
@@ -103,7 +102,8 @@ fn platform_logger() -> Option<Box<dyn Log>> {
 #[uniffi::export]
 pub fn init_logging(level: LogLevel, llama_level: LogLevel, sink: Option<Arc<dyn LogSink>>) {
     let logger = *LOGGER.get_or_init(|| {
-        let logger: &'static SdkLogger = Box::leak(Box::new(SdkLogger { level: Default::default(), platform: platform_logger(), sink: RwLock::new(None) }));
+        let logger: &'static SdkLogger =
+            Box::leak(Box::new(SdkLogger { level: Default::default(), platform: platform_logger(), sink: RwLock::new(None) }));
         // Fails only if the app installed its own `log` logger first; then
         // PocketLM's records go to that logger instead.
         let _ = log::set_logger(logger);

@@ -164,11 +164,7 @@ impl PocketModel {
             threads: self.config.threads,
             system_prompt: config.system_prompt,
             sampling: config.sampling.into(),
-            overflow: if config.drop_oldest_on_overflow {
-                pocketlm::OverflowPolicy::DropOldest
-            } else {
-                pocketlm::OverflowPolicy::Error
-            },
+            overflow: if config.drop_oldest_on_overflow { pocketlm::OverflowPolicy::DropOldest } else { pocketlm::OverflowPolicy::Error },
             ..pocketlm::ConversationOptions::default()
         }
     }

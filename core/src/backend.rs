@@ -46,7 +46,9 @@ impl BackendRequest {
         match self {
             BackendRequest::Gpu => true,
             BackendRequest::Cpu => false,
-            BackendRequest::Auto => cfg!(all(target_vendor = "apple", not(target_abi = "sim"), not(all(target_os = "ios", target_arch = "x86_64")))),
+            BackendRequest::Auto => {
+                cfg!(all(target_vendor = "apple", not(target_abi = "sim"), not(all(target_os = "ios", target_arch = "x86_64"))))
+            }
         }
     }
 }
@@ -226,7 +228,8 @@ fn probe(weight_bytes: u64) -> Result<(LlamaBackendDevice, f32), String> {
     let Some(dev) = gpu_devices().into_iter().next() else {
         let compiled = compiled_gpu_backends();
         return Err(if compiled.is_empty() {
-            "no GPU backend is available (none is compiled in: build with the vulkan or metal feature; or its driver failed to start)".into()
+            "no GPU backend is available (none is compiled in: build with the vulkan or metal feature; or its driver failed to start)"
+                .into()
         } else {
             format!("no usable {} device was found (no driver, or only a CPU-type device)", compiled.join("/"))
         });
@@ -234,12 +237,7 @@ fn probe(weight_bytes: u64) -> Result<(LlamaBackendDevice, f32), String> {
     // Room for the offloaded weights plus a tenth for the KV cache and activations.
     let needed = weight_bytes + weight_bytes / 10;
     if dev.memory_free > 0 && (dev.memory_free as u64) < needed {
-        return Err(format!(
-            "{} has {} MiB free, the model needs about {} MiB",
-            dev.description,
-            dev.memory_free >> 20,
-            needed >> 20
-        ));
+        return Err(format!("{} has {} MiB free, the model needs about {} MiB", dev.description, dev.memory_free >> 20, needed >> 20));
     }
     // SAFETY: the index comes from ggml's own device list.
     let handle = unsafe { llama_cpp_sys_2::ggml_backend_dev_get(dev.index) };

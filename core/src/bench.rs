@@ -234,7 +234,14 @@ pub struct TurnBenchOptions {
 
 impl Default for TurnBenchOptions {
     fn default() -> Self {
-        TurnBenchOptions { turns: 10, message_words: 40, reply_tokens: 32, threads: None, context_length: 4096, kv_type: Default::default() }
+        TurnBenchOptions {
+            turns: 10,
+            message_words: 40,
+            reply_tokens: 32,
+            threads: None,
+            context_length: 4096,
+            kv_type: Default::default(),
+        }
     }
 }
 
@@ -293,8 +300,7 @@ pub fn bench_turns(model: &Model, options: &TurnBenchOptions) -> Result<TurnBenc
     let mut turns = Vec::new();
     for turn in 1..=options.turns {
         // Same words every turn, rotated so no two messages are identical.
-        let message: Vec<&str> =
-            (0..options.message_words as usize).map(|i| words[(i + turn as usize * 7) % words.len()]).collect();
+        let message: Vec<&str> = (0..options.message_words as usize).map(|i| words[(i + turn as usize * 7) % words.len()]).collect();
         let message = message.join(" ");
         let a = reuse.ask(&message)?;
         baseline.set_messages(reuse.messages()[..reuse.messages().len() - 2].to_vec());

@@ -89,17 +89,8 @@ impl std::fmt::Debug for CloudConfig {
 
 impl CloudConfig {
     /// A configuration with default timeouts, retries and breaker.
-    pub fn new(
-        base_url: impl Into<String>,
-        model: impl Into<String>,
-        api_key: Option<String>,
-    ) -> Self {
-        CloudConfig {
-            base_url: base_url.into(),
-            model: model.into(),
-            api_key,
-            ..Default::default()
-        }
+    pub fn new(base_url: impl Into<String>, model: impl Into<String>, api_key: Option<String>) -> Self {
+        CloudConfig { base_url: base_url.into(), model: model.into(), api_key, ..Default::default() }
     }
 
     fn validate(&self) -> Result<()> {
@@ -108,24 +99,16 @@ impl CloudConfig {
             return Err(Error::InvalidOption {
                 name: "cloud_url",
                 value: self.base_url.clone(),
-                expected: "an http(s) base URL ending in /v1, e.g. https://api.openai.com/v1"
-                    .into(),
+                expected: "an http(s) base URL ending in /v1, e.g. https://api.openai.com/v1".into(),
             });
         }
         if self.model.trim().is_empty() {
-            return Err(Error::InvalidOption {
-                name: "cloud_model",
-                value: String::new(),
-                expected: "a model name".into(),
-            });
+            return Err(Error::InvalidOption { name: "cloud_model", value: String::new(), expected: "a model name".into() });
         }
         if self.connect_timeout_ms == 0 || self.read_timeout_ms == 0 {
             return Err(Error::InvalidOption {
                 name: "cloud_timeout",
-                value: format!(
-                    "connect {} ms, read {} ms",
-                    self.connect_timeout_ms, self.read_timeout_ms
-                ),
+                value: format!("connect {} ms, read {} ms", self.connect_timeout_ms, self.read_timeout_ms),
                 expected: "both at least 1 ms".into(),
             });
         }
@@ -178,8 +161,7 @@ pub(crate) const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 /// closed at once, not at the next request. A runtime per client would also
 /// panic when a client is dropped inside async code.
 fn runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> =
-        OnceLock::new();
+    static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
@@ -204,17 +186,12 @@ pub struct CloudClient {
 
 impl std::fmt::Debug for CloudClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CloudClient")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("CloudClient").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
 fn cloud(kind: CloudErrorKind, detail: impl Into<String>) -> Error {
-    Error::Cloud {
-        kind,
-        detail: detail.into(),
-    }
+    Error::Cloud { kind, detail: detail.into() }
 }
 
 /// How one attempt failed, and whether text already reached the caller.
@@ -261,12 +238,7 @@ impl CloudClient {
             .user_agent(concat!("pocketlm/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| cloud(CloudErrorKind::NotConfigured, format!("HTTP client: {e}")))?;
-        Ok(CloudClient {
-            config,
-            http,
-            runtime: runtime()?,
-            breaker: Mutex::new(Breaker::default()),
-        })
+        Ok(CloudClient { config, http, runtime: runtime()?, breaker: Mutex::new(Breaker::default()) })
     }
 
     /// The configuration in use.
@@ -287,10 +259,7 @@ impl CloudClient {
         self.check_breaker()?;
         let request = Attempt {
             http: self.http.clone(),
-            url: format!(
-                "{}/chat/completions",
-                self.config.base_url.trim_end_matches('/')
-            ),
+            url: format!("{}/chat/completions", self.config.base_url.trim_end_matches('/')),
             api_key: self.config.api_key.clone(),
             body: Arc::new(request_body(&self.config.model, messages, sampling)),
             read_timeout: Duration::from_millis(self.config.read_timeout_ms),
@@ -312,36 +281,18 @@ impl CloudClient {
                         Error::Cloud { kind, .. } => *kind,
                         _ => CloudErrorKind::Unreachable,
                     };
-                    let retry = kind.is_transient()
-                        && !failed.streamed
-                        && attempt <= self.config.max_retries;
-                    let wait = failed.retry_after.unwrap_or_else(|| {
-                        Duration::from_millis(
-                            self.config
-                                .retry_backoff_ms
-                                .saturating_mul(1 << (attempt - 1).min(16)),
-                        )
-                    });
+                    let retry = kind.is_transient() && !failed.streamed && attempt <= self.config.max_retries;
+                    let wait = failed
+                        .retry_after
+                        .unwrap_or_else(|| Duration::from_millis(self.config.retry_backoff_ms.saturating_mul(1 << (attempt - 1).min(16))));
                     if retry && wait <= Duration::from_millis(self.config.max_retry_after_ms) {
-                        log::info!(
-                            "cloud attempt {attempt} failed ({}); retrying in {} ms",
-                            kind.as_str(),
-                            wait.as_millis()
-                        );
+                        log::info!("cloud attempt {attempt} failed ({}); retrying in {} ms", kind.as_str(), wait.as_millis());
                         if sleep_unless_cancelled(wait, cancel) {
-                            return Err(cloud(
-                                CloudErrorKind::Cancelled,
-                                "cancelled while waiting to retry",
-                            ));
+                            return Err(cloud(CloudErrorKind::Cancelled, "cancelled while waiting to retry"));
                         }
                         continue;
                     }
-                    if !matches!(
-                        kind,
-                        CloudErrorKind::Cancelled
-                            | CloudErrorKind::BadRequest
-                            | CloudErrorKind::Unauthorized
-                    ) {
+                    if !matches!(kind, CloudErrorKind::Cancelled | CloudErrorKind::BadRequest | CloudErrorKind::Unauthorized) {
                         self.record(false);
                     }
                     return Err(failed.error);
@@ -355,11 +306,7 @@ impl CloudClient {
         match b.open_until {
             Some(until) if Instant::now() < until => Err(cloud(
                 CloudErrorKind::CircuitOpen,
-                format!(
-                    "{} requests failed in a row; next try in {} ms",
-                    b.failures,
-                    (until - Instant::now()).as_millis()
-                ),
+                format!("{} requests failed in a row; next try in {} ms", b.failures, (until - Instant::now()).as_millis()),
             )),
             Some(_) => {
                 // Half-open: let this request through; one more failure re-opens.
@@ -378,24 +325,15 @@ impl CloudClient {
         } else {
             b.failures += 1;
             if b.failures >= self.config.breaker_failures.max(1) {
-                b.open_until =
-                    Some(Instant::now() + Duration::from_millis(self.config.breaker_cooldown_ms));
-                log::warn!(
-                    "cloud circuit breaker open for {} ms after {} failures",
-                    self.config.breaker_cooldown_ms,
-                    b.failures
-                );
+                b.open_until = Some(Instant::now() + Duration::from_millis(self.config.breaker_cooldown_ms));
+                log::warn!("cloud circuit breaker open for {} ms after {} failures", self.config.breaker_cooldown_ms, b.failures);
             }
         }
     }
 
     /// Runs one attempt as a task on the shared runtime and waits for it on
     /// this thread, passing its text to `on_text` as it arrives.
-    fn run(
-        &self,
-        request: Attempt,
-        on_text: &mut dyn FnMut(&str),
-    ) -> std::result::Result<CloudReply, AttemptError> {
+    fn run(&self, request: Attempt, on_text: &mut dyn FnMut(&str)) -> std::result::Result<CloudReply, AttemptError> {
         let (tx, rx) = mpsc::channel();
         let task = self.runtime.spawn(async move {
             let result = attempt(request, &tx).await;
@@ -411,11 +349,7 @@ impl CloudClient {
                 }
                 Ok(Progress::Done(result)) => return result,
                 Err(_) => {
-                    let kind = if streamed {
-                        CloudErrorKind::Interrupted
-                    } else {
-                        CloudErrorKind::Unreachable
-                    };
+                    let kind = if streamed { CloudErrorKind::Interrupted } else { CloudErrorKind::Unreachable };
                     return Err(AttemptError {
                         error: cloud(kind, "the request task ended without a result"),
                         retry_after: None,
@@ -428,55 +362,20 @@ impl CloudClient {
 }
 
 /// One request: sends `request`, and streams its text to `tx`.
-async fn attempt(
-    request: Attempt,
-    tx: &mpsc::Sender<Progress>,
-) -> std::result::Result<CloudReply, AttemptError> {
-    let Attempt {
-        http,
-        url,
-        api_key,
-        body,
-        read_timeout,
-        cancel,
-        started,
-    } = request;
+async fn attempt(request: Attempt, tx: &mpsc::Sender<Progress>) -> std::result::Result<CloudReply, AttemptError> {
+    let Attempt { http, url, api_key, body, read_timeout, cancel, started } = request;
     let cancel = &cancel;
-    let fail = |error: Error, streamed: bool| AttemptError {
-        error,
-        retry_after: None,
-        streamed,
-    };
+    let fail = |error: Error, streamed: bool| AttemptError { error, retry_after: None, streamed };
     let mut request = http.post(&url).json(&*body);
     if let Some(key) = &api_key {
         request = request.bearer_auth(key);
     }
     let mut response = match cancellable(cancel, read_timeout, request.send()).await {
         Step::Done(Ok(r)) => r,
-        Step::Done(Err(e)) if e.is_timeout() => {
-            return Err(fail(cloud(CloudErrorKind::Timeout, e.to_string()), false))
-        }
-        Step::Done(Err(e)) => {
-            return Err(fail(
-                cloud(CloudErrorKind::Unreachable, describe(&e)),
-                false,
-            ))
-        }
-        Step::TimedOut => {
-            return Err(fail(
-                cloud(
-                    CloudErrorKind::Timeout,
-                    "no response within the read timeout",
-                ),
-                false,
-            ))
-        }
-        Step::Cancelled => {
-            return Err(fail(
-                cloud(CloudErrorKind::Cancelled, "cancelled before the response"),
-                false,
-            ))
-        }
+        Step::Done(Err(e)) if e.is_timeout() => return Err(fail(cloud(CloudErrorKind::Timeout, e.to_string()), false)),
+        Step::Done(Err(e)) => return Err(fail(cloud(CloudErrorKind::Unreachable, describe(&e)), false)),
+        Step::TimedOut => return Err(fail(cloud(CloudErrorKind::Timeout, "no response within the read timeout"), false)),
+        Step::Cancelled => return Err(fail(cloud(CloudErrorKind::Cancelled, "cancelled before the response"), false)),
     };
     let status = response.status();
     if !status.is_success() {
@@ -499,68 +398,29 @@ async fn attempt(
             500..=599 => CloudErrorKind::Server,
             _ => CloudErrorKind::BadRequest,
         };
-        return Err(AttemptError {
-            error: cloud(kind, format!("HTTP {status}: {}", clip(&message, 300))),
-            retry_after,
-            streamed: false,
-        });
+        return Err(AttemptError { error: cloud(kind, format!("HTTP {status}: {}", clip(&message, 300))), retry_after, streamed: false });
     }
 
     let mut stream = response.bytes_stream();
     let mut events = SseBuffer::default();
-    let mut reply = CloudReply {
-        text: String::new(),
-        usage: None,
-        finish_reason: String::new(),
-        attempts: 0,
-        ttft_ms: 0.0,
-        total_ms: 0.0,
-    };
+    let mut reply = CloudReply { text: String::new(), usage: None, finish_reason: String::new(), attempts: 0, ttft_ms: 0.0, total_ms: 0.0 };
     loop {
         let chunk = match cancellable(cancel, read_timeout, stream.next()).await {
             Step::Done(Some(Ok(bytes))) => bytes,
             Step::Done(Some(Err(e))) => {
-                let kind = if reply.text.is_empty() {
-                    CloudErrorKind::Unreachable
-                } else {
-                    CloudErrorKind::Interrupted
-                };
-                return Err(fail(
-                    cloud(
-                        kind,
-                        format!("connection failed mid-stream: {}", describe(&e)),
-                    ),
-                    !reply.text.is_empty(),
-                ));
+                let kind = if reply.text.is_empty() { CloudErrorKind::Unreachable } else { CloudErrorKind::Interrupted };
+                return Err(fail(cloud(kind, format!("connection failed mid-stream: {}", describe(&e))), !reply.text.is_empty()));
             }
             Step::Done(None) => {
                 return Err(fail(
-                    cloud(
-                        CloudErrorKind::Interrupted,
-                        format!(
-                            "the stream ended before [DONE] after {} characters",
-                            reply.text.len()
-                        ),
-                    ),
+                    cloud(CloudErrorKind::Interrupted, format!("the stream ended before [DONE] after {} characters", reply.text.len())),
                     !reply.text.is_empty(),
                 ))
             }
-            Step::TimedOut => {
-                return Err(fail(
-                    cloud(CloudErrorKind::Timeout, "no data within the read timeout"),
-                    !reply.text.is_empty(),
-                ))
-            }
-            Step::Cancelled => {
-                return Err(fail(
-                    cloud(CloudErrorKind::Cancelled, "cancelled mid-stream"),
-                    !reply.text.is_empty(),
-                ))
-            }
+            Step::TimedOut => return Err(fail(cloud(CloudErrorKind::Timeout, "no data within the read timeout"), !reply.text.is_empty())),
+            Step::Cancelled => return Err(fail(cloud(CloudErrorKind::Cancelled, "cancelled mid-stream"), !reply.text.is_empty())),
         };
-        let datas = events
-            .push(&chunk)
-            .map_err(|e| fail(e, !reply.text.is_empty()))?;
+        let datas = events.push(&chunk).map_err(|e| fail(e, !reply.text.is_empty()))?;
         for data in datas {
             if data == "[DONE]" {
                 if reply.finish_reason.is_empty() {
@@ -569,45 +429,24 @@ async fn attempt(
                 return Ok(reply);
             }
             let event: serde_json::Value = serde_json::from_str(&data).map_err(|e| {
-                fail(
-                    cloud(
-                        CloudErrorKind::MalformedStream,
-                        format!("bad event {:?}: {e}", clip(&data, 120)),
-                    ),
-                    !reply.text.is_empty(),
-                )
+                fail(cloud(CloudErrorKind::MalformedStream, format!("bad event {:?}: {e}", clip(&data, 120))), !reply.text.is_empty())
             })?;
             if let Some(message) = event["error"]["message"].as_str() {
-                return Err(fail(
-                    cloud(
-                        CloudErrorKind::Server,
-                        format!("error event: {}", clip(message, 300)),
-                    ),
-                    !reply.text.is_empty(),
-                ));
+                return Err(fail(cloud(CloudErrorKind::Server, format!("error event: {}", clip(message, 300))), !reply.text.is_empty()));
             }
             let Some(choices) = event.get("choices").and_then(|c| c.as_array()) else {
                 return Err(fail(
-                    cloud(
-                        CloudErrorKind::MalformedStream,
-                        format!("event without choices: {}", clip(&data, 120)),
-                    ),
+                    cloud(CloudErrorKind::MalformedStream, format!("event without choices: {}", clip(&data, 120))),
                     !reply.text.is_empty(),
                 ));
             };
             if let Some(choice) = choices.first() {
-                if let Some(text) = choice["delta"]["content"]
-                    .as_str()
-                    .filter(|t| !t.is_empty())
-                {
+                if let Some(text) = choice["delta"]["content"].as_str().filter(|t| !t.is_empty()) {
                     if reply.text.is_empty() {
                         reply.ttft_ms = started.elapsed().as_secs_f64() * 1000.0;
                     }
                     if tx.send(Progress::Text(text.to_string())).is_err() {
-                        return Err(fail(
-                            cloud(CloudErrorKind::Cancelled, "the caller stopped waiting"),
-                            true,
-                        ));
+                        return Err(fail(cloud(CloudErrorKind::Cancelled, "the caller stopped waiting"), true));
                     }
                     reply.text.push_str(text);
                 }
@@ -615,14 +454,8 @@ async fn attempt(
                     reply.finish_reason = reason.to_string();
                 }
             }
-            if let (Some(p), Some(c)) = (
-                event["usage"]["prompt_tokens"].as_u64(),
-                event["usage"]["completion_tokens"].as_u64(),
-            ) {
-                reply.usage = Some(CloudUsage {
-                    prompt_tokens: p as u32,
-                    completion_tokens: c as u32,
-                });
+            if let (Some(p), Some(c)) = (event["usage"]["prompt_tokens"].as_u64(), event["usage"]["completion_tokens"].as_u64()) {
+                reply.usage = Some(CloudUsage { prompt_tokens: p as u32, completion_tokens: c as u32 });
             }
         }
     }
@@ -631,18 +464,12 @@ async fn attempt(
 /// Reads at most [`MAX_ERROR_BODY_BYTES`] of an error response, in chunks,
 /// within one read timeout in all (or until cancelled); what arrived by then
 /// is the text. The rest is never read: the connection is dropped with it.
-async fn error_body(
-    response: &mut reqwest::Response,
-    cancel: &CancelToken,
-    timeout: Duration,
-) -> String {
+async fn error_body(response: &mut reqwest::Response, cancel: &CancelToken, timeout: Duration) -> String {
     let mut body = Vec::new();
     let read = async {
         while body.len() < MAX_ERROR_BODY_BYTES {
             match response.chunk().await {
-                Ok(Some(chunk)) => body.extend_from_slice(
-                    &chunk[..chunk.len().min(MAX_ERROR_BODY_BYTES - body.len())],
-                ),
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(MAX_ERROR_BODY_BYTES - body.len())]),
                 Ok(None) | Err(_) => break,
             }
         }
@@ -653,10 +480,8 @@ async fn error_body(
 
 /// The JSON body of a streaming Chat Completions request.
 fn request_body(model: &str, messages: &[Message], sampling: &SamplingParams) -> serde_json::Value {
-    let messages: Vec<serde_json::Value> = messages
-        .iter()
-        .map(|m| serde_json::json!({ "role": m.role.as_str(), "content": m.content }))
-        .collect();
+    let messages: Vec<serde_json::Value> =
+        messages.iter().map(|m| serde_json::json!({ "role": m.role.as_str(), "content": m.content })).collect();
     let mut body = serde_json::json!({
         "model": model,
         "messages": messages,
@@ -683,11 +508,7 @@ enum Step<T> {
 
 /// Awaits `future` unless the read timeout passes or the caller cancels
 /// (checked every 20 ms); dropping the future closes the connection.
-async fn cancellable<T>(
-    cancel: &CancelToken,
-    timeout: Duration,
-    future: impl std::future::Future<Output = T>,
-) -> Step<T> {
+async fn cancellable<T>(cancel: &CancelToken, timeout: Duration, future: impl std::future::Future<Output = T>) -> Step<T> {
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(future, deadline);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -747,10 +568,7 @@ pub(crate) struct SseBuffer {
 }
 
 fn oversized(what: &str) -> Error {
-    cloud(
-        CloudErrorKind::MalformedStream,
-        format!("an event-stream {what} longer than {MAX_SSE_EVENT_BYTES} bytes"),
-    )
+    cloud(CloudErrorKind::MalformedStream, format!("an event-stream {what} longer than {MAX_SSE_EVENT_BYTES} bytes"))
 }
 
 impl SseBuffer {
@@ -828,10 +646,7 @@ mod tests {
         let mut sse = SseBuffer::default();
         assert!(sse.push(b"data: {\"a\":").unwrap().is_empty());
         assert_eq!(sse.push(b"1}\n\ndata: [DO").unwrap(), vec!["{\"a\":1}"]);
-        assert_eq!(
-            sse.push(b"NE]\r\n\r\n: comment\n\n").unwrap(),
-            vec!["[DONE]"]
-        );
+        assert_eq!(sse.push(b"NE]\r\n\r\n: comment\n\n").unwrap(), vec!["[DONE]"]);
         assert!(sse.line.is_empty() && sse.data.is_empty());
     }
 
@@ -843,11 +658,7 @@ mod tests {
         assert!(sse.push(b"\n").unwrap().is_empty());
         assert_eq!(sse.push(b"data:b\ndata\n\n").unwrap(), vec!["a\nb\n"]);
         assert_eq!(sse.push(b"data: \xc3").unwrap(), Vec::<String>::new());
-        assert_eq!(
-            sse.push(b"\xa9\r\r").unwrap(),
-            vec!["\u{e9}"],
-            "a character split across chunks"
-        );
+        assert_eq!(sse.push(b"\xa9\r\r").unwrap(), vec!["\u{e9}"], "a character split across chunks");
     }
 
     #[test]
@@ -895,11 +706,7 @@ mod tests {
         }
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].len(), 600_000);
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{:?}",
-            started.elapsed()
-        );
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     }
 
     #[test]
@@ -911,13 +718,7 @@ mod tests {
     #[test]
     fn bad_urls_are_rejected_before_any_request() {
         let err = CloudClient::new(CloudConfig::new("ftp://example.com", "m", None)).unwrap_err();
-        assert!(matches!(
-            err,
-            Error::InvalidOption {
-                name: "cloud_url",
-                ..
-            }
-        ));
+        assert!(matches!(err, Error::InvalidOption { name: "cloud_url", .. }));
         assert!(CloudClient::new(CloudConfig::new("http://127.0.0.1:1/v1", "m", None)).is_ok());
     }
 }

@@ -158,18 +158,10 @@ impl Conversation {
         }
         let threads = options.threads.unwrap_or_else(default_threads);
         if threads == 0 || threads > 256 {
-            return Err(Error::InvalidOption {
-                name: "threads",
-                value: threads.to_string(),
-                expected: "must be between 1 and 256".into(),
-            });
+            return Err(Error::InvalidOption { name: "threads", value: threads.to_string(), expected: "must be between 1 and 256".into() });
         }
         if options.batch_size == 0 {
-            return Err(Error::InvalidOption {
-                name: "batch_size",
-                value: "0".into(),
-                expected: "must be at least 1".into(),
-            });
+            return Err(Error::InvalidOption { name: "batch_size", value: "0".into(), expected: "must be at least 1".into() });
         }
         let batch_size = options.batch_size.min(context_length);
         let session = Session::new(

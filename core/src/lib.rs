@@ -19,8 +19,8 @@
 
 // The pure layer (no llama.cpp, no unsafe), re-exported so `pocketlm::gguf`,
 // `pocketlm::plan` and `crate::error` keep their paths.
-pub use pocketlm_base::{gguf, plan};
 use pocketlm_base::{arch, confidence, error, stream, template};
+pub use pocketlm_base::{gguf, plan};
 
 mod backend;
 mod bench;
@@ -43,19 +43,17 @@ pub use bench::{bench, bench_turns, BenchOptions, BenchReport, BenchRun, TurnBen
 pub use cancel::CancelToken;
 pub use cloud::{CloudClient, CloudConfig, CloudReply, CloudUsage};
 pub use confidence::{Confidence, ConfidenceOptions};
+pub use conversation::{Conversation, ConversationOptions, OverflowPolicy, PartialAnswer, Reply, SendOptions, DEFAULT_CONTEXT_LENGTH};
 pub use cpu::{CpuInfo, ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD};
-pub use conversation::{
-    Conversation, ConversationOptions, OverflowPolicy, PartialAnswer, Reply, SendOptions, DEFAULT_CONTEXT_LENGTH,
-};
 pub use error::{CloudErrorKind, Error, Result};
 pub use logging::set_llama_log_level;
 pub use metrics::{peak_rss_bytes, Metrics, StopReason};
 pub use model::{describe, inspect_file, live_model_count, Model, ModelInfo, ModelOptions};
-pub use router::{
-    AnsweredBy, Cost, CostTotals, Pricing, Redactor, RouteEvent, RouteInfo, RouteOptions, RoutePolicy, RouteReason, RoutedChat, RoutedReply,
-    RouterConfig,
-};
 pub use plan::{KvType, MemoryEstimate, MemoryPlan, PlanRequest, WeightLoading};
+pub use router::{
+    AnsweredBy, Cost, CostTotals, Pricing, Redactor, RouteEvent, RouteInfo, RouteOptions, RoutePolicy, RouteReason, RoutedChat,
+    RoutedReply, RouterConfig,
+};
 pub use sampling::SamplingParams;
 pub use stream::{Step, TextStream};
 pub use template::{render_plain, ChatTemplate, Message, Role};

@@ -8,8 +8,8 @@ use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use log::{Level, LevelFilter};
 use llama_cpp_sys_2 as sys;
+use log::{Level, LevelFilter};
 
 /// The most verbose llama.cpp level forwarded, as a `LevelFilter` index.
 static LLAMA_LOG_LEVEL: AtomicUsize = AtomicUsize::new(LevelFilter::Error as usize);

@@ -255,13 +255,8 @@ impl Model {
                     .with_progress_callback(progress.callback());
                 let loaded = LlamaModel::load_from_file(llama_backend, &path, &params);
                 progress.rethrow();
-                let llama = loaded.map_err(|_| {
-                    if cancel.is_cancelled() {
-                        cancelled()
-                    } else {
-                        Error::ModelLoadFailed { path: path.clone() }
-                    }
-                })?;
+                let llama =
+                    loaded.map_err(|_| if cancel.is_cancelled() { cancelled() } else { Error::ModelLoadFailed { path: path.clone() } })?;
                 (llama, weights)
             }
         };
@@ -395,7 +390,8 @@ impl Model {
         let mut tokens = Vec::new();
         if vocab.should_add_bos() {
             let bos_text = vocab.token_to_piece(vocab.bos(), true, None);
-            let template_wrote_bos = matches!(pieces.first(), Some(PromptPiece::Template(t)) if !bos_text.is_empty() && t.as_bytes().starts_with(&bos_text));
+            let template_wrote_bos =
+                matches!(pieces.first(), Some(PromptPiece::Template(t)) if !bos_text.is_empty() && t.as_bytes().starts_with(&bos_text));
             if !template_wrote_bos {
                 tokens.push(vocab.bos());
             }
@@ -440,9 +436,8 @@ pub fn inspect_file(path: &Path) -> Result<GgufFile> {
     if meta.is_dir() {
         return Err(Error::ModelUnreadable { path: path.to_path_buf(), reason: "it is a directory".into() });
     }
-    let gguf = GgufFile::read(path)
-        .map_err(|e| Error::from_io(path.to_path_buf(), &e))?
-        .map_err(|e| Error::from_gguf(path.to_path_buf(), e))?;
+    let gguf =
+        GgufFile::read(path).map_err(|e| Error::from_io(path.to_path_buf(), &e))?.map_err(|e| Error::from_gguf(path.to_path_buf(), e))?;
     let architecture = gguf.architecture().unwrap_or("(missing)").to_string();
     if !crate::arch::is_supported(&architecture) {
         return Err(Error::UnsupportedArchitecture { path: path.to_path_buf(), architecture });
@@ -459,11 +454,9 @@ fn check_can_chat(gguf: &GgufFile, path: &Path) -> Result<()> {
     let architecture = gguf.architecture().unwrap_or_default();
     match crate::arch::kind(architecture).why_not_chat() {
         None => Ok(()),
-        Some(reason) => Err(Error::NotAChatModel {
-            path: path.to_path_buf(),
-            architecture: architecture.to_string(),
-            reason: reason.to_string(),
-        }),
+        Some(reason) => {
+            Err(Error::NotAChatModel { path: path.to_path_buf(), architecture: architecture.to_string(), reason: reason.to_string() })
+        }
     }
 }
 

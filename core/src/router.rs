@@ -379,10 +379,8 @@ impl RoutedChat {
             Err(e) => return Err(e.clone()),
         };
         local.set_messages(self.messages.clone());
-        let confidence = ConfidenceOptions {
-            threshold: if escalate { self.config.confidence.threshold } else { 0.0 },
-            ..self.config.confidence
-        };
+        let confidence =
+            ConfidenceOptions { threshold: if escalate { self.config.confidence.threshold } else { 0.0 }, ..self.config.confidence };
         let send = SendOptions {
             cancel: options.cancel.clone(),
             on_cancel: PartialAnswer::Discard,
@@ -402,7 +400,9 @@ impl RoutedChat {
                 Ok(Err(Escalation::Reason(RouteReason::LatencyBudget, Some(detail))))
             }
             Ok(reply) => Ok(Ok(reply)),
-            Err(e @ Error::ContextOverflow { .. }) if escalate => Ok(Err(Escalation::Reason(RouteReason::PromptTooLong, Some(e.to_string())))),
+            Err(e @ Error::ContextOverflow { .. }) if escalate => {
+                Ok(Err(Escalation::Reason(RouteReason::PromptTooLong, Some(e.to_string()))))
+            }
             Err(e) => Ok(Err(Escalation::Failed(e))),
         }
     }

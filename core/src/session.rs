@@ -158,10 +158,11 @@ impl Session {
         let ctx_params = with_abort_callback(ctx_params, &*abort);
         let ctx = {
             let _guard = CONTEXT_CREATION.lock().unwrap_or_else(|p| p.into_inner());
-            model.inner.llama.new_context(backend()?, ctx_params).map_err(|e| Error::ContextCreationFailed {
-                context_length: params.context_length,
-                reason: e.to_string(),
-            })?
+            model
+                .inner
+                .llama
+                .new_context(backend()?, ctx_params)
+                .map_err(|e| Error::ContextCreationFailed { context_length: params.context_length, reason: e.to_string() })?
         };
         // SAFETY: the context borrows `model.inner.llama`, which lives in an
         // `Arc` that this session holds (field `model`) for longer than `ctx`.

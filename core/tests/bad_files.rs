@@ -142,7 +142,10 @@ fn huge_counts_and_lengths_are_corrupt() {
             g.0.extend((1u64 << 50).to_le_bytes());
             g.0
         }),
-        ("dims.gguf", Gguf::header(3, 1, 1).kv_str("general.architecture", "llama").tensor("t", &[1 << 40, 1 << 40], 0, 0).pad_with_data(64)),
+        (
+            "dims.gguf",
+            Gguf::header(3, 1, 1).kv_str("general.architecture", "llama").tensor("t", &[1 << 40, 1 << 40], 0, 0).pad_with_data(64),
+        ),
         ("type.gguf", Gguf::header(3, 1, 1).kv_str("general.architecture", "llama").tensor("t", &[32], 99, 0).pad_with_data(64)),
     ];
     for (name, bytes) in cases {
@@ -218,10 +221,7 @@ fn models_that_cannot_chat_are_refused_before_llama_cpp() {
     for arch in ["bert", "nomic-bert", "t5encoder", "t5", "wavtokenizer-dec", "dream"] {
         let bytes = Gguf::header(3, 1, 1).kv_str("general.architecture", arch).tensor("t", &[32], 0, 0).pad_with_data(128);
         let err = load(&temp_file(&format!("{arch}.gguf"), &bytes));
-        assert!(
-            matches!(&err, Error::NotAChatModel { architecture, .. } if architecture == arch),
-            "{arch}: {err}"
-        );
+        assert!(matches!(&err, Error::NotAChatModel { architecture, .. } if architecture == arch), "{arch}: {err}");
         assert!(err.to_string().contains("cannot chat"), "{err}");
     }
 }

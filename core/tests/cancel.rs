@@ -116,13 +116,9 @@ fn bench_cancel_latency_during_prefill() {
 fn load_reports_increasing_progress_up_to_one() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
-    let model = Model::load_with(
-        model_path(QWEN_FILE),
-        &ModelOptions::default(),
-        move |p| sink.lock().unwrap().push(p),
-        &CancelToken::new(),
-    )
-    .unwrap();
+    let model =
+        Model::load_with(model_path(QWEN_FILE), &ModelOptions::default(), move |p| sink.lock().unwrap().push(p), &CancelToken::new())
+            .unwrap();
     let seen = seen.lock().unwrap().clone();
     assert!(seen.len() > 10, "progress was reported per tensor: {seen:?}");
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "increasing: {seen:?}");

@@ -8,17 +8,14 @@ use std::time::Duration;
 
 use common::{conversation, gemma, greedy, qwen};
 use pocketlm::{
-    CancelToken, Conversation, ConversationOptions, Error, Message, OverflowPolicy, PartialAnswer, SamplingParams,
-    SendOptions, StopReason,
+    CancelToken, Conversation, ConversationOptions, Error, Message, OverflowPolicy, PartialAnswer, SamplingParams, SendOptions, StopReason,
 };
 
 #[test]
 fn qwen_streams_the_capital_of_france() {
     let mut chat = conversation(qwen(), greedy(32));
     let mut deltas = Vec::new();
-    let reply = chat
-        .send("What is the capital of France?", &SendOptions::default(), &mut |d| deltas.push(d.to_string()))
-        .unwrap();
+    let reply = chat.send("What is the capital of France?", &SendOptions::default(), &mut |d| deltas.push(d.to_string())).unwrap();
     assert!(reply.text.contains("Paris"), "answer: {:?}", reply.text);
     assert_eq!(deltas.concat(), reply.text, "the streamed deltas add up to the answer");
     assert!(deltas.len() > 1, "the answer arrived in pieces");
@@ -148,9 +145,7 @@ fn stop_sequences_end_the_answer_and_are_not_emitted() {
     let mut sampling = greedy(64);
     sampling.stop = vec!["6".into()];
     let mut streamed = String::new();
-    let stopped = conversation(qwen(), sampling)
-        .send(prompt, &SendOptions::default(), &mut |d| streamed.push_str(d))
-        .unwrap();
+    let stopped = conversation(qwen(), sampling).send(prompt, &SendOptions::default(), &mut |d| streamed.push_str(d)).unwrap();
     assert_eq!(stopped.metrics.stop_reason, StopReason::StopSequence);
     assert!(!stopped.text.contains('6') && !streamed.contains('6'), "{:?}", stopped.text);
     assert!(stopped.text.contains('5'));
@@ -186,8 +181,7 @@ fn invalid_sampling_values_are_typed_errors() {
         SamplingParams { stop: vec![String::new()], ..Default::default() },
     ];
     for sampling in cases {
-        let err = Conversation::new(qwen(), ConversationOptions { sampling: sampling.clone(), ..Default::default() })
-            .unwrap_err();
+        let err = Conversation::new(qwen(), ConversationOptions { sampling: sampling.clone(), ..Default::default() }).unwrap_err();
         assert!(matches!(err, Error::InvalidSampling { .. }), "{sampling:?} gave {err}");
     }
     let mut chat = conversation(qwen(), greedy(4));
@@ -295,7 +289,13 @@ fn gemma3_sliding_window_cache_reuses_only_what_it_still_holds() {
 fn regenerate_without_a_user_message_is_a_typed_error_and_changes_nothing() {
     let mut chat = Conversation::new(
         qwen(),
-        ConversationOptions { context_length: Some(256), threads: Some(2), system_prompt: Some("Be brief.".into()), sampling: greedy(4), ..Default::default() },
+        ConversationOptions {
+            context_length: Some(256),
+            threads: Some(2),
+            system_prompt: Some("Be brief.".into()),
+            sampling: greedy(4),
+            ..Default::default()
+        },
     )
     .unwrap();
     let err = chat.regenerate(&SendOptions::default(), &mut |_| {}).unwrap_err();

@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 use common::http::{ok_stream, Behaviour, FaultServer, ENDLESS_LIMIT};
 use common::{greedy, qwen};
 use pocketlm::{
-    AnsweredBy, CancelToken, CloudClient, CloudConfig, CloudErrorKind, ConfidenceOptions,
-    Conversation, ConversationOptions, Error, Message, Pricing, RouteEvent, RouteOptions,
-    RoutePolicy, RouteReason, RoutedChat, RouterConfig, SamplingParams,
+    AnsweredBy, CancelToken, CloudClient, CloudConfig, CloudErrorKind, ConfidenceOptions, Conversation, ConversationOptions, Error,
+    Message, Pricing, RouteEvent, RouteOptions, RoutePolicy, RouteReason, RoutedChat, RouterConfig, SamplingParams,
 };
 
 /// A client with quick timeouts and retries, so faults resolve in well under a second.
@@ -31,12 +30,7 @@ fn config(url: &str) -> CloudConfig {
 
 fn ask(client: &CloudClient) -> (Result<pocketlm::CloudReply, Error>, String) {
     let mut streamed = String::new();
-    let result = client.chat(
-        &[Message::user("hi")],
-        &SamplingParams::default(),
-        &CancelToken::new(),
-        &mut |t| streamed.push_str(t),
-    );
+    let result = client.chat(&[Message::user("hi")], &SamplingParams::default(), &CancelToken::new(), &mut |t| streamed.push_str(t));
     (result, streamed)
 }
 
@@ -55,20 +49,11 @@ fn a_streamed_answer_arrives_whole_with_usage_and_the_key() {
     assert_eq!(reply.text, "Hello from the cloud.");
     assert_eq!(streamed, reply.text);
     assert_eq!(reply.finish_reason, "stop");
-    assert_eq!(
-        reply.usage.map(|u| (u.prompt_tokens, u.completion_tokens)),
-        Some((42, 7))
-    );
+    assert_eq!(reply.usage.map(|u| (u.prompt_tokens, u.completion_tokens)), Some((42, 7)));
     let seen = &server.seen.lock().unwrap()[0];
-    assert!(seen
-        .headers
-        .to_ascii_lowercase()
-        .contains("authorization: bearer sk-test"));
+    assert!(seen.headers.to_ascii_lowercase().contains("authorization: bearer sk-test"));
     let body: serde_json::Value = serde_json::from_str(&seen.body).unwrap();
-    assert_eq!(
-        (body["model"].as_str(), body["stream"].as_bool()),
-        (Some("test-model"), Some(true))
-    );
+    assert_eq!((body["model"].as_str(), body["stream"].as_bool()), (Some("test-model"), Some(true)));
 }
 
 #[test]
@@ -83,27 +68,15 @@ fn a_refused_connection_is_unreachable_after_bounded_retries() {
 fn a_hanging_server_times_out() {
     let server = FaultServer::start(vec![Behaviour::Hang]);
     let started = Instant::now();
-    let client = CloudClient::new(CloudConfig {
-        max_retries: 0,
-        ..config(&server.url)
-    })
-    .unwrap();
+    let client = CloudClient::new(CloudConfig { max_retries: 0, ..config(&server.url) }).unwrap();
     let (result, _) = ask(&client);
     assert_eq!(kind(&result), CloudErrorKind::Timeout);
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 }
 
 #[test]
 fn server_errors_are_retried_then_reported() {
-    let server = FaultServer::start(vec![Behaviour::Status(
-        500,
-        vec![],
-        r#"{"error":{"message":"boom"}}"#.into(),
-    )]);
+    let server = FaultServer::start(vec![Behaviour::Status(500, vec![], r#"{"error":{"message":"boom"}}"#.into())]);
     let (result, _) = ask(&CloudClient::new(config(&server.url)).unwrap());
     assert_eq!(kind(&result), CloudErrorKind::Server);
     assert!(result.unwrap_err().to_string().contains("boom"));
@@ -113,31 +86,19 @@ fn server_errors_are_retried_then_reported() {
 #[test]
 fn rate_limits_honour_retry_after() {
     let server = FaultServer::start(vec![
-        Behaviour::Status(
-            429,
-            vec![("Retry-After", "1".into())],
-            r#"{"error":{"message":"slow down"}}"#.into(),
-        ),
+        Behaviour::Status(429, vec![("Retry-After", "1".into())], r#"{"error":{"message":"slow down"}}"#.into()),
         ok_stream(&["ok"]),
     ]);
     let started = Instant::now();
     let (result, _) = ask(&CloudClient::new(config(&server.url)).unwrap());
     let reply = result.unwrap();
     assert_eq!((reply.text.as_str(), reply.attempts), ("ok", 2));
-    assert!(
-        started.elapsed() >= Duration::from_millis(950),
-        "waited {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() >= Duration::from_millis(950), "waited {:?}", started.elapsed());
 }
 
 #[test]
 fn a_rejected_key_is_unauthorized_and_not_retried() {
-    let server = FaultServer::start(vec![Behaviour::Status(
-        401,
-        vec![],
-        r#"{"error":{"message":"bad key"}}"#.into(),
-    )]);
+    let server = FaultServer::start(vec![Behaviour::Status(401, vec![], r#"{"error":{"message":"bad key"}}"#.into())]);
     let (result, _) = ask(&CloudClient::new(config(&server.url)).unwrap());
     assert_eq!(kind(&result), CloudErrorKind::Unauthorized);
     assert_eq!(server.requests(), 1);
@@ -152,26 +113,12 @@ fn a_malformed_stream_is_a_typed_error() {
 
 #[test]
 fn a_stream_cut_mid_answer_is_never_a_complete_answer() {
-    let events = vec![(
-        0,
-        r#"{"choices":[{"index":0,"delta":{"content":"The answer is"},"finish_reason":null}]}"#
-            .to_string(),
-    )];
-    let server = FaultServer::start(vec![Behaviour::Stream {
-        events,
-        done: false,
-    }]);
+    let events = vec![(0, r#"{"choices":[{"index":0,"delta":{"content":"The answer is"},"finish_reason":null}]}"#.to_string())];
+    let server = FaultServer::start(vec![Behaviour::Stream { events, done: false }]);
     let (result, streamed) = ask(&CloudClient::new(config(&server.url)).unwrap());
     assert_eq!(kind(&result), CloudErrorKind::Interrupted);
-    assert_eq!(
-        streamed, "The answer is",
-        "the partial text was streamed, then the error came"
-    );
-    assert_eq!(
-        server.requests(),
-        1,
-        "text already reached the caller, so no retry"
-    );
+    assert_eq!(streamed, "The answer is", "the partial text was streamed, then the error came");
+    assert_eq!(server.requests(), 1, "text already reached the caller, so no retry");
 }
 
 #[test]
@@ -180,11 +127,7 @@ fn cancelling_a_slow_stream_closes_the_connection() {
         .map(|i| (100, serde_json::json!({"choices":[{"index":0,"delta":{"content":format!("{i} ")},"finish_reason":null}]}).to_string()))
         .collect();
     let server = FaultServer::start(vec![Behaviour::Stream { events, done: true }]);
-    let client = CloudClient::new(CloudConfig {
-        read_timeout_ms: 5_000,
-        ..config(&server.url)
-    })
-    .unwrap();
+    let client = CloudClient::new(CloudConfig { read_timeout_ms: 5_000, ..config(&server.url) }).unwrap();
     let cancel = CancelToken::new();
     let trigger = cancel.clone();
     thread::spawn(move || {
@@ -192,21 +135,13 @@ fn cancelling_a_slow_stream_closes_the_connection() {
         trigger.cancel();
     });
     let started = Instant::now();
-    let result = client.chat(
-        &[Message::user("hi")],
-        &SamplingParams::default(),
-        &cancel,
-        &mut |_| {},
-    );
+    let result = client.chat(&[Message::user("hi")], &SamplingParams::default(), &cancel, &mut |_| {});
     assert_eq!(kind(&result), CloudErrorKind::Cancelled);
     assert!(started.elapsed() < Duration::from_secs(2));
     // The server notices the closed connection within a few more writes.
     let deadline = Instant::now() + Duration::from_secs(5);
     while !server.seen.lock().unwrap()[0].client_closed {
-        assert!(
-            Instant::now() < deadline,
-            "the connection stayed open after cancelling"
-        );
+        assert!(Instant::now() < deadline, "the connection stayed open after cancelling");
         thread::sleep(Duration::from_millis(50));
     }
 }
@@ -231,27 +166,16 @@ fn an_endless_event_line_is_a_malformed_stream_not_unbounded_memory() {
         chunk: "x".repeat(8192),
     }]);
     let started = Instant::now();
-    let client = CloudClient::new(CloudConfig {
-        read_timeout_ms: 5_000,
-        ..config(&server.url)
-    })
-    .unwrap();
+    let client = CloudClient::new(CloudConfig { read_timeout_ms: 5_000, ..config(&server.url) }).unwrap();
     let (result, streamed) = ask(&client);
     assert_eq!(kind(&result), CloudErrorKind::MalformedStream, "{result:?}");
     assert!(result.unwrap_err().to_string().contains("longer than"));
     assert!(streamed.is_empty());
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert_eq!(server.requests(), 1, "a malformed stream is not retried");
     wait_client_closed(&server, 0);
     let sent = server.seen.lock().unwrap()[0].sent;
-    assert!(
-        sent < (64 << 20).min(ENDLESS_LIMIT),
-        "the client read {sent} bytes of one line"
-    );
+    assert!(sent < (64 << 20).min(ENDLESS_LIMIT), "the client read {sent} bytes of one line");
 }
 
 #[test]
@@ -264,31 +188,15 @@ fn a_huge_error_body_is_read_only_in_part_and_the_status_decides_the_kind() {
         chunk: "boom ".repeat(2000),
     }]);
     let started = Instant::now();
-    let client = CloudClient::new(CloudConfig {
-        max_retries: 0,
-        read_timeout_ms: 5_000,
-        ..config(&server.url)
-    })
-    .unwrap();
+    let client = CloudClient::new(CloudConfig { max_retries: 0, read_timeout_ms: 5_000, ..config(&server.url) }).unwrap();
     let (result, _) = ask(&client);
     assert_eq!(kind(&result), CloudErrorKind::Server);
     let text = result.unwrap_err().to_string();
-    assert!(
-        text.contains("HTTP 500") && text.contains("boom") && text.len() < 1000,
-        "{} chars: {text:.200}",
-        text.len()
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(text.contains("HTTP 500") && text.contains("boom") && text.len() < 1000, "{} chars: {text:.200}", text.len());
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     wait_client_closed(&server, 0);
     let sent = server.seen.lock().unwrap()[0].sent;
-    assert!(
-        sent < 64 << 20,
-        "the client read {sent} bytes of an error body"
-    );
+    assert!(sent < 64 << 20, "the client read {sent} bytes of an error body");
 
     // A large but finite one: 4xx stays a bad request, with a clipped message.
     let message = "m".repeat(200_000);
@@ -303,10 +211,7 @@ fn a_huge_error_body_is_read_only_in_part_and_the_status_decides_the_kind() {
 #[test]
 fn an_infinite_retry_after_fails_typed_instead_of_panicking() {
     for value in ["inf", "1e400", "NaN", "-5"] {
-        let server = FaultServer::start(vec![
-            Behaviour::Status(429, vec![("Retry-After", value.into())], "{}".into()),
-            ok_stream(&["ok"]),
-        ]);
+        let server = FaultServer::start(vec![Behaviour::Status(429, vec![("Retry-After", value.into())], "{}".into()), ok_stream(&["ok"])]);
         let (result, _) = ask(&CloudClient::new(config(&server.url)).unwrap());
         match value {
             // Longer than max_retry_after_ms: fails at once.
@@ -330,10 +235,7 @@ async fn the_client_answers_when_called_from_inside_a_tokio_runtime() {
     let client = CloudClient::new(config(&server.url)).unwrap();
     let (result, streamed) = ask(&client);
     let reply = result.unwrap();
-    assert_eq!(
-        (reply.text.as_str(), streamed.as_str()),
-        ("Hello from async.", "Hello from async.")
-    );
+    assert_eq!((reply.text.as_str(), streamed.as_str()), ("Hello from async.", "Hello from async."));
     assert_eq!(reply.usage.map(|u| u.completion_tokens), Some(7));
     drop(client);
     // The runtime still works for this test afterwards.
@@ -362,11 +264,7 @@ async fn concurrent_tasks_share_clients_and_cancel_from_async_code() {
         .map(|i| (100, serde_json::json!({"choices":[{"index":0,"delta":{"content":format!("{i} ")},"finish_reason":null}]}).to_string()))
         .collect();
     let slow = FaultServer::start(vec![Behaviour::Stream { events, done: true }]);
-    let client = CloudClient::new(CloudConfig {
-        read_timeout_ms: 5_000,
-        ..config(&slow.url)
-    })
-    .unwrap();
+    let client = CloudClient::new(CloudConfig { read_timeout_ms: 5_000, ..config(&slow.url) }).unwrap();
     let cancel = CancelToken::new();
     let trigger = cancel.clone();
     let canceller = tokio::spawn(async move {
@@ -376,25 +274,12 @@ async fn concurrent_tasks_share_clients_and_cancel_from_async_code() {
     let caller = thread::current().id();
     let started = Instant::now();
     let mut deltas = Vec::new();
-    let result = client.chat(
-        &[Message::user("hi")],
-        &SamplingParams::default(),
-        &cancel,
-        &mut |t| {
-            assert_eq!(
-                thread::current().id(),
-                caller,
-                "text is delivered on the caller's thread"
-            );
-            deltas.push(t.to_string());
-        },
-    );
+    let result = client.chat(&[Message::user("hi")], &SamplingParams::default(), &cancel, &mut |t| {
+        assert_eq!(thread::current().id(), caller, "text is delivered on the caller's thread");
+        deltas.push(t.to_string());
+    });
     assert_eq!(kind(&result), CloudErrorKind::Cancelled);
-    assert!(
-        !deltas.is_empty() && started.elapsed() < Duration::from_secs(2),
-        "{deltas:?} {:?}",
-        started.elapsed()
-    );
+    assert!(!deltas.is_empty() && started.elapsed() < Duration::from_secs(2), "{deltas:?} {:?}", started.elapsed());
     canceller.await.unwrap();
     wait_client_closed(&slow, 0);
 }
@@ -402,13 +287,8 @@ async fn concurrent_tasks_share_clients_and_cancel_from_async_code() {
 #[test]
 fn the_circuit_opens_after_repeated_failures_and_stops_calling() {
     let server = FaultServer::start(vec![Behaviour::Status(503, vec![], "{}".into())]);
-    let client = CloudClient::new(CloudConfig {
-        max_retries: 0,
-        breaker_failures: 2,
-        breaker_cooldown_ms: 60_000,
-        ..config(&server.url)
-    })
-    .unwrap();
+    let client =
+        CloudClient::new(CloudConfig { max_retries: 0, breaker_failures: 2, breaker_cooldown_ms: 60_000, ..config(&server.url) }).unwrap();
     assert_eq!(kind(&ask(&client).0), CloudErrorKind::Server);
     assert_eq!(kind(&ask(&client).0), CloudErrorKind::Server);
     let started = Instant::now();
@@ -422,12 +302,7 @@ fn the_circuit_opens_after_repeated_failures_and_stops_calling() {
 fn device(context_length: u32) -> Result<Conversation, Error> {
     Conversation::new(
         qwen(),
-        ConversationOptions {
-            context_length: Some(context_length),
-            threads: Some(2),
-            sampling: greedy(8),
-            ..Default::default()
-        },
+        ConversationOptions { context_length: Some(context_length), threads: Some(2), sampling: greedy(8), ..Default::default() },
     )
 }
 
@@ -435,19 +310,12 @@ fn router(policy: RoutePolicy, url: &str) -> RouterConfig {
     RouterConfig {
         policy,
         cloud: Some(config(url)),
-        pricing: Pricing {
-            input_per_million: 1.0,
-            output_per_million: 2.0,
-        },
+        pricing: Pricing { input_per_million: 1.0, output_per_million: 2.0 },
         ..RouterConfig::default()
     }
 }
 
-fn send(
-    chat: &mut RoutedChat,
-    text: &str,
-    options: &RouteOptions,
-) -> (Result<pocketlm::RoutedReply, Error>, Vec<String>) {
+fn send(chat: &mut RoutedChat, text: &str, options: &RouteOptions) -> (Result<pocketlm::RoutedReply, Error>, Vec<String>) {
     let mut events = Vec::new();
     let result = chat.send(text, options, &mut |e| {
         events.push(match e {
@@ -461,18 +329,10 @@ fn send(
 #[test]
 fn local_only_never_contacts_the_cloud_even_when_configured() {
     let server = FaultServer::start(vec![ok_stream(&["cloud"])]);
-    let mut chat = RoutedChat::new(
-        device(512),
-        router(RoutePolicy::LocalOnly, &server.url),
-        greedy(8),
-    )
-    .unwrap();
+    let mut chat = RoutedChat::new(device(512), router(RoutePolicy::LocalOnly, &server.url), greedy(8)).unwrap();
     let (reply, _) = send(&mut chat, "Say hi.", &RouteOptions::default());
     let reply = reply.unwrap();
-    assert_eq!(
-        (reply.route.answered_by, reply.route.reason),
-        (AnsweredBy::Device, RouteReason::Policy)
-    );
+    assert_eq!((reply.route.answered_by, reply.route.reason), (AnsweredBy::Device, RouteReason::Policy));
     assert_eq!(reply.cost.cloud_cost, 0.0);
     assert!(reply.cost.device_output_tokens > 0);
     assert_eq!(server.requests(), 0);
@@ -481,40 +341,16 @@ fn local_only_never_contacts_the_cloud_even_when_configured() {
 #[test]
 fn prefer_cloud_falls_back_to_the_device_and_keeps_one_history() {
     let server = FaultServer::start(vec![Behaviour::Status(500, vec![], "{}".into())]);
-    let mut chat = RoutedChat::new(
-        device(1024),
-        router(RoutePolicy::PreferCloud, &server.url),
-        greedy(8),
-    )
-    .unwrap();
+    let mut chat = RoutedChat::new(device(1024), router(RoutePolicy::PreferCloud, &server.url), greedy(8)).unwrap();
     let (reply, _) = send(&mut chat, "What is 2 + 2?", &RouteOptions::default());
     let reply = reply.unwrap();
-    assert_eq!(
-        (reply.route.answered_by, reply.route.reason),
-        (AnsweredBy::Device, RouteReason::CloudFailed)
-    );
-    assert!(
-        reply
-            .route
-            .detail
-            .as_deref()
-            .unwrap_or("")
-            .contains("server"),
-        "{:?}",
-        reply.route.detail
-    );
+    assert_eq!((reply.route.answered_by, reply.route.reason), (AnsweredBy::Device, RouteReason::CloudFailed));
+    assert!(reply.route.detail.as_deref().unwrap_or("").contains("server"), "{:?}", reply.route.detail);
     assert_eq!(chat.messages().len(), 2);
 
     // allow_cloud = false wins over the policy: no request is made.
     let before = server.requests();
-    let (reply, _) = send(
-        &mut chat,
-        "And 3 + 3?",
-        &RouteOptions {
-            allow_cloud: false,
-            ..Default::default()
-        },
-    );
+    let (reply, _) = send(&mut chat, "And 3 + 3?", &RouteOptions { allow_cloud: false, ..Default::default() });
     assert_eq!(reply.unwrap().route.answered_by, AnsweredBy::Device);
     assert_eq!(server.requests(), before);
     assert_eq!(chat.messages().len(), 4);
@@ -524,38 +360,19 @@ fn prefer_cloud_falls_back_to_the_device_and_keeps_one_history() {
 fn cloud_answers_are_redacted_on_the_way_out_and_costed() {
     let server = FaultServer::start(vec![ok_stream(&["Paris."])]);
     let config = RouterConfig {
-        redact: Some(Arc::new(|m: &Message| Message {
-            role: m.role,
-            content: m.content.replace("4111-1111", "[card]"),
-        })),
+        redact: Some(Arc::new(|m: &Message| Message { role: m.role, content: m.content.replace("4111-1111", "[card]") })),
         ..router(RoutePolicy::CloudOnly, &server.url)
     };
     let mut chat = RoutedChat::new(device(512), config, greedy(8)).unwrap();
-    let (reply, events) = send(
-        &mut chat,
-        "My card is 4111-1111. Capital of France?",
-        &RouteOptions::default(),
-    );
+    let (reply, events) = send(&mut chat, "My card is 4111-1111. Capital of France?", &RouteOptions::default());
     let reply = reply.unwrap();
-    assert_eq!(
-        (reply.text.as_str(), reply.route.answered_by),
-        ("Paris.", AnsweredBy::Cloud)
-    );
+    assert_eq!((reply.text.as_str(), reply.route.answered_by), ("Paris.", AnsweredBy::Cloud));
     assert_eq!(events.concat(), "Paris.");
     let body = &server.seen.lock().unwrap()[0].body;
-    assert!(
-        body.contains("[card]") && !body.contains("4111-1111"),
-        "{body}"
-    );
+    assert!(body.contains("[card]") && !body.contains("4111-1111"), "{body}");
     // The history on the device keeps what the user typed.
     assert!(chat.messages()[0].content.contains("4111-1111"));
-    assert_eq!(
-        (
-            reply.cost.cloud_input_tokens,
-            reply.cost.cloud_output_tokens
-        ),
-        (42, 7)
-    );
+    assert_eq!((reply.cost.cloud_input_tokens, reply.cost.cloud_output_tokens), (42, 7));
     assert!((reply.cost.cloud_cost - (42.0 * 1.0 + 7.0 * 2.0) / 1e6).abs() < 1e-12);
     assert_eq!(chat.totals().cloud_answers, 1);
 }
@@ -565,209 +382,92 @@ fn low_confidence_escalates_as_soon_as_the_signal_drops() {
     let server = FaultServer::start(vec![ok_stream(&["From the cloud."])]);
     let config = RouterConfig {
         // No answer is this sure, so the first window always escalates.
-        confidence: ConfidenceOptions {
-            threshold: 0.9999,
-            first_tokens: 2,
-            window: 8,
-        },
+        confidence: ConfidenceOptions { threshold: 0.9999, first_tokens: 2, window: 8 },
         ..router(RoutePolicy::PreferLocal, &server.url)
     };
     let mut chat = RoutedChat::new(device(1024), config, greedy(8)).unwrap();
-    let (reply, events) = send(
-        &mut chat,
-        "Write a poem about the sea.",
-        &RouteOptions::default(),
-    );
+    let (reply, events) = send(&mut chat, "Write a poem about the sea.", &RouteOptions::default());
     let reply = reply.unwrap();
-    assert_eq!(
-        (reply.route.answered_by, reply.route.reason),
-        (AnsweredBy::Cloud, RouteReason::LowConfidence)
-    );
-    let restart = events
-        .iter()
-        .position(|e| e == "<restart:low_confidence>")
-        .expect("a restart event");
+    assert_eq!((reply.route.answered_by, reply.route.reason), (AnsweredBy::Cloud, RouteReason::LowConfidence));
+    let restart = events.iter().position(|e| e == "<restart:low_confidence>").expect("a restart event");
     assert_eq!(events[restart + 1..].concat(), "From the cloud.");
     assert_eq!(chat.messages().last().unwrap().content, "From the cloud.");
-    assert_eq!(
-        chat.messages().len(),
-        2,
-        "the abandoned device answer is not in the history"
-    );
+    assert_eq!(chat.messages().len(), 2, "the abandoned device answer is not in the history");
 }
 
 #[test]
 fn confident_device_answers_stay_on_the_device_with_their_signals() {
     let server = FaultServer::start(vec![ok_stream(&["cloud"])]);
     let config = RouterConfig {
-        confidence: ConfidenceOptions {
-            threshold: 0.0001,
-            ..Default::default()
-        },
+        confidence: ConfidenceOptions { threshold: 0.0001, ..Default::default() },
         ..router(RoutePolicy::PreferLocal, &server.url)
     };
     let mut chat = RoutedChat::new(device(1024), config, greedy(8)).unwrap();
-    let (reply, _) = send(
-        &mut chat,
-        "What is the capital of France?",
-        &RouteOptions::default(),
-    );
+    let (reply, _) = send(&mut chat, "What is the capital of France?", &RouteOptions::default());
     let reply = reply.unwrap();
     assert_eq!(reply.route.answered_by, AnsweredBy::Device);
     let c = reply.confidence.expect("signals are reported");
-    assert!(
-        c.score > 0.0 && c.score <= 1.0 && c.mean_logprob <= 0.0 && c.mean_entropy >= 0.0,
-        "{c:?}"
-    );
+    assert!(c.score > 0.0 && c.score <= 1.0 && c.mean_logprob <= 0.0 && c.mean_entropy >= 0.0, "{c:?}");
     assert_eq!(server.requests(), 0);
 }
 
 #[test]
 fn prompts_longer_than_the_device_context_escalate() {
     let server = FaultServer::start(vec![ok_stream(&["long answer"])]);
-    let mut chat = RoutedChat::new(
-        device(64),
-        router(RoutePolicy::PreferLocal, &server.url),
-        greedy(8),
-    )
-    .unwrap();
+    let mut chat = RoutedChat::new(device(64), router(RoutePolicy::PreferLocal, &server.url), greedy(8)).unwrap();
     let long = "Tell me about the sea. ".repeat(40);
     let (reply, _) = send(&mut chat, &long, &RouteOptions::default());
     let reply = reply.unwrap();
-    assert_eq!(
-        (reply.route.answered_by, reply.route.reason),
-        (AnsweredBy::Cloud, RouteReason::PromptTooLong)
-    );
+    assert_eq!((reply.route.answered_by, reply.route.reason), (AnsweredBy::Cloud, RouteReason::PromptTooLong));
 }
 
 #[test]
 fn a_missing_device_model_escalates_or_fails_clearly() {
     let server = FaultServer::start(vec![ok_stream(&["cloud"])]);
-    let missing = || {
-        Err(Error::ModelNotFound {
-            path: "/nowhere/model.gguf".into(),
-        })
-    };
-    let mut chat = RoutedChat::new(
-        missing(),
-        router(RoutePolicy::PreferLocal, &server.url),
-        greedy(8),
-    )
-    .unwrap();
+    let missing = || Err(Error::ModelNotFound { path: "/nowhere/model.gguf".into() });
+    let mut chat = RoutedChat::new(missing(), router(RoutePolicy::PreferLocal, &server.url), greedy(8)).unwrap();
     let (reply, _) = send(&mut chat, "hi", &RouteOptions::default());
     let reply = reply.unwrap();
-    assert_eq!(
-        (reply.route.answered_by, reply.route.reason),
-        (AnsweredBy::Cloud, RouteReason::ModelUnavailable)
-    );
-    assert!(
-        !reply.cost.cloud_tokens_estimated,
-        "the server reported usage"
-    );
+    assert_eq!((reply.route.answered_by, reply.route.reason), (AnsweredBy::Cloud, RouteReason::ModelUnavailable));
+    assert!(!reply.cost.cloud_tokens_estimated, "the server reported usage");
 
     // Without the cloud allowed, the load error is the answer.
-    let (result, _) = send(
-        &mut chat,
-        "hi",
-        &RouteOptions {
-            allow_cloud: false,
-            ..Default::default()
-        },
-    );
+    let (result, _) = send(&mut chat, "hi", &RouteOptions { allow_cloud: false, ..Default::default() });
     assert!(matches!(result, Err(Error::ModelNotFound { .. })));
-    assert_eq!(
-        chat.messages().len(),
-        2,
-        "a failed request leaves the history as it was"
-    );
+    assert_eq!(chat.messages().len(), 2, "a failed request leaves the history as it was");
 }
 
 #[test]
 fn cloud_only_with_a_dead_endpoint_is_a_typed_error_and_keeps_history() {
-    let mut chat = RoutedChat::new(
-        device(512),
-        router(RoutePolicy::CloudOnly, &FaultServer::refused_url()),
-        greedy(8),
-    )
-    .unwrap();
+    let mut chat = RoutedChat::new(device(512), router(RoutePolicy::CloudOnly, &FaultServer::refused_url()), greedy(8)).unwrap();
     let (result, _) = send(&mut chat, "hi", &RouteOptions::default());
-    assert!(
-        matches!(
-            result,
-            Err(Error::Cloud {
-                kind: CloudErrorKind::Unreachable,
-                ..
-            })
-        ),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(Error::Cloud { kind: CloudErrorKind::Unreachable, .. })), "{result:?}");
     assert!(chat.messages().is_empty());
 }
 
 #[test]
 fn every_fault_under_every_cloud_policy_falls_back_or_fails_typed_with_the_history_intact() {
-    let cut = vec![(
-        0,
-        r#"{"choices":[{"index":0,"delta":{"content":"PARTIAL-CLOUD"},"finish_reason":null}]}"#
-            .to_string(),
-    )];
+    let cut = vec![(0, r#"{"choices":[{"index":0,"delta":{"content":"PARTIAL-CLOUD"},"finish_reason":null}]}"#.to_string())];
     let faults: Vec<(&str, Option<Behaviour>, CloudErrorKind)> = vec![
         ("refused", None, CloudErrorKind::Unreachable),
         ("hang", Some(Behaviour::Hang), CloudErrorKind::Timeout),
-        (
-            "500",
-            Some(Behaviour::Status(500, vec![], "{}".into())),
-            CloudErrorKind::Server,
-        ),
-        (
-            "429 for a minute",
-            Some(Behaviour::Status(
-                429,
-                vec![("Retry-After", "60".into())],
-                "{}".into(),
-            )),
-            CloudErrorKind::RateLimited,
-        ),
-        (
-            "401",
-            Some(Behaviour::Status(401, vec![], "{}".into())),
-            CloudErrorKind::Unauthorized,
-        ),
-        (
-            "malformed",
-            Some(Behaviour::Raw("data: {oops\n\n".into())),
-            CloudErrorKind::MalformedStream,
-        ),
-        (
-            "cut mid-stream",
-            Some(Behaviour::Stream {
-                events: cut,
-                done: false,
-            }),
-            CloudErrorKind::Interrupted,
-        ),
+        ("500", Some(Behaviour::Status(500, vec![], "{}".into())), CloudErrorKind::Server),
+        ("429 for a minute", Some(Behaviour::Status(429, vec![("Retry-After", "60".into())], "{}".into())), CloudErrorKind::RateLimited),
+        ("401", Some(Behaviour::Status(401, vec![], "{}".into())), CloudErrorKind::Unauthorized),
+        ("malformed", Some(Behaviour::Raw("data: {oops\n\n".into())), CloudErrorKind::MalformedStream),
+        ("cut mid-stream", Some(Behaviour::Stream { events: cut, done: false }), CloudErrorKind::Interrupted),
     ];
     for (name, behaviour, kind) in faults {
         let server = behaviour.map(|b| FaultServer::start(vec![b]));
-        let url = server
-            .as_ref()
-            .map_or_else(FaultServer::refused_url, |s| s.url.clone());
+        let url = server.as_ref().map_or_else(FaultServer::refused_url, |s| s.url.clone());
         let config = |policy| RouterConfig {
-            confidence: ConfidenceOptions {
-                threshold: 0.9999,
-                first_tokens: 2,
-                window: 8,
-            },
-            cloud: Some(CloudConfig {
-                max_retries: 1,
-                ..config(&url)
-            }),
+            confidence: ConfidenceOptions { threshold: 0.9999, first_tokens: 2, window: 8 },
+            cloud: Some(CloudConfig { max_retries: 1, ..config(&url) }),
             ..router(policy, &url)
         };
 
         // cloud-only: the typed error, and nothing added to the history.
-        let mut chat =
-            RoutedChat::new(device(512), config(RoutePolicy::CloudOnly), greedy(8)).unwrap();
+        let mut chat = RoutedChat::new(device(512), config(RoutePolicy::CloudOnly), greedy(8)).unwrap();
         let (result, _) = send(&mut chat, "What is 2 + 2?", &RouteOptions::default());
         match result {
             Err(Error::Cloud { kind: got, .. }) => assert_eq!(got, kind, "{name}"),
@@ -785,14 +485,8 @@ fn every_fault_under_every_cloud_policy_falls_back_or_fails_typed_with_the_histo
                 (AnsweredBy::Device, RouteReason::CloudFailed),
                 "{name} / {policy:?}"
             );
-            assert!(
-                events.contains(&"<restart:cloud_failed>".to_string()),
-                "{name} / {policy:?}: {events:?}"
-            );
-            assert!(
-                !reply.text.contains("PARTIAL-CLOUD"),
-                "a cut cloud answer is never passed off as the answer"
-            );
+            assert!(events.contains(&"<restart:cloud_failed>".to_string()), "{name} / {policy:?}: {events:?}");
+            assert!(!reply.text.contains("PARTIAL-CLOUD"), "a cut cloud answer is never passed off as the answer");
             assert_eq!(chat.messages().len(), 2, "{name} / {policy:?}");
             assert_eq!(chat.messages()[1].content, reply.text);
         }

@@ -66,7 +66,9 @@ fn budget_picks_the_largest_context_that_fits() {
     let usable = (budget as f64 * (1.0 - SAFETY_MARGIN)) as u64;
     assert!(tight.predicted_peak_bytes <= usable);
     assert!(tight.ctx >= 512 && tight.ctx < 32768);
-    let bigger = estimate(&gguf, PlanRequest { context_length: tight.ctx + 256, batch_size: tight.batch_size, ..request(0, tight.kv_type) }).unwrap();
+    let bigger =
+        estimate(&gguf, PlanRequest { context_length: tight.ctx + 256, batch_size: tight.batch_size, ..request(0, tight.kv_type) })
+            .unwrap();
     assert!(bigger.predicted_peak_bytes > usable, "the chosen context is the largest that fits");
 
     let capped = fit_budget(&gguf, 4 << 30, Some(2048), None).unwrap();

@@ -10,8 +10,7 @@ use std::path::PathBuf;
 use common::model_dir;
 use pocketlm::plan::{estimate, fit_budget};
 use pocketlm::{
-    inspect_file, Conversation, ConversationOptions, Error, KvType, Model, ModelOptions, PlanRequest,
-    SamplingParams, WeightLoading,
+    inspect_file, Conversation, ConversationOptions, Error, KvType, Model, ModelOptions, PlanRequest, SamplingParams, WeightLoading,
 };
 
 /// Llama 3.2 3B layout, first 2 of 28 layers.

@@ -52,10 +52,7 @@ fn gemma3_template_renders_exactly() {
         "<bos><start_of_turn>user\nYou are helpful.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello!<end_of_turn>\n\
          <start_of_turn>user\nHow are you?<end_of_turn>\n<start_of_turn>model\n"
     );
-    assert_eq!(
-        t.render(&[Message::user("Hi")], false).unwrap(),
-        "<bos><start_of_turn>user\nHi<end_of_turn>\n"
-    );
+    assert_eq!(t.render(&[Message::user("Hi")], false).unwrap(), "<bos><start_of_turn>user\nHi<end_of_turn>\n");
 }
 
 #[test]
@@ -80,15 +77,8 @@ fn gemma3_template_rejects_non_alternating_roles() {
 
 #[test]
 fn llama32_template_renders_exactly_with_a_pinned_date() {
-    let t = ChatTemplate::with_date(
-        include_str!("templates/llama-3.2-instruct.jinja"),
-        "<|begin_of_text|>",
-        "<|eot_id|>",
-        2024,
-        7,
-        26,
-    )
-    .unwrap();
+    let t = ChatTemplate::with_date(include_str!("templates/llama-3.2-instruct.jinja"), "<|begin_of_text|>", "<|eot_id|>", 2024, 7, 26)
+        .unwrap();
     assert_eq!(
         t.render(&exchange(true), true).unwrap(),
         "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n\

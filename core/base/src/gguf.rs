@@ -293,9 +293,9 @@ impl<R: Read> Reader<R> {
                 self.pos += buf.len() as u64;
                 Ok(())
             }
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(ReadError::Gguf(GgufError::Truncated(
-                format!("it ends at byte {} while reading {what}", self.file_size),
-            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(ReadError::Gguf(GgufError::Truncated(format!("it ends at byte {} while reading {what}", self.file_size))))
+            }
             Err(e) => Err(ReadError::Io(e)),
         }
     }
@@ -435,8 +435,7 @@ impl<R: Read> Reader<R> {
             dims.push(self.u64(&name)?);
         }
         let type_id = self.u32(&name)?;
-        let ggml_type = GgmlType::from_id(type_id)
-            .ok_or_else(|| malformed(format!("tensor '{name}' has unknown ggml type {type_id}")))?;
+        let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| malformed(format!("tensor '{name}' has unknown ggml type {type_id}")))?;
         let offset = self.u64(&name)?;
         let n_elements = dims
             .iter()

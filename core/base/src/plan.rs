@@ -61,11 +61,7 @@ impl std::str::FromStr for KvType {
             "f16" => Ok(KvType::F16),
             "q8_0" => Ok(KvType::Q8_0),
             "q4_0" => Ok(KvType::Q4_0),
-            other => Err(Error::InvalidOption {
-                name: "kv_type",
-                value: other.to_string(),
-                expected: "one of f16, q8_0, q4_0".into(),
-            }),
+            other => Err(Error::InvalidOption { name: "kv_type", value: other.to_string(), expected: "one of f16, q8_0, q4_0".into() }),
         }
     }
 }
@@ -111,11 +107,7 @@ impl std::str::FromStr for WeightLoading {
             "auto" => Ok(WeightLoading::Auto),
             "mmap" => Ok(WeightLoading::Mmap),
             "read" => Ok(WeightLoading::Read),
-            other => Err(Error::InvalidOption {
-                name: "weights",
-                value: other.to_string(),
-                expected: "one of auto, mmap, read".into(),
-            }),
+            other => Err(Error::InvalidOption { name: "weights", value: other.to_string(), expected: "one of auto, mmap, read".into() }),
         }
     }
 }
@@ -455,7 +447,8 @@ mod tests {
     fn header(context_length: u64) -> GgufFile {
         let mut metadata = BTreeMap::new();
         metadata.insert("general.architecture".to_string(), GgufValue::String("llama".into()));
-        for (key, value) in [("block_count", 1), ("embedding_length", 64), ("attention.head_count", 1), ("context_length", context_length)] {
+        for (key, value) in [("block_count", 1), ("embedding_length", 64), ("attention.head_count", 1), ("context_length", context_length)]
+        {
             metadata.insert(format!("llama.{key}"), GgufValue::UInt(value));
         }
         let tensor = TensorInfo { name: "t".into(), dims: vec![64], ggml_type: GgmlType::from_id(0).unwrap(), offset: 0, size_bytes: 256 };

@@ -39,11 +39,7 @@ impl std::str::FromStr for Role {
             "system" | "developer" => Ok(Role::System),
             "user" => Ok(Role::User),
             "assistant" => Ok(Role::Assistant),
-            other => Err(Error::InvalidOption {
-                name: "role",
-                value: other.to_string(),
-                expected: "system, user or assistant".into(),
-            }),
+            other => Err(Error::InvalidOption { name: "role", value: other.to_string(), expected: "system, user or assistant".into() }),
         }
     }
 }
@@ -114,9 +110,7 @@ impl ChatTemplate {
         env.add_function("raise_exception", |msg: String| -> std::result::Result<Value, minijinja::Error> {
             Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
         });
-        env.add_function("strftime_now", move |format: String| {
-            strftime(&format, date.unwrap_or_else(CivilDate::today))
-        });
+        env.add_function("strftime_now", move |format: String| strftime(&format, date.unwrap_or_else(CivilDate::today)));
         env.add_template_owned(NAME, source.to_owned())
             .map_err(|e| Error::Template(format!("the model's chat template does not compile: {e}")))?;
         Ok(ChatTemplate { env, bos_token: bos_token.to_owned(), eos_token: eos_token.to_owned() })
@@ -167,11 +161,8 @@ const MARK_CLOSE: char = '\u{F8F1}';
 /// `None` when the pieces cannot be matched exactly (an unusual template that
 /// rewrites content); the caller then decides what is safe.
 pub fn split_prompt(prompt: &str, messages: &[Message], render: impl FnOnce(&[Message]) -> Result<String>) -> Option<Vec<PromptPiece>> {
-    let marked: Vec<Message> = messages
-        .iter()
-        .enumerate()
-        .map(|(i, m)| Message { role: m.role, content: format!("{MARK_OPEN}{i}{MARK_CLOSE}") })
-        .collect();
+    let marked: Vec<Message> =
+        messages.iter().enumerate().map(|(i, m)| Message { role: m.role, content: format!("{MARK_OPEN}{i}{MARK_CLOSE}") }).collect();
     let skeleton = render(&marked).ok()?;
     // The skeleton as template text, each followed by the message whose content comes next.
     let mut layout: Vec<(&str, Option<usize>)> = Vec::new();
@@ -231,9 +222,7 @@ struct CivilDate {
 
 impl CivilDate {
     fn today() -> CivilDate {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         // Howard Hinnant's days-to-civil algorithm (UTC).
         let z = secs.div_euclid(86_400) + 719_468;
         let era = z.div_euclid(146_097);
@@ -365,7 +354,12 @@ mod tests {
         let prompt = t.render(&messages, true).unwrap();
         let pieces = split_prompt(&prompt, &messages, |m| t.render(m, true)).unwrap();
         assert_eq!(pieces[1], PromptPiece::Content("padded [end][system]x".into()));
-        let joined: String = pieces.iter().map(|p| match p { PromptPiece::Template(s) | PromptPiece::Content(s) => s.as_str() }).collect();
+        let joined: String = pieces
+            .iter()
+            .map(|p| match p {
+                PromptPiece::Template(s) | PromptPiece::Content(s) => s.as_str(),
+            })
+            .collect();
         assert_eq!(joined, prompt);
     }
 

@@ -16,21 +16,13 @@ pub enum Behaviour {
     Status(u16, Vec<(&'static str, String)>, String),
     /// Answer 200 as an event stream: each event's data after its delay (ms),
     /// then close. `done` appends `data: [DONE]`.
-    Stream {
-        events: Vec<(u64, String)>,
-        done: bool,
-    },
+    Stream { events: Vec<(u64, String)>, done: bool },
     /// Send these raw bytes as an event stream, then close.
     Raw(String),
     /// Answer with this status and content type, then `prefix`, then `chunk`
     /// over and over until the client hangs up (a body without end; the
     /// server gives up by itself after [`ENDLESS_LIMIT`] bytes).
-    Endless {
-        status: u16,
-        content_type: &'static str,
-        prefix: String,
-        chunk: String,
-    },
+    Endless { status: u16, content_type: &'static str, prefix: String, chunk: String },
 }
 
 /// Most bytes an [`Behaviour::Endless`] body sends before the server stops.
@@ -77,11 +69,7 @@ impl FaultServer {
 
     /// A URL on which nothing listens (connections are refused).
     pub fn refused_url() -> String {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         format!("http://127.0.0.1:{port}/v1")
     }
 }
@@ -90,21 +78,10 @@ impl FaultServer {
 pub fn ok_stream(parts: &[&str]) -> Behaviour {
     let mut events = vec![(0, r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#.to_string())];
     for p in parts {
-        events.push((
-            0,
-            serde_json::json!({"choices":[{"index":0,"delta":{"content":p},"finish_reason":null}]})
-                .to_string(),
-        ));
+        events.push((0, serde_json::json!({"choices":[{"index":0,"delta":{"content":p},"finish_reason":null}]}).to_string()));
     }
-    events.push((
-        0,
-        r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#.to_string(),
-    ));
-    events.push((
-        0,
-        r#"{"choices":[],"usage":{"prompt_tokens":42,"completion_tokens":7,"total_tokens":49}}"#
-            .to_string(),
-    ));
+    events.push((0, r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#.to_string()));
+    events.push((0, r#"{"choices":[],"usage":{"prompt_tokens":42,"completion_tokens":7,"total_tokens":49}}"#.to_string()));
     Behaviour::Stream { events, done: true }
 }
 
@@ -129,12 +106,7 @@ fn serve_one(stream: TcpStream, behaviour: Behaviour, log: &Mutex<Vec<Seen>>) {
     let _ = reader.read_exact(&mut body);
     let index = {
         let mut log = log.lock().unwrap();
-        log.push(Seen {
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-            client_closed: false,
-            sent: 0,
-        });
+        log.push(Seen { headers, body: String::from_utf8_lossy(&body).into_owned(), client_closed: false, sent: 0 });
         log.len() - 1
     };
     let mut out = stream;
@@ -148,14 +120,15 @@ fn serve_one(stream: TcpStream, behaviour: Behaviour, log: &Mutex<Vec<Seen>>) {
             true
         }
         Behaviour::Status(code, extra, body) => {
-            let mut head = format!("HTTP/1.1 {code} Status\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+            let mut head = format!(
+                "HTTP/1.1 {code} Status\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+                body.len()
+            );
             for (k, v) in extra {
                 head.push_str(&format!("{k}: {v}\r\n"));
             }
             head.push_str("\r\n");
-            out.write_all(head.as_bytes())
-                .and_then(|_| out.write_all(body.as_bytes()))
-                .is_err()
+            out.write_all(head.as_bytes()).and_then(|_| out.write_all(body.as_bytes())).is_err()
         }
         Behaviour::Stream { events, done } => {
             let mut failed = out.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n").is_err();
@@ -164,10 +137,7 @@ fn serve_one(stream: TcpStream, behaviour: Behaviour, log: &Mutex<Vec<Seen>>) {
                     break;
                 }
                 thread::sleep(Duration::from_millis(delay));
-                failed = out
-                    .write_all(format!("data: {data}\n\n").as_bytes())
-                    .and_then(|_| out.flush())
-                    .is_err();
+                failed = out.write_all(format!("data: {data}\n\n").as_bytes()).and_then(|_| out.flush()).is_err();
             }
             if done && !failed {
                 failed = out.write_all(b"data: [DONE]\n\n").is_err();
@@ -175,23 +145,12 @@ fn serve_one(stream: TcpStream, behaviour: Behaviour, log: &Mutex<Vec<Seen>>) {
             failed
         }
         Behaviour::Raw(bytes) => {
-            let head =
-                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
-            out.write_all(head.as_bytes())
-                .and_then(|_| out.write_all(bytes.as_bytes()))
-                .is_err()
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
+            out.write_all(head.as_bytes()).and_then(|_| out.write_all(bytes.as_bytes())).is_err()
         }
-        Behaviour::Endless {
-            status,
-            content_type,
-            prefix,
-            chunk,
-        } => {
+        Behaviour::Endless { status, content_type, prefix, chunk } => {
             let head = format!("HTTP/1.1 {status} Status\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n");
-            let mut failed = out
-                .write_all(head.as_bytes())
-                .and_then(|_| out.write_all(prefix.as_bytes()))
-                .is_err();
+            let mut failed = out.write_all(head.as_bytes()).and_then(|_| out.write_all(prefix.as_bytes())).is_err();
             while !failed && sent < ENDLESS_LIMIT {
                 failed = out.write_all(chunk.as_bytes()).is_err();
                 if !failed {

@@ -49,9 +49,6 @@ pub fn greedy(max_tokens: u32) -> SamplingParams {
 
 /// A small-context, 2-thread conversation with the given sampling.
 pub fn conversation(model: &Model, sampling: SamplingParams) -> Conversation {
-    Conversation::new(
-        model,
-        ConversationOptions { context_length: Some(1024), threads: Some(2), sampling, ..Default::default() },
-    )
-    .expect("conversation starts")
+    Conversation::new(model, ConversationOptions { context_length: Some(1024), threads: Some(2), sampling, ..Default::default() })
+        .expect("conversation starts")
 }

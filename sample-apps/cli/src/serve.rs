@@ -19,8 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pocketlm::{
-    CancelToken, Conversation, ConversationOptions, Error, Message, Metrics, Model, Role,
-    SamplingParams, SendOptions, StopReason,
+    CancelToken, Conversation, ConversationOptions, Error, Message, Metrics, Model, Role, SamplingParams, SendOptions, StopReason,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -59,15 +58,8 @@ pub fn run(model: Model, options: ServeOptions) -> Result<(), Error> {
         value: format!("{what}: {e}"),
         expected: "a free port on an address of this machine".into(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| io_error("runtime", e))?;
-    let model_id = model
-        .path()
-        .file_stem()
-        .map_or_else(|| "local".to_string(), |s| s.to_string_lossy().into_owned());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| io_error("runtime", e))?;
+    let model_id = model.path().file_stem().map_or_else(|| "local".to_string(), |s| s.to_string_lossy().into_owned());
     let state = Arc::new(AppState {
         model,
         model_id,
@@ -77,14 +69,9 @@ pub fn run(model: Model, options: ServeOptions) -> Result<(), Error> {
         permits: Arc::new(Semaphore::new(options.parallel.max(1))),
     });
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(options.addr)
-            .await
-            .map_err(|e| io_error("bind", e))?;
+        let listener = tokio::net::TcpListener::bind(options.addr).await.map_err(|e| io_error("bind", e))?;
         let addr = listener.local_addr().map_err(|e| io_error("address", e))?;
-        println!(
-            "pocketlm serve: listening on http://{addr}/v1 (model {})",
-            state.model_id
-        );
+        println!("pocketlm serve: listening on http://{addr}/v1 (model {})", state.model_id);
         use std::io::Write;
         let _ = std::io::stdout().flush();
         axum::serve(listener, router(state))
@@ -100,13 +87,7 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/models", get(models))
-        .fallback(|| async {
-            api_error(
-                StatusCode::NOT_FOUND,
-                "not_found_error",
-                "no such endpoint; try POST /v1/chat/completions",
-            )
-        })
+        .fallback(|| async { api_error(StatusCode::NOT_FOUND, "not_found_error", "no such endpoint; try POST /v1/chat/completions") })
         .with_state(state)
 }
 
@@ -133,11 +114,7 @@ fn authorised(state: &AppState, headers: &HeaderMap) -> bool {
 
 async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if !authorised(&state, &headers) {
-        return api_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "missing or wrong API key",
-        );
+        return api_error(StatusCode::UNAUTHORIZED, "invalid_request_error", "missing or wrong API key");
     }
     Json(json!({ "object": "list", "data": [{ "id": state.model_id, "object": "model", "created": 0, "owned_by": "pocketlm" }] }))
         .into_response()
@@ -198,9 +175,7 @@ impl Content {
                 .into_iter()
                 .map(|p| match (p.kind.as_str(), p.text) {
                     ("text", Some(t)) => Ok(t),
-                    (kind, _) => Err(format!(
-                        "content part type '{kind}' is not supported (text only)"
-                    )),
+                    (kind, _) => Err(format!("content part type '{kind}' is not supported (text only)")),
                 })
                 .collect(),
         }
@@ -220,19 +195,13 @@ struct Job {
 #[allow(clippy::result_large_err)]
 fn parse(body: &[u8]) -> Result<Job, Response> {
     let bad = |m: String| api_error(StatusCode::BAD_REQUEST, "invalid_request_error", m);
-    let request: ChatRequest =
-        serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+    let request: ChatRequest = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))?;
     let mut messages = Vec::with_capacity(request.messages.len());
     for m in request.messages {
         let role = m.role.parse::<Role>().map_err(|e| bad(e.to_string()))?;
-        messages.push(Message {
-            role,
-            content: m.content.text().map_err(bad)?,
-        });
+        messages.push(Message { role, content: m.content.text().map_err(bad)? });
     }
-    let last = messages
-        .pop()
-        .ok_or_else(|| bad("messages must not be empty".into()))?;
+    let last = messages.pop().ok_or_else(|| bad("messages must not be empty".into()))?;
     if last.role != Role::User {
         return Err(bad("the last message must come from the user".into()));
     }
@@ -243,10 +212,7 @@ fn parse(body: &[u8]) -> Result<Job, Response> {
         top_k: 0,
         min_p: 0.0,
         seed: request.seed,
-        max_tokens: request
-            .max_completion_tokens
-            .or(request.max_tokens)
-            .unwrap_or(defaults.max_tokens),
+        max_tokens: request.max_completion_tokens.or(request.max_tokens).unwrap_or(defaults.max_tokens),
         stop: match request.stop {
             None => Vec::new(),
             Some(Stop::One(s)) => vec![s],
@@ -278,19 +244,10 @@ fn usage(m: &Metrics) -> Value {
 
 fn error_response(e: &Error) -> Response {
     match e {
-        Error::ContextOverflow { .. }
-        | Error::InvalidSampling { .. }
-        | Error::InvalidOption { .. }
-        | Error::Template(_) => api_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            e.to_string(),
-        ),
-        _ => api_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            e.to_string(),
-        ),
+        Error::ContextOverflow { .. } | Error::InvalidSampling { .. } | Error::InvalidOption { .. } | Error::Template(_) => {
+            api_error(StatusCode::BAD_REQUEST, "invalid_request_error", e.to_string())
+        }
+        _ => api_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.to_string()),
     }
 }
 
@@ -299,29 +256,13 @@ enum Update {
     Done(Result<Metrics, Error>),
 }
 
-async fn chat_completions(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     if !authorised(&state, &headers) {
-        return api_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "missing or wrong API key",
-        );
+        return api_error(StatusCode::UNAUTHORIZED, "invalid_request_error", "missing or wrong API key");
     }
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let too_large = || {
-        api_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
-            format!("request body larger than {MAX_BODY_BYTES} bytes"),
-        )
-    };
+    let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let too_large =
+        || api_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", format!("request body larger than {MAX_BODY_BYTES} bytes"));
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         // Refuse from the headers, before reading (or waiting for) the body.
         return too_large();
@@ -329,34 +270,17 @@ async fn chat_completions(
     let body = match read_body(body).await {
         Ok(Some(b)) => b,
         Ok(None) => return too_large(),
-        Err(e) => {
-            return api_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                format!("could not read the request body: {e}"),
-            )
-        }
+        Err(e) => return api_error(StatusCode::BAD_REQUEST, "invalid_request_error", format!("could not read the request body: {e}")),
     };
     let job = match parse(&body) {
         Ok(job) => job,
         Err(response) => return response,
     };
     let Ok(permit) = Arc::clone(&state.permits).acquire_owned().await else {
-        return api_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
-            "the server is shutting down",
-        );
+        return api_error(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the server is shutting down");
     };
-    let id = format!(
-        "chatcmpl-{:x}",
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    );
-    let created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let id = format!("chatcmpl-{:x}", SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (tx, mut rx) = mpsc::unbounded_channel::<Update>();
     let cancel = CancelToken::new();
     let (stream, include_usage) = (job.stream, job.include_usage);
@@ -379,21 +303,15 @@ async fn chat_completions(
             match update {
                 Update::Text(t) => text.push_str(&t),
                 Update::Done(Err(e)) => return error_response(&e),
-                Update::Done(Ok(m)) => {
-                    return Json(json!({
-                        "id": id, "object": "chat.completion", "created": created, "model": state.model_id,
-                        "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": finish_reason(&m) }],
-                        "usage": usage(&m),
-                    }))
-                    .into_response()
-                }
+                Update::Done(Ok(m)) => return Json(json!({
+                    "id": id, "object": "chat.completion", "created": created, "model": state.model_id,
+                    "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": finish_reason(&m) }],
+                    "usage": usage(&m),
+                }))
+                .into_response(),
             }
         }
-        return api_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "generation ended without a result",
-        );
+        return api_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "generation ended without a result");
     }
 
     let model_id = state.model_id.clone();
@@ -403,62 +321,43 @@ async fn chat_completions(
     };
     let first = chunk(json!({ "role": "assistant", "content": "" }), Value::Null);
     let guard = CancelOnDrop(cancel);
-    let events = futures_util::stream::unfold(
-        (rx, Some(first), false, guard),
-        move |(mut rx, first, done, guard)| {
-            let chunk = chunk.clone();
-            async move {
-                if let Some(first) = first {
-                    return Some((
-                        Ok::<_, std::convert::Infallible>(vec![
-                            Event::default().data(first.to_string())
-                        ]),
-                        (rx, None, false, guard),
-                    ));
-                }
-                if done {
-                    return None;
-                }
-                match rx.recv().await {
-                    Some(Update::Text(t)) => Some((
-                        Ok(vec![Event::default().data(
-                            chunk(json!({ "content": t }), Value::Null).to_string(),
-                        )]),
-                        (rx, None, false, guard),
-                    )),
-                    Some(Update::Done(Ok(m))) => {
-                        let mut out = vec![Event::default()
-                            .data(chunk(json!({}), json!(finish_reason(&m))).to_string())];
-                        if include_usage {
-                            let mut last = chunk(json!({}), Value::Null);
-                            last["choices"] = json!([]);
-                            last["usage"] = usage(&m);
-                            out.push(Event::default().data(last.to_string()));
-                        }
-                        out.push(Event::default().data("[DONE]"));
-                        Some((Ok(out), (rx, None, true, guard)))
-                    }
-                    Some(Update::Done(Err(e))) => {
-                        // Headers are sent: report in-stream the way OpenAI does, without [DONE].
-                        let error = json!({ "error": { "message": e.to_string(), "type": "server_error" } });
-                        Some((
-                            Ok(vec![Event::default().data(error.to_string())]),
-                            (rx, None, true, guard),
-                        ))
-                    }
-                    None => None,
-                }
+    let events = futures_util::stream::unfold((rx, Some(first), false, guard), move |(mut rx, first, done, guard)| {
+        let chunk = chunk.clone();
+        async move {
+            if let Some(first) = first {
+                return Some((Ok::<_, std::convert::Infallible>(vec![Event::default().data(first.to_string())]), (rx, None, false, guard)));
             }
-        },
-    );
+            if done {
+                return None;
+            }
+            match rx.recv().await {
+                Some(Update::Text(t)) => Some((
+                    Ok(vec![Event::default().data(chunk(json!({ "content": t }), Value::Null).to_string())]),
+                    (rx, None, false, guard),
+                )),
+                Some(Update::Done(Ok(m))) => {
+                    let mut out = vec![Event::default().data(chunk(json!({}), json!(finish_reason(&m))).to_string())];
+                    if include_usage {
+                        let mut last = chunk(json!({}), Value::Null);
+                        last["choices"] = json!([]);
+                        last["usage"] = usage(&m);
+                        out.push(Event::default().data(last.to_string()));
+                    }
+                    out.push(Event::default().data("[DONE]"));
+                    Some((Ok(out), (rx, None, true, guard)))
+                }
+                Some(Update::Done(Err(e))) => {
+                    // Headers are sent: report in-stream the way OpenAI does, without [DONE].
+                    let error = json!({ "error": { "message": e.to_string(), "type": "server_error" } });
+                    Some((Ok(vec![Event::default().data(error.to_string())]), (rx, None, true, guard)))
+                }
+                None => None,
+            }
+        }
+    });
     use futures_util::StreamExt;
     let flat = events.flat_map(|batch: Result<Vec<Event>, std::convert::Infallible>| {
-        futures_util::stream::iter(
-            batch
-                .unwrap_or_default()
-                .into_iter()
-                .map(Ok::<_, std::convert::Infallible>),
-        )
+        futures_util::stream::iter(batch.unwrap_or_default().into_iter().map(Ok::<_, std::convert::Infallible>))
     });
     Sse::new(flat).into_response()
 }
@@ -489,12 +388,7 @@ impl Drop for CancelOnDrop {
     }
 }
 
-fn generate(
-    state: &AppState,
-    job: Job,
-    cancel: &CancelToken,
-    tx: &mpsc::UnboundedSender<Update>,
-) -> Result<Metrics, Error> {
+fn generate(state: &AppState, job: Job, cancel: &CancelToken, tx: &mpsc::UnboundedSender<Update>) -> Result<Metrics, Error> {
     let options = ConversationOptions {
         context_length: Some(state.context_length),
         threads: state.threads,
@@ -503,10 +397,7 @@ fn generate(
     };
     let mut conversation = Conversation::new(&state.model, options)?;
     conversation.set_messages(job.history);
-    let send = SendOptions {
-        cancel: cancel.clone(),
-        ..SendOptions::default()
-    };
+    let send = SendOptions { cancel: cancel.clone(), ..SendOptions::default() };
     let reply = conversation.send(&job.prompt, &send, &mut |delta| {
         if tx.send(Update::Text(delta.to_string())).is_err() {
             cancel.cancel();

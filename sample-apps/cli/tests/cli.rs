@@ -64,7 +64,18 @@ fn assert_metrics(m: &Value) {
 fn generate_json_is_one_object_with_text_and_metrics() {
     let model = qwen();
     let out = pocketlm(
-        &["generate", "--model", model.to_str().unwrap(), "--prompt", "What is the capital of France?", "--temperature", "0", "--threads", "2", "--json"],
+        &[
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "What is the capital of France?",
+            "--temperature",
+            "0",
+            "--threads",
+            "2",
+            "--json",
+        ],
         None,
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -80,7 +91,17 @@ fn generate_json_is_one_object_with_text_and_metrics() {
 fn generate_streams_plain_text() {
     let model = qwen();
     let out = pocketlm(
-        &["generate", "--model", model.to_str().unwrap(), "--prompt", "What is the capital of France?", "--temperature", "0", "--max-tokens", "20"],
+        &[
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "What is the capital of France?",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "20",
+        ],
         None,
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -134,7 +155,20 @@ fn piped_chat_answers_each_line_and_reuses_the_cache() {
 fn bench_json_reports_speeds_and_memory() {
     let model = qwen();
     let out = pocketlm(
-        &["bench", "--model", model.to_str().unwrap(), "--prompt-tokens", "32", "--gen-tokens", "8", "--runs", "1", "--threads", "2", "--json"],
+        &[
+            "bench",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt-tokens",
+            "32",
+            "--gen-tokens",
+            "8",
+            "--runs",
+            "1",
+            "--threads",
+            "2",
+            "--json",
+        ],
         None,
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -188,7 +222,10 @@ fn plan_json_and_budgeted_generation_stay_within_the_budget() {
     assert!(plan["kv_type"].is_string() && plan["predicted_peak_bytes"].as_u64().unwrap() <= 700 << 20);
 
     // Loading with that budget generates, and the process stays under it.
-    let out = pocketlm(&["generate", "--model", m, "--prompt", "What is the capital of France?", "--temperature", "0", "--budget", "700MiB", "--json"], None);
+    let out = pocketlm(
+        &["generate", "--model", m, "--prompt", "What is the capital of France?", "--temperature", "0", "--budget", "700MiB", "--json"],
+        None,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert!(v["text"].as_str().unwrap().contains("Paris"));

@@ -101,7 +101,18 @@ fn routes_to_the_server_and_serves_concurrent_clients_without_cross_talk() {
     let qwen = fetch("qwen2.5-0.5b");
     let cloud = |prompt: &str| {
         json(&generate(
-            &["--model", qwen.to_str().unwrap(), "--route", "cloud-only", "--cloud-url", &server.base, "--cloud-model", "gemma", "--prompt", prompt],
+            &[
+                "--model",
+                qwen.to_str().unwrap(),
+                "--route",
+                "cloud-only",
+                "--cloud-url",
+                &server.base,
+                "--cloud-model",
+                "gemma",
+                "--prompt",
+                prompt,
+            ],
             &[],
         ))
     };
@@ -125,7 +136,18 @@ fn routes_to_the_server_and_serves_concurrent_clients_without_cross_talk() {
 fn a_missing_device_model_escalates_to_the_cloud_with_the_reason() {
     let server = Server::start(&[], &[]);
     let out = generate(
-        &["--model", "/nonexistent/model.gguf", "--route", "prefer-local", "--cloud-url", &server.base, "--cloud-model", "gemma", "--prompt", "Hi"],
+        &[
+            "--model",
+            "/nonexistent/model.gguf",
+            "--route",
+            "prefer-local",
+            "--cloud-url",
+            &server.base,
+            "--cloud-model",
+            "gemma",
+            "--prompt",
+            "Hi",
+        ],
         &[],
     );
     let v = json(&out);
@@ -163,7 +185,18 @@ fn an_api_key_is_required_when_configured_and_read_from_the_environment() {
     assert_eq!(status, 200);
 
     let qwen = fetch("qwen2.5-0.5b");
-    let base = ["--model", qwen.to_str().unwrap(), "--route", "cloud-only", "--cloud-url", &server.base, "--cloud-model", "gemma", "--prompt", "Hi"];
+    let base = [
+        "--model",
+        qwen.to_str().unwrap(),
+        "--route",
+        "cloud-only",
+        "--cloud-url",
+        &server.base,
+        "--cloud-model",
+        "gemma",
+        "--prompt",
+        "Hi",
+    ];
     let wrong = generate(&[&base[..], &["--cloud-key-env", "CLIENT_KEY"]].concat(), &[("CLIENT_KEY", "nope")]);
     assert_eq!(wrong.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("unauthorized"), "{}", String::from_utf8_lossy(&wrong.stderr));

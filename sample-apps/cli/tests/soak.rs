@@ -47,15 +47,8 @@ const RSS_LEAK_KB: u64 = 48 << 10;
 const IO_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn fetch(name: &str) -> PathBuf {
-    let out = Command::new(env!("CARGO_BIN_EXE_pocketlm"))
-        .args(["fetch", name])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "run scripts/fetch-test-models.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(env!("CARGO_BIN_EXE_pocketlm")).args(["fetch", name]).output().unwrap();
+    assert!(out.status.success(), "run scripts/fetch-test-models.sh: {}", String::from_utf8_lossy(&out.stderr));
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
@@ -73,17 +66,7 @@ impl Server {
         let model = fetch("gemma3-270m");
         let log = std::env::temp_dir().join(format!("pocketlm-soak-{}.log", std::process::id()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_pocketlm"))
-            .args([
-                "serve",
-                "--model",
-                model.to_str().unwrap(),
-                "--port",
-                "0",
-                "--ctx",
-                "1024",
-                "--threads",
-                "1",
-            ])
+            .args(["serve", "--model", model.to_str().unwrap(), "--port", "0", "--ctx", "1024", "--threads", "1"])
             .args(["--parallel", &PARALLEL.to_string()])
             .env("RUST_BACKTRACE", "1")
             .stdout(Stdio::piped())
@@ -93,20 +76,9 @@ impl Server {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
-        let base = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .expect("serve prints its URL");
-        let addr = base
-            .trim_start_matches("http://")
-            .trim_end_matches("/v1")
-            .to_string();
-        Server {
-            child,
-            addr,
-            log,
-            _stdout: stdout,
-        }
+        let base = line.split_whitespace().find(|w| w.starts_with("http://")).expect("serve prints its URL");
+        let addr = base.trim_start_matches("http://").trim_end_matches("/v1").to_string();
+        Server { child, addr, log, _stdout: stdout }
     }
 
     fn pid(&self) -> u32 {
@@ -120,10 +92,7 @@ impl Server {
     /// Resident set size, from /proc/<pid>/status, in KiB.
     fn rss_kb(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .expect("VmRSS in /proc/<pid>/status");
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/<pid>/status");
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
@@ -131,12 +100,7 @@ impl Server {
     fn cpu_seconds(&self) -> f64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
         // Fields after the command name, which is in parentheses and may hold spaces.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
+        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
         let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
         ticks as f64 / 100.0
     }
@@ -202,11 +166,7 @@ fn prompts() -> Vec<Value> {
 
 /// Malformed requests: (what, body, expected status). Bodies over the limit are built apart.
 fn malformed() -> Vec<(&'static str, Vec<u8>, u16)> {
-    let deep = format!(
-        r#"{{"messages":[{{"role":"user","content":{}{}}}]}}"#,
-        "[".repeat(20_000),
-        "]".repeat(20_000)
-    );
+    let deep = format!(r#"{{"messages":[{{"role":"user","content":{}{}}}]}}"#, "[".repeat(20_000), "]".repeat(20_000));
     vec![
         ("bad JSON", b"{not json".to_vec(), 400),
         ("messages of the wrong type", br#"{"messages":"hi"}"#.to_vec(), 400),
@@ -215,11 +175,7 @@ fn malformed() -> Vec<(&'static str, Vec<u8>, u16)> {
         ("no messages", br#"{"messages":[]}"#.to_vec(), 400),
         ("a negative temperature", br#"{"messages":[{"role":"user","content":"hi"}],"temperature":-1}"#.to_vec(), 400),
         ("binary", vec![0xff, 0xfe, 0x00, 0x01, 0x80, b'{'], 400),
-        (
-            "an image part",
-            br#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#.to_vec(),
-            400,
-        ),
+        ("an image part", br#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#.to_vec(), 400),
         ("20000-deep nesting", deep.into_bytes(), 400),
         ("broken chunked framing", b"zz\r\n{}\r\n0\r\n\r\n".to_vec(), 400),
         ("2 MiB, declared", Vec::new(), 413),
@@ -257,10 +213,7 @@ fn chat_body(messages: &Value, stream: bool, max_tokens: u32) -> Vec<u8> {
 }
 
 fn head(method: &str, path: &str, length: Option<usize>) -> String {
-    let length = length.map_or_else(
-        || "Transfer-Encoding: chunked\r\n".to_string(),
-        |n| format!("Content-Length: {n}\r\n"),
-    );
+    let length = length.map_or_else(|| "Transfer-Encoding: chunked\r\n".to_string(), |n| format!("Content-Length: {n}\r\n"));
     format!("{method} {path} HTTP/1.1\r\nHost: soak\r\nConnection: close\r\nContent-Type: application/json\r\n{length}\r\n")
 }
 
@@ -269,36 +222,20 @@ fn head(method: &str, path: &str, length: Option<usize>) -> String {
 fn read_response(mut s: TcpStream) -> Response {
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response: {:?}", String::from_utf8_lossy(&raw)));
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no response: {:?}", String::from_utf8_lossy(&raw)));
     let headers = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = headers
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let status = headers.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let mut body = raw[split + 4..].to_vec();
-    if headers
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    if headers.to_ascii_lowercase().contains("transfer-encoding: chunked") {
         body = dechunk(&body);
     }
-    Response {
-        status,
-        headers,
-        body,
-    }
+    Response { status, headers, body }
 }
 
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(end) = raw.windows(2).position(|w| w == b"\r\n") {
-        let size = std::str::from_utf8(&raw[..end])
-            .ok()
-            .and_then(|l| usize::from_str_radix(l.split(';').next()?.trim(), 16).ok());
+        let size = std::str::from_utf8(&raw[..end]).ok().and_then(|l| usize::from_str_radix(l.split(';').next()?.trim(), 16).ok());
         raw = &raw[end + 2..];
         let Some(size) = size.filter(|&n| n > 0) else {
             break;
@@ -311,8 +248,7 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 
 fn request(server: &Server, method: &str, path: &str, body: &[u8]) -> Response {
     let mut s = server.connect();
-    s.write_all(head(method, path, Some(body.len())).as_bytes())
-        .unwrap();
+    s.write_all(head(method, path, Some(body.len())).as_bytes()).unwrap();
     s.write_all(body).unwrap();
     read_response(s)
 }
@@ -325,32 +261,14 @@ fn answer(r: &Response, stream: bool) -> (String, String, u64) {
         let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
         let choice = &v["choices"][0];
         return (
-            choice["message"]["content"]
-                .as_str()
-                .unwrap_or_else(|| panic!("no content: {v}"))
-                .to_string(),
-            choice["finish_reason"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            choice["message"]["content"].as_str().unwrap_or_else(|| panic!("no content: {v}")).to_string(),
+            choice["finish_reason"].as_str().unwrap_or_default().to_string(),
             v["usage"]["completion_tokens"].as_u64().unwrap_or(0),
         );
     }
-    assert!(
-        r.headers.to_ascii_lowercase().contains("text/event-stream"),
-        "{}",
-        r.headers
-    );
-    let data: Vec<&str> = body
-        .split("\n\n")
-        .filter_map(|e| e.trim().strip_prefix("data:"))
-        .map(str::trim)
-        .collect();
-    assert_eq!(
-        data.last(),
-        Some(&"[DONE]"),
-        "the stream ends with [DONE]: {body}"
-    );
+    assert!(r.headers.to_ascii_lowercase().contains("text/event-stream"), "{}", r.headers);
+    let data: Vec<&str> = body.split("\n\n").filter_map(|e| e.trim().strip_prefix("data:")).map(str::trim).collect();
+    assert_eq!(data.last(), Some(&"[DONE]"), "the stream ends with [DONE]: {body}");
     let (mut text, mut finish, mut tokens) = (String::new(), String::new(), 0);
     for event in &data[..data.len() - 1] {
         let v: Value = serde_json::from_str(event).unwrap_or_else(|e| panic!("{e}: {event}"));
@@ -372,10 +290,7 @@ fn answer(r: &Response, stream: bool) -> (String, String, u64) {
 fn check_answer(r: &Response, stream: bool, expected: &str, what: &str) {
     let (text, finish, tokens) = answer(r, stream);
     assert!(!text.is_empty(), "{what}: an empty answer");
-    assert!(
-        finish == "stop" || finish == "length",
-        "{what}: finish_reason {finish:?}"
-    );
+    assert!(finish == "stop" || finish == "length", "{what}: finish_reason {finish:?}");
     assert!(tokens > 0, "{what}: no usage");
     assert_eq!(text, expected, "{what}: not the answer it gets alone");
 }
@@ -383,14 +298,8 @@ fn check_answer(r: &Response, stream: bool, expected: &str, what: &str) {
 fn check_error(r: &Response, status: u16, what: &str) {
     let body = String::from_utf8_lossy(&r.body);
     assert_eq!(r.status, status, "{what}: {body}");
-    let v: Value =
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {body}"));
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{what}: {v}"
-    );
+    let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {body}"));
+    assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {v}");
 }
 
 /// A body over the limit, sent whole (declared, or chunked without a length)
@@ -401,9 +310,7 @@ fn oversized(server: &Server, chunked: bool) -> Response {
     let writer = thread::spawn(move || {
         let total = 2 * BODY_LIMIT;
         let piece = vec![b' '; 64 << 10];
-        if w.write_all(head("POST", "/v1/chat/completions", (!chunked).then_some(total)).as_bytes())
-            .is_err()
-        {
+        if w.write_all(head("POST", "/v1/chat/completions", (!chunked).then_some(total)).as_bytes()).is_err() {
             return;
         }
         for _ in 0..total / piece.len() {
@@ -439,18 +346,8 @@ fn run(server: &Server, kind: Kind, rng: &mut Rng, expected: &[String], tally: &
     let prompts = prompts();
     match kind {
         Kind::Valid { prompt, stream } => {
-            let r = request(
-                server,
-                "POST",
-                "/v1/chat/completions",
-                &chat_body(&prompts[prompt], stream, MAX_TOKENS),
-            );
-            check_answer(
-                &r,
-                stream,
-                &expected[prompt],
-                &format!("prompt {prompt}, stream {stream}"),
-            );
+            let r = request(server, "POST", "/v1/chat/completions", &chat_body(&prompts[prompt], stream, MAX_TOKENS));
+            check_answer(&r, stream, &expected[prompt], &format!("prompt {prompt}, stream {stream}"));
             tally.valid.fetch_add(1, Ordering::Relaxed);
             if stream {
                 tally.streamed.fetch_add(1, Ordering::Relaxed);
@@ -459,36 +356,24 @@ fn run(server: &Server, kind: Kind, rng: &mut Rng, expected: &[String], tally: &
         Kind::DropMidStream => {
             let body = chat_body(&prompts[rng.below(prompts.len())], true, LONG_TOKENS);
             let mut s = server.connect();
-            s.write_all(head("POST", "/v1/chat/completions", Some(body.len())).as_bytes())
-                .unwrap();
+            s.write_all(head("POST", "/v1/chat/completions", Some(body.len())).as_bytes()).unwrap();
             s.write_all(&body).unwrap();
             // Wait for 1 to 3 text deltas (the first event is the empty role delta).
             let wanted = 1 + rng.below(3);
             let (mut raw, mut buf) = (Vec::new(), [0u8; 4096]);
-            while count(&raw, br#""delta":{"content":""#) - count(&raw, br#""delta":{"content":"""#)
-                < wanted
-            {
+            while count(&raw, br#""delta":{"content":""#) - count(&raw, br#""delta":{"content":"""#) < wanted {
                 let n = s.read(&mut buf).unwrap();
-                assert!(
-                    n > 0,
-                    "the stream ended early: {}",
-                    String::from_utf8_lossy(&raw)
-                );
+                assert!(n > 0, "the stream ended early: {}", String::from_utf8_lossy(&raw));
                 raw.extend_from_slice(&buf[..n]);
             }
-            assert!(
-                raw.starts_with(b"HTTP/1.1 200"),
-                "{}",
-                String::from_utf8_lossy(&raw)
-            );
+            assert!(raw.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&raw));
             let _ = s.shutdown(Shutdown::Both);
             tally.disconnects.fetch_add(1, Ordering::Relaxed);
         }
         Kind::DropMidAnswer => {
             let body = chat_body(&prompts[rng.below(prompts.len())], false, LONG_TOKENS);
             let mut s = server.connect();
-            s.write_all(head("POST", "/v1/chat/completions", Some(body.len())).as_bytes())
-                .unwrap();
+            s.write_all(head("POST", "/v1/chat/completions", Some(body.len())).as_bytes()).unwrap();
             s.write_all(&body).unwrap();
             thread::sleep(Duration::from_millis(100 + rng.below(500) as u64));
             let _ = s.shutdown(Shutdown::Both);
@@ -497,8 +382,7 @@ fn run(server: &Server, kind: Kind, rng: &mut Rng, expected: &[String], tally: &
         Kind::DropMidBody => {
             let body = chat_body(&prompts[0], false, MAX_TOKENS);
             let mut s = server.connect();
-            s.write_all(head("POST", "/v1/chat/completions", Some(body.len())).as_bytes())
-                .unwrap();
+            s.write_all(head("POST", "/v1/chat/completions", Some(body.len())).as_bytes()).unwrap();
             s.write_all(&body[..body.len() / 2]).unwrap();
             thread::sleep(Duration::from_millis(rng.below(200) as u64));
             let _ = s.shutdown(Shutdown::Both);
@@ -511,8 +395,7 @@ fn run(server: &Server, kind: Kind, rng: &mut Rng, expected: &[String], tally: &
                 "2 MiB, chunked" => oversized(server, true),
                 "broken chunked framing" => {
                     let mut s = server.connect();
-                    s.write_all(head("POST", "/v1/chat/completions", None).as_bytes())
-                        .unwrap();
+                    s.write_all(head("POST", "/v1/chat/completions", None).as_bytes()).unwrap();
                     s.write_all(body).unwrap();
                     read_response(s)
                 }
@@ -530,35 +413,19 @@ fn parallel_requests(server: &Server, prompts: &[Value], expected: &[String]) {
         for i in 0..PARALLEL {
             scope.spawn(move || {
                 let (prompt, stream) = (i % prompts.len(), i % 2 == 1);
-                let r = request(
-                    server,
-                    "POST",
-                    "/v1/chat/completions",
-                    &chat_body(&prompts[prompt], stream, MAX_TOKENS),
-                );
-                check_answer(
-                    &r,
-                    stream,
-                    &expected[prompt],
-                    &format!("{PARALLEL} at once, prompt {prompt}"),
-                );
+                let r = request(server, "POST", "/v1/chat/completions", &chat_body(&prompts[prompt], stream, MAX_TOKENS));
+                check_answer(&r, stream, &expected[prompt], &format!("{PARALLEL} at once, prompt {prompt}"));
             });
         }
     });
 }
 
 fn count(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack
-        .windows(needle.len())
-        .filter(|w| *w == needle)
-        .count()
+    haystack.windows(needle.len()).filter(|w| *w == needle).count()
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 #[test]
@@ -568,12 +435,7 @@ fn serve_stays_correct_bounded_and_idle_under_concurrent_load_with_disconnects_a
     let seed = std::env::var("SOAK_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
+        .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64)
         .max(1);
     let mut server = Server::start();
 
@@ -582,18 +444,7 @@ fn serve_stays_correct_bounded_and_idle_under_concurrent_load_with_disconnects_a
     let prompts = prompts();
     let expected: Vec<String> = prompts
         .iter()
-        .map(|p| {
-            answer(
-                &request(
-                    &server,
-                    "POST",
-                    "/v1/chat/completions",
-                    &chat_body(p, false, MAX_TOKENS),
-                ),
-                false,
-            )
-            .0
-        })
+        .map(|p| answer(&request(&server, "POST", "/v1/chat/completions", &chat_body(p, false, MAX_TOKENS)), false).0)
         .collect();
     for (i, e) in expected.iter().enumerate() {
         assert!(!e.is_empty(), "prompt {i} has an empty answer alone");
@@ -613,10 +464,7 @@ fn serve_stays_correct_bounded_and_idle_under_concurrent_load_with_disconnects_a
     let total = (clients * per_client).max(plan.len() + 4);
     let mut i = 0;
     while plan.len() < total {
-        plan.push(Kind::Valid {
-            prompt: i % prompts.len(),
-            stream: i % 2 == 0,
-        });
+        plan.push(Kind::Valid { prompt: i % prompts.len(), stream: i % 2 == 0 });
         i += 1;
     }
     let per_client = total.div_ceil(clients);
@@ -637,18 +485,11 @@ fn serve_stays_correct_bounded_and_idle_under_concurrent_load_with_disconnects_a
                 let mut rng = Rng(rng.next().max(1));
                 scope.spawn(move || {
                     for &kind in part {
-                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            run(server, kind, &mut rng, expected, tally)
-                        }));
+                        let result =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(server, kind, &mut rng, expected, tally)));
                         if let Err(e) = result {
-                            let message = e
-                                .downcast_ref::<String>()
-                                .cloned()
-                                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
-                            failures.lock().unwrap().push(format!(
-                                "round {round}, client {c}, {kind:?}: {}",
-                                message.unwrap_or_default()
-                            ));
+                            let message = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
+                            failures.lock().unwrap().push(format!("round {round}, client {c}, {kind:?}: {}", message.unwrap_or_default()));
                         }
                     }
                 });
@@ -656,12 +497,7 @@ fn serve_stays_correct_bounded_and_idle_under_concurrent_load_with_disconnects_a
         });
         load += round_started.elapsed();
         let failures = failures.into_inner().unwrap();
-        assert!(
-            failures.is_empty(),
-            "{} failed requests:\n{}",
-            failures.len(),
-            failures.join("\n")
-        );
+        assert!(failures.is_empty(), "{} failed requests:\n{}", failures.len(), failures.join("\n"));
         assert!(server.alive(), "the server died: {}", server.log_text());
 
         // Idle: every hung-up generation (up to LONG_TOKENS each) was cancelled.
@@ -690,46 +526,20 @@ fn serve_stays_correct_bounded_and_idle_under_concurrent_load_with_disconnects_a
         n(&tally.disconnects),
         n(&tally.malformed)
     );
-    let after: Vec<String> = rss[1..]
-        .iter()
-        .map(|&kb| format!("{:.1} MiB ({:+.1})", mib(kb), mib(kb) - mib(rss_before)))
-        .collect();
-    println!(
-        "soak: RSS {:.1} MiB warmed up; after each round {}",
-        mib(rss_before),
-        after.join(", ")
-    );
-    println!(
-        "soak: CPU at most {busy:.2} s in 2 s once idle; total {:.1} s",
-        duration.as_secs_f64()
-    );
-    println!(
-        "soak: server log {} lines, {} bytes",
-        log.lines().count(),
-        log.len()
-    );
+    let after: Vec<String> = rss[1..].iter().map(|&kb| format!("{:.1} MiB ({:+.1})", mib(kb), mib(kb) - mib(rss_before))).collect();
+    println!("soak: RSS {:.1} MiB warmed up; after each round {}", mib(rss_before), after.join(", "));
+    println!("soak: CPU at most {busy:.2} s in 2 s once idle; total {:.1} s", duration.as_secs_f64());
+    println!("soak: server log {} lines, {} bytes", log.lines().count(), log.len());
     for line in log.lines().take(20) {
         println!("soak: server log: {line}");
     }
 
-    assert_eq!(
-        n(&tally.valid) + n(&tally.disconnects) + n(&tally.malformed),
-        total * ROUNDS
-    );
+    assert_eq!(n(&tally.valid) + n(&tally.disconnects) + n(&tally.malformed), total * ROUNDS);
     assert!(busy < 0.5, "the server kept working after the load ({busy:.2} s of CPU in 2 s): a hung-up generation was not cancelled");
     let last = *rss.last().unwrap();
-    assert!(
-        last <= rss_before + RSS_SLACK_KB,
-        "RSS grew from {rss_before} KiB to {last} KiB"
-    );
+    assert!(last <= rss_before + RSS_SLACK_KB, "RSS grew from {rss_before} KiB to {last} KiB");
     // The allocator keeps the first round's peak; a leak keeps growing after it.
-    assert!(
-        last <= rss[1] + RSS_LEAK_KB,
-        "RSS kept growing after the first round: {rss:?} KiB"
-    );
+    assert!(last <= rss[1] + RSS_LEAK_KB, "RSS kept growing after the first round: {rss:?} KiB");
     assert!(!log.contains("panicked"), "the server panicked:\n{log}");
-    assert!(
-        duration < Duration::from_secs(300),
-        "the soak took {duration:?}"
-    );
+    assert!(duration < Duration::from_secs(300), "the soak took {duration:?}");
 }
