@@ -25,7 +25,10 @@ android {
         sourceCompatibility = JavaVersion.VERSION_17
         targetCompatibility = JavaVersion.VERSION_17
     }
-    kotlinOptions { jvmTarget = "17" }
+    kotlinOptions {
+        jvmTarget = "17"
+        allWarningsAsErrors = true
+    }
 
     packaging {
         // Keep the .so files page-aligned and uncompressed (16 KB pages, mmap from the APK).

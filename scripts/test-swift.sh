@@ -32,5 +32,5 @@ exec unshare --mount --propagation private bash -euo pipefail -c '
   mount --bind "$scratch" "$root/scratch"
   chroot "$root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
     LD_LIBRARY_PATH=/target POCKETLM_TEST_MODEL="/models/$model" \
-    timeout 1200 bash -c "cd /src && swift test --scratch-path /scratch -Xlinker -L/target 2>&1"
+    timeout 1200 bash -c "cd /src && swift test --scratch-path /scratch -Xswiftc -warnings-as-errors -Xlinker -L/target 2>&1"
 ' _ "$root" "$PWD" "$libdir" "$(dirname "$model")" "$scratch" "$(basename "$model")"

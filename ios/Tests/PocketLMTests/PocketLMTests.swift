@@ -5,12 +5,7 @@ import XCTest
 /// The Swift SDK on the real engine and the real Qwen2.5 0.5B model.
 final class PocketLMTests: XCTestCase {
     private var modelPath: String {
-        get throws {
-            guard let path = ProcessInfo.processInfo.environment["POCKETLM_TEST_MODEL"] else {
-                throw XCTSkip("set POCKETLM_TEST_MODEL to the Qwen2.5 0.5B GGUF path")
-            }
-            return path
-        }
+        get throws { try TestModel.path }
     }
 
     private let greedy = SamplingConfig(temperature: 0, maxTokens: 48)

@@ -7,12 +7,7 @@ import XCTest
 /// progress, and a consumer that throws.
 final class ResponsivenessTests: XCTestCase {
     private var modelPath: String {
-        get throws {
-            guard let path = ProcessInfo.processInfo.environment["POCKETLM_TEST_MODEL"] else {
-                throw XCTSkip("set POCKETLM_TEST_MODEL to the Qwen2.5 0.5B GGUF path")
-            }
-            return path
-        }
+        get throws { try TestModel.path }
     }
 
     private let modelConfig = ModelConfig(contextLength: 1024, threads: 2)

@@ -6,12 +6,7 @@ import XCTest
 /// loopback port nobody listens on, so every cloud call fails fast.
 final class RoutingTests: XCTestCase {
     private var modelPath: String {
-        get throws {
-            guard let path = ProcessInfo.processInfo.environment["POCKETLM_TEST_MODEL"] else {
-                throw XCTSkip("set POCKETLM_TEST_MODEL to the Qwen2.5 0.5B GGUF path")
-            }
-            return path
-        }
+        get throws { try TestModel.path }
     }
 
     private let conversation = ConversationConfig(sampling: SamplingConfig(temperature: 0, maxTokens: 16))
