@@ -7,7 +7,9 @@ set -euo pipefail
 ROOT="${POCKETLM_SWIFT_ROOTFS:-${XDG_CACHE_HOME:-$HOME/.cache}/pocketlm/swift-trixie}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
-if [ -x "$ROOT/usr/bin/swift" ] && [ -f "$ROOT/.pocketlm-ready" ]; then
+# usr/bin/swift is an absolute symlink (update-alternatives) that only
+# resolves inside the rootfs: test the binary it points to.
+if [ -x "$ROOT/usr/libexec/swift/bin/swift" ] && [ -f "$ROOT/.pocketlm-ready" ]; then
   echo "$ROOT"
   exit 0
 fi
