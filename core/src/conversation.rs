@@ -121,18 +121,9 @@ impl std::fmt::Debug for Conversation {
 }
 
 impl Conversation {
-    /// Starts a conversation on `model`.
-    /// Fails with [`Error::NotAChatModel`] for a model that loads but cannot
-    /// generate text (embedding, encoder-decoder, speech, diffusion, draft).
+    /// Starts a conversation on `model` (every loaded model can chat:
+    /// [`Model::load`] refuses the architectures that cannot).
     pub fn new(model: &Model, options: ConversationOptions) -> Result<Conversation> {
-        let architecture = &model.info().architecture;
-        if let Some(reason) = crate::arch::kind(architecture).why_not_chat() {
-            return Err(Error::NotAChatModel {
-                path: model.path().to_path_buf(),
-                architecture: architecture.clone(),
-                reason: reason.to_string(),
-            });
-        }
         options.sampling.validate()?;
         let trained = model.info().context_length_trained;
         let context_length = options.context_length.unwrap_or_else(|| {

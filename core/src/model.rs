@@ -335,15 +335,19 @@ impl Model {
     }
 
     pub(crate) fn tokenize_llama(&self, text: &str) -> Vec<llama_cpp_2::token::LlamaToken> {
+        self.inner.llama.vocab().tokenize(text.as_bytes(), self.needs_bos(Some(text)), true)
+    }
+
+    /// Whether a prompt starting with the template text `start` (`None`: it
+    /// starts with message content) needs a BOS token first: the model wants
+    /// one and the template did not already write it.
+    fn needs_bos(&self, start: Option<&str>) -> bool {
         let vocab = self.inner.llama.vocab();
-        let mut add_bos = vocab.should_add_bos();
-        if add_bos {
-            let bos_text = vocab.token_to_piece(vocab.bos(), true, None);
-            if !bos_text.is_empty() && text.as_bytes().starts_with(&bos_text) {
-                add_bos = false;
-            }
+        if !vocab.should_add_bos() {
+            return false;
         }
-        vocab.tokenize(text.as_bytes(), add_bos, true)
+        let bos_text = vocab.token_to_piece(vocab.bos(), true, None);
+        !start.is_some_and(|text| !bos_text.is_empty() && text.as_bytes().starts_with(&bos_text))
     }
 
     /// The tokens the engine evaluates for `messages` (with the assistant's
@@ -388,13 +392,12 @@ impl Model {
     fn tokenize_pieces(&self, pieces: &[PromptPiece]) -> Vec<llama_cpp_2::token::LlamaToken> {
         let vocab = self.inner.llama.vocab();
         let mut tokens = Vec::new();
-        if vocab.should_add_bos() {
-            let bos_text = vocab.token_to_piece(vocab.bos(), true, None);
-            let template_wrote_bos =
-                matches!(pieces.first(), Some(PromptPiece::Template(t)) if !bos_text.is_empty() && t.as_bytes().starts_with(&bos_text));
-            if !template_wrote_bos {
-                tokens.push(vocab.bos());
-            }
+        let start = match pieces.first() {
+            Some(PromptPiece::Template(text)) => Some(text.as_str()),
+            _ => None,
+        };
+        if self.needs_bos(start) {
+            tokens.push(vocab.bos());
         }
         for piece in pieces {
             match piece {

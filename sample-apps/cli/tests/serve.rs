@@ -3,19 +3,15 @@
 //! device model Qwen2.5 0.5B: answers, concurrency without cross-talk,
 //! OpenAI-style errors, authentication, and escalation from a missing model.
 
+mod common;
+
+use common::fetch;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-
-fn fetch(name: &str) -> PathBuf {
-    let out = Command::new(env!("CARGO_BIN_EXE_pocketlm")).args(["fetch", name]).output().unwrap();
-    assert!(out.status.success(), "run scripts/fetch-test-models.sh: {}", String::from_utf8_lossy(&out.stderr));
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
 
 /// A running `pocketlm serve`, killed on drop.
 struct Server {

@@ -13,6 +13,9 @@
 //! default), short answers, loopback only; the server is killed on drop.
 //! Run with `--nocapture` to see the figures; `SOAK_SEED` replays an order.
 
+mod common;
+
+use common::fetch;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -45,12 +48,6 @@ const RSS_SLACK_KB: u64 = 128 << 10;
 const RSS_LEAK_KB: u64 = 48 << 10;
 /// Longest wait for any one response.
 const IO_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn fetch(name: &str) -> PathBuf {
-    let out = Command::new(env!("CARGO_BIN_EXE_pocketlm")).args(["fetch", name]).output().unwrap();
-    assert!(out.status.success(), "run scripts/fetch-test-models.sh: {}", String::from_utf8_lossy(&out.stderr));
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
 
 /// A running `pocketlm serve` with its stderr in a file; killed on drop.
 struct Server {
