@@ -10,12 +10,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::cancel::CancelToken;
+use crate::engine::{default_threads, peak_rss_bytes, Model, Sampler, Session, SessionParams, Token};
 use crate::error::{Error, Result};
-use crate::metrics::peak_rss_bytes;
-use crate::model::Model;
 use crate::sampling::SamplingParams;
-use crate::session::{Session, SessionParams};
-use crate::threads::default_threads;
 
 /// What to measure.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,7 +147,7 @@ pub fn bench(model: &Model, options: &BenchOptions) -> Result<BenchReport> {
     let mut prompt = Vec::new();
     while prompt.len() < options.prompt_tokens as usize {
         text.push_str(FILLER);
-        prompt = session.tokenize(&text);
+        prompt = session.model().tokenize_llama(&text);
     }
     prompt.truncate(options.prompt_tokens as usize);
 
@@ -192,9 +189,9 @@ pub fn bench(model: &Model, options: &BenchOptions) -> Result<BenchReport> {
     })
 }
 
-fn run_once(session: &mut Session, prompt: &[llama_cpp_2::token::LlamaToken], gen_tokens: u32) -> Result<BenchRun> {
+fn run_once(session: &mut Session, prompt: &[Token], gen_tokens: u32) -> Result<BenchRun> {
     session.clear();
-    let mut sampler = SamplingParams::greedy().build_sampler(session.model().inner.llama.n_vocab());
+    let mut sampler = Sampler::new(&SamplingParams::greedy(), session.model());
     let started = Instant::now();
     session.prefill(prompt, &CancelToken::new())?;
     let prefill_secs = started.elapsed().as_secs_f64();

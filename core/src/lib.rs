@@ -12,49 +12,54 @@
 //! # Ok::<(), pocketlm::Error>(())
 //! ```
 //!
-//! The pieces, one concern each: [`gguf`] validates files before llama.cpp sees
-//! them, [`Model`] loads and describes, [`Conversation`] renders prompts with
-//! the model's chat template, reuses the KV cache across turns and streams
-//! answers, [`SamplingParams`] chooses tokens, [`bench()`] measures.
+//! The layers, each allowed to call only those below it (see
+//! `docs/architecture.md`):
+//!
+//! - the pure layer, the `pocketlm-base` crate (`core/base`): the GGUF
+//!   reader, the memory planner, chat templates, text streaming, confidence
+//!   math, sampling options, the error type; no llama.cpp, no `unsafe`;
+//! - `engine`: every llama.cpp call and every `unsafe` block: [`Model`],
+//!   contexts and the KV cache, the sampler chain, backends and the GPU
+//!   probe, the CPU guard, the log bridge;
+//! - `chat`: [`Conversation`]: history, overflow, cancellation, metrics;
+//! - `cloud` (cargo feature `cloud`): [`CloudClient`] and [`RoutedChat`];
+//! - `bench` (cargo feature `bench`): [`bench()`], for the CLI.
+#![deny(unsafe_code)]
 
-// The pure layer (no llama.cpp, no unsafe), re-exported so `pocketlm::gguf`,
-// `pocketlm::plan` and `crate::error` keep their paths.
-use pocketlm_base::{arch, confidence, error, stream, template};
+// The pure layer, re-exported so `pocketlm::gguf`, `pocketlm::plan` and
+// `crate::error` keep their paths.
+use pocketlm_base::{arch, cancel, confidence, error, sampling, stream, template};
 pub use pocketlm_base::{gguf, plan};
 
-mod backend;
-mod bench;
-mod cancel;
-mod cloud;
-mod conversation;
-mod cpp_guard;
-mod cpu;
-mod logging;
-mod metrics;
-mod model;
-mod router;
-mod sampling;
-mod selftest;
-mod session;
-mod threads;
+#[allow(unsafe_code)] // the one layer that may: see engine/mod.rs
+mod engine;
 
-pub use backend::{choose_backend, compiled_gpu_backends, BackendInfo, BackendRequest, FORCE_PROBE_FAILURE_ENV};
+mod chat;
+
+#[cfg(feature = "bench")]
+mod bench;
+#[cfg(feature = "cloud")]
+mod cloud;
+
+#[cfg(feature = "bench")]
 pub use bench::{bench, bench_turns, BenchOptions, BenchReport, BenchRun, TurnBenchOptions, TurnBenchReport, TurnTiming};
 pub use cancel::CancelToken;
-pub use cloud::{CloudClient, CloudConfig, CloudReply, CloudUsage};
-pub use confidence::{Confidence, ConfidenceOptions};
-pub use conversation::{Conversation, ConversationOptions, OverflowPolicy, PartialAnswer, Reply, SendOptions, DEFAULT_CONTEXT_LENGTH};
-pub use cpu::{CpuInfo, ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD};
-pub use error::{CloudErrorKind, Error, Result};
-pub use logging::set_llama_log_level;
-pub use metrics::{peak_rss_bytes, Metrics, StopReason};
-pub use model::{describe, inspect_file, live_model_count, Model, ModelInfo, ModelOptions};
-pub use plan::{KvType, MemoryEstimate, MemoryPlan, PlanRequest, WeightLoading};
-pub use router::{
-    AnsweredBy, Cost, CostTotals, Pricing, Redactor, RouteEvent, RouteInfo, RouteOptions, RoutePolicy, RouteReason, RoutedChat,
-    RoutedReply, RouterConfig,
+pub use chat::{
+    Conversation, ConversationOptions, Metrics, OverflowPolicy, PartialAnswer, Reply, SendOptions, StopReason, DEFAULT_CONTEXT_LENGTH,
 };
+#[cfg(feature = "cloud")]
+pub use cloud::{
+    AnsweredBy, CloudClient, CloudConfig, CloudReply, CloudUsage, Cost, CostTotals, Pricing, Redactor, RouteEvent, RouteInfo, RouteOptions,
+    RoutePolicy, RouteReason, RoutedChat, RoutedReply, RouterConfig,
+};
+pub use confidence::{Confidence, ConfidenceOptions};
+pub use engine::{
+    choose_backend, compiled_gpu_backends, default_threads, describe, inspect_file, live_model_count, peak_rss_bytes, set_llama_log_level,
+    BackendInfo, BackendRequest, CpuInfo, Model, ModelInfo, ModelOptions, ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD,
+    FORCE_PROBE_FAILURE_ENV,
+};
+pub use error::{CloudErrorKind, Error, Result};
+pub use plan::{KvType, MemoryEstimate, MemoryPlan, PlanRequest, WeightLoading};
 pub use sampling::SamplingParams;
 pub use stream::{Step, TextStream};
 pub use template::{render_plain, ChatTemplate, Message, Role};
-pub use threads::default_threads;

@@ -8,14 +8,18 @@
 //! - [`stream`]: UTF-8-safe deltas and stop sequences;
 //! - [`confidence`]: token-level confidence math;
 //! - [`arch`]: which architectures can chat;
+//! - [`sampling`]: sampling options and their validation;
+//! - [`cancel`]: the cancellation flag shared by every layer;
 //! - [`error`]: the one error type of the SDK.
 #![forbid(unsafe_code)]
 
 pub mod arch;
+pub mod cancel;
 pub mod confidence;
 pub mod error;
 pub mod gguf;
 pub mod plan;
+pub mod sampling;
 pub mod stream;
 pub mod template;
 

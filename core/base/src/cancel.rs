@@ -28,8 +28,10 @@ impl CancelToken {
         self.0.load(Ordering::Acquire)
     }
 
-    /// The flag itself, for llama.cpp's abort callback (see `Session::prefill`).
-    pub(crate) fn flag(&self) -> &AtomicBool {
+    /// The flag itself, for llama.cpp's abort callback (the engine's
+    /// `Session::prefill`). Not for apps.
+    #[doc(hidden)]
+    pub fn flag(&self) -> &AtomicBool {
         &self.0
     }
 }

@@ -4,17 +4,15 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::metrics::{Metrics, StopReason};
 use crate::cancel::CancelToken;
 use crate::confidence::{ConfidenceOptions, ConfidenceTracker};
+use crate::engine::{default_threads, peak_rss_bytes, Model, Sampler, Session, SessionParams, Token};
 use crate::error::{Error, Result};
-use crate::metrics::{peak_rss_bytes, Metrics, StopReason};
-use crate::model::Model;
 use crate::plan::KvType;
 use crate::sampling::SamplingParams;
-use crate::session::{Session, SessionParams};
 use crate::stream::TextStream;
 use crate::template::{Message, Role};
-use crate::threads::default_threads;
 
 /// Context length used when none is given (capped by what the model was trained on).
 pub const DEFAULT_CONTEXT_LENGTH: u32 = 4096;
@@ -322,8 +320,7 @@ impl Conversation {
         let prefill_done = Instant::now();
 
         let model = self.session.model().clone();
-        let vocab = model.inner.llama.vocab();
-        let mut sampler = sampling.build_sampler(model.inner.llama.n_vocab());
+        let mut sampler = Sampler::new(&sampling, &model);
         let mut stream = TextStream::new(&sampling.stop);
         let mut text = String::new();
         let mut generated = 0u32;
@@ -350,11 +347,11 @@ impl Conversation {
                     break;
                 }
             }
-            if vocab.is_eog(token) {
+            if model.is_end_of_generation(token) {
                 stop_reason = Some(StopReason::Eos);
                 break;
             }
-            let step = stream.push(&vocab.token_to_piece(token, false, None));
+            let step = stream.push(&model.token_bytes(token));
             if !step.text.is_empty() {
                 on_text(&step.text);
                 text.push_str(&step.text);
@@ -401,7 +398,7 @@ impl Conversation {
     }
 
     /// Renders and tokenizes the history, applying the overflow policy.
-    fn fit_prompt(&mut self) -> Result<Vec<llama_cpp_2::token::LlamaToken>> {
+    fn fit_prompt(&mut self) -> Result<Vec<Token>> {
         let n_ctx = self.session.context_length();
         loop {
             let tokens = self.session.model().prompt_tokens_llama(&self.messages)?;

@@ -10,13 +10,13 @@
 //! `ggml_backend_dev_supports_op` before it runs, so no ggml assertion can
 //! fire on the way. A driver that throws a C++ exception instead (device
 //! creation, pipeline compilation, memory) is stopped by
-//! [`crate::cpp_guard`] and fails the test with its message.
+//! [`super::cpp_guard`] and fails the test with its message.
 
 use std::ptr;
 
 use llama_cpp_sys_2 as sys;
 
-use crate::cpp_guard::{catching, ggml};
+use super::cpp_guard::{catching, ggml};
 
 /// Row length of the test matrices (Q4_K and Q6_K blocks are 256 wide).
 const K: i64 = 256;
@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn the_cpu_agrees_with_itself() {
-        crate::model::backend().unwrap();
+        crate::engine::model::backend().unwrap();
         let cpu = unsafe { sys::ggml_backend_dev_by_type(sys::GGML_BACKEND_DEVICE_TYPE_CPU) };
         let diff = compare_with_cpu(cpu).unwrap();
         assert_eq!(diff, 0.0);
@@ -200,7 +200,7 @@ mod tests {
 
     #[test]
     fn the_test_outputs_are_meaningful() {
-        crate::model::backend().unwrap();
+        crate::engine::model::backend().unwrap();
         let cpu = unsafe { sys::ggml_backend_dev_by_type(sys::GGML_BACKEND_DEVICE_TYPE_CPU) };
         let [vec_out, batch_out, probs] = run(cpu, &Inputs::new()).unwrap();
         assert_eq!((vec_out.len(), batch_out.len(), probs.len()), (64, 64 * 16, 64 * 16));

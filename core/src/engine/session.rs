@@ -17,9 +17,10 @@ use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::DecodeError;
 use llama_cpp_sys_2::llama_context_params;
 
+use super::model::{backend, Model, CONTEXT_CREATION};
+use super::sampler::Sampler;
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
-use crate::model::{backend, Model, CONTEXT_CREATION};
 use crate::plan::KvType;
 
 fn kv_cache_type(t: KvType) -> llama_cpp_2::context::params::KvCacheType {
@@ -188,11 +189,6 @@ impl Session {
         self.cached.len()
     }
 
-    /// Tokenizes prompt text (see [`Model::tokenize`]).
-    pub fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
-        self.model.tokenize_llama(text)
-    }
-
     /// Drops everything from the KV cache.
     pub fn clear(&mut self) {
         self.ctx.clear_kv_cache();
@@ -295,7 +291,7 @@ impl Session {
     }
 
     /// Samples the next token from the last evaluated logits.
-    pub fn sample(&mut self, sampler: &mut llama_cpp_2::sampling::LlamaSampler) -> LlamaToken {
+    pub fn sample(&mut self, sampler: &mut Sampler) -> LlamaToken {
         sampler.sample(&self.ctx, self.logits_index)
     }
 

@@ -1,6 +1,6 @@
-//! Sampling options, their validation, and the llama.cpp sampler chain.
+//! Sampling options and their validation (the llama.cpp sampler chain that
+//! applies them lives in the engine).
 
-use llama_cpp_2::sampling::LlamaSampler;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -85,29 +85,4 @@ impl SamplingParams {
         }
         Ok(())
     }
-
-    /// Builds the llama.cpp sampler chain (penalties, top-k, top-p, min-p, temperature, draw).
-    pub(crate) fn build_sampler(&self, n_vocab: i32) -> LlamaSampler {
-        let mut chain = Vec::new();
-        if self.repeat_penalty != 1.0 {
-            chain.push(LlamaSampler::penalties(n_vocab, self.repeat_last_n as i32, self.repeat_penalty, 0.0, 0.0));
-        }
-        if self.temperature == 0.0 {
-            chain.push(LlamaSampler::greedy());
-        } else {
-            if self.top_k > 0 {
-                chain.push(LlamaSampler::top_k(self.top_k as i32));
-            }
-            chain.push(LlamaSampler::top_p(self.top_p, 1));
-            chain.push(LlamaSampler::min_p(self.min_p, 1));
-            chain.push(LlamaSampler::temp(self.temperature));
-            chain.push(LlamaSampler::dist(self.seed.unwrap_or_else(random_seed)));
-        }
-        LlamaSampler::chain_simple(chain)
-    }
-}
-
-fn random_seed() -> u32 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now()) as u32
 }

@@ -11,9 +11,9 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{BackendInfo, BackendRequest};
+use super::backend::{BackendInfo, BackendRequest};
+use super::cpu::CpuInfo;
 use crate::cancel::CancelToken;
-use crate::cpu::CpuInfo;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::plan::WeightLoading;
@@ -121,7 +121,7 @@ pub(crate) fn backend() -> Result<&'static LlamaBackend> {
     BACKEND
         .get_or_init(|| {
             CpuInfo::detect().check()?;
-            crate::logging::install();
+            super::logging::install();
             // Only fails if initialised twice, which the OnceLock rules out.
             Ok(LlamaBackend::init().expect("llama.cpp backend initialises once"))
         })
@@ -216,7 +216,7 @@ impl Model {
         let gguf = inspect_file(&path)?;
         check_can_chat(&gguf, &path)?;
         let llama_backend = backend()?;
-        let choice = crate::backend::choose(options.backend, options.gpu_layers, &gguf);
+        let choice = super::backend::choose(options.backend, options.gpu_layers, &gguf);
         if cancel.is_cancelled() {
             return Err(cancelled());
         }
@@ -332,6 +332,16 @@ impl Model {
     /// and control-token strings such as `<|im_start|>` stay ordinary text.
     pub fn tokenize_plain(&self, text: &str) -> Vec<i32> {
         self.inner.llama.vocab().tokenize(text.as_bytes(), false, false).into_iter().map(|t| t.0).collect()
+    }
+
+    /// Whether `token` ends generation (end of turn or of text).
+    pub(crate) fn is_end_of_generation(&self, token: super::Token) -> bool {
+        self.inner.llama.vocab().is_eog(token)
+    }
+
+    /// The bytes `token` stands for (special tokens render as nothing).
+    pub(crate) fn token_bytes(&self, token: super::Token) -> Vec<u8> {
+        self.inner.llama.vocab().token_to_piece(token, false, None)
     }
 
     pub(crate) fn tokenize_llama(&self, text: &str) -> Vec<llama_cpp_2::token::LlamaToken> {

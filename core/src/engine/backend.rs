@@ -4,14 +4,14 @@
 //! the CPU is the default everywhere except Apple devices (Metal). When the
 //! app asks for the GPU, the device is probed first: it must exist, have room
 //! for the weights, and pass a kernel self-test against the CPU
-//! ([`crate::selftest`]). Any failure, and any failure to load the model on
+//! ([`super::selftest`]). Any failure, and any failure to load the model on
 //! the device, falls back to the CPU with the reason logged and reported in
 //! [`BackendInfo`].
 
 use llama_cpp_2::{list_llama_ggml_backend_devices, LlamaBackendDevice, LlamaBackendDeviceType};
 use serde::{Deserialize, Serialize};
 
-use crate::cpu::CpuInfo;
+use super::cpu::CpuInfo;
 
 /// Set to `fail` to make every GPU probe fail, to rehearse the CPU fallback
 /// (QA builds, tests). Read at each probe.
@@ -137,7 +137,7 @@ fn backend_name(registry: &str) -> String {
 /// cargo features: ggml enables Metal on Apple platforms by default. CPU-side
 /// registries (BLAS, RPC) are not GPU backends and are left out.
 pub fn compiled_gpu_backends() -> Vec<String> {
-    if crate::model::backend().is_err() {
+    if super::model::backend().is_err() {
         return Vec::new();
     }
     // SAFETY: the registry is initialised and indices stay below its count.
@@ -156,7 +156,7 @@ pub fn compiled_gpu_backends() -> Vec<String> {
 /// that then fails on the GPU also falls back; [`crate::Model::backend`]
 /// reports what actually ran.)
 pub fn choose_backend(gguf: &crate::gguf::GgufFile, options: &crate::ModelOptions) -> crate::Result<BackendInfo> {
-    crate::model::backend()?;
+    super::model::backend()?;
     Ok(choose(options.backend, options.gpu_layers, gguf).info)
 }
 
@@ -241,7 +241,7 @@ fn probe(weight_bytes: u64) -> Result<(LlamaBackendDevice, f32), String> {
     }
     // SAFETY: the index comes from ggml's own device list.
     let handle = unsafe { llama_cpp_sys_2::ggml_backend_dev_get(dev.index) };
-    let diff = crate::selftest::compare_with_cpu(handle).map_err(|e| format!("{} failed the kernel self-test: {e}", dev.description))?;
+    let diff = super::selftest::compare_with_cpu(handle).map_err(|e| format!("{} failed the kernel self-test: {e}", dev.description))?;
     Ok((dev, diff))
 }
 

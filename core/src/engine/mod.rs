@@ -1,0 +1,35 @@
+//! The engine layer: every llama.cpp call and every `unsafe` block of the SDK
+//! lives here, and nowhere else (`scripts/check-layering.sh` fails the tests
+//! otherwise).
+//!
+//! - [`model`]: validating and loading a GGUF model, tokenizing, rendering prompts;
+//! - [`session`]: one context and its KV cache (prefix reuse, abortable prefill);
+//! - [`sampler`]: the llama.cpp sampler chain for [`crate::SamplingParams`];
+//! - [`backend`], [`selftest`], [`cpp_guard`]: choosing CPU or GPU, the GPU
+//!   kernel self-test, and keeping C++ exceptions out of Rust;
+//! - [`cpu`]: the CPU guard (kernels the CPU cannot run are refused, not executed);
+//! - [`logging`]: llama.cpp's log lines into the `log` facade;
+//! - [`threads`], [`rss`]: platform facts (performance cores, peak memory).
+
+pub(crate) mod backend;
+pub(crate) mod cpp_guard;
+pub(crate) mod cpu;
+pub(crate) mod logging;
+pub(crate) mod model;
+pub(crate) mod rss;
+pub(crate) mod sampler;
+pub(crate) mod selftest;
+pub(crate) mod session;
+pub(crate) mod threads;
+
+pub use backend::{choose_backend, compiled_gpu_backends, BackendInfo, BackendRequest, FORCE_PROBE_FAILURE_ENV};
+pub use cpu::{CpuInfo, ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD};
+pub use logging::set_llama_log_level;
+pub use model::{describe, inspect_file, live_model_count, Model, ModelInfo, ModelOptions};
+pub use rss::peak_rss_bytes;
+pub(crate) use sampler::Sampler;
+pub(crate) use session::{Session, SessionParams};
+pub use threads::default_threads;
+
+/// A token id as llama.cpp hands it out; the layers above only pass it back.
+pub(crate) type Token = llama_cpp_2::token::LlamaToken;
