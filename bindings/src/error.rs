@@ -1,100 +1,175 @@
-//! The one public error type: every core error maps to one variant, carrying
-//! the core's message, which says what went wrong and what to do.
+//! The error crossing the FFI, with the core error's fields, so Kotlin and
+//! Swift can branch on them without parsing English.
+//!
+//! It is the internal half of a split (as in application-services): the
+//! Kotlin and Swift wrappers turn it into their public error
+//! (`LanguageModelException` subclasses, `LanguageModelError` cases in
+//! lowerCamelCase). Every variant carries `description`, the core's message,
+//! which says what went wrong and what to do.
 
 use pocketlm::Error as CoreError;
 
-/// Everything that can go wrong in PocketLM. Kotlin sees `PocketLmException`
-/// subclasses, Swift sees `PocketLmError` cases; `message` is readable text.
-#[derive(Debug, Clone, PartialEq, thiserror::Error, uniffi::Error)]
-#[uniffi(flat_error)]
-pub enum PocketLmError {
-    /// The model file does not exist.
-    #[error("{0}")]
-    ModelNotFound(String),
-    /// The model file exists but cannot be read.
-    #[error("{0}")]
-    ModelUnreadable(String),
-    /// The file is not a GGUF model.
-    #[error("{0}")]
-    NotGguf(String),
-    /// The model file is cut short.
-    #[error("{0}")]
-    ModelTruncated(String),
-    /// The model file is corrupt.
-    #[error("{0}")]
-    ModelCorrupt(String),
-    /// The model's architecture is not supported.
-    #[error("{0}")]
-    UnsupportedArchitecture(String),
-    /// The model loads but cannot chat (embedding, speech, diffusion, draft model).
-    #[error("{0}")]
-    NotAChatModel(String),
-    /// llama.cpp rejected a file that passed validation.
-    #[error("{0}")]
-    ModelLoadFailed(String),
-    /// No inference context could be created (usually memory).
-    #[error("{0}")]
-    ContextCreationFailed(String),
-    /// A sampling value is out of range.
-    #[error("{0}")]
-    InvalidSampling(String),
-    /// A model or conversation option is out of range.
-    #[error("{0}")]
-    InvalidOption(String),
-    /// The prompt does not fit in the context window.
-    #[error("{0}")]
-    ContextOverflow(String),
-    /// No configuration fits the memory budget.
-    #[error("{0}")]
-    InsufficientMemory(String),
-    /// The chat template failed.
-    #[error("{0}")]
-    Template(String),
-    /// Evaluation failed inside llama.cpp.
-    #[error("{0}")]
-    Inference(String),
-    /// The answer failed after part of it was shown (the message says why;
-    /// the history keeps the shown part unless the request discards it).
-    #[error("{0}")]
-    AnswerFailed(String),
-    /// A model download failed.
-    #[error("{0}")]
-    Download(String),
-    /// The cloud endpoint failed or refused (only with cloud routing configured).
-    #[error("{0}")]
-    Cloud(String),
-    /// This library's CPU kernels need instructions the CPU lacks.
-    #[error("{0}")]
-    UnsupportedCpu(String),
-    /// Loading was cancelled (Kotlin and Swift turn it into their own cancellation).
-    #[error("{0}")]
-    LoadCancelled(String),
+use crate::convert::{saturating_i32, saturating_i64};
+
+/// The kinds of cloud failure, each with its own remedy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum CloudErrorKind {
+    /// No cloud endpoint is configured, or this request does not allow the cloud.
+    NotConfigured,
+    /// The endpoint could not be reached (refused, DNS, TLS, reset before a response).
+    Unreachable,
+    /// No response, or no data for longer than the read timeout.
+    Timeout,
+    /// The API key was missing or rejected (HTTP 401/403).
+    Unauthorized,
+    /// Too many requests (HTTP 429), still limited after the retries.
+    RateLimited,
+    /// The server failed (HTTP 5xx), still failing after the retries.
+    Server,
+    /// The server rejected the request as invalid (other HTTP 4xx).
+    BadRequest,
+    /// The response was not a valid OpenAI-style event stream.
+    MalformedStream,
+    /// The stream stopped before the answer was complete.
+    Interrupted,
+    /// Recent requests kept failing, so the client is not trying for a while.
+    CircuitOpen,
+    /// The caller cancelled the request.
+    Cancelled,
 }
 
-impl From<CoreError> for PocketLmError {
+impl From<pocketlm::CloudErrorKind> for CloudErrorKind {
+    fn from(k: pocketlm::CloudErrorKind) -> Self {
+        use pocketlm::CloudErrorKind as K;
+        match k {
+            K::NotConfigured => CloudErrorKind::NotConfigured,
+            K::Unreachable => CloudErrorKind::Unreachable,
+            K::Timeout => CloudErrorKind::Timeout,
+            K::Unauthorized => CloudErrorKind::Unauthorized,
+            K::RateLimited => CloudErrorKind::RateLimited,
+            K::Server => CloudErrorKind::Server,
+            K::BadRequest => CloudErrorKind::BadRequest,
+            K::MalformedStream => CloudErrorKind::MalformedStream,
+            K::Interrupted => CloudErrorKind::Interrupted,
+            K::CircuitOpen => CloudErrorKind::CircuitOpen,
+            K::Cancelled => CloudErrorKind::Cancelled,
+        }
+    }
+}
+
+/// Everything that can go wrong in PocketLM, with its fields. Kotlin sees
+/// `FfiException` subclasses and Swift `FfiError` cases; the SDK wrappers
+/// rethrow them as their public error types.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, uniffi::Error)]
+pub enum FfiError {
+    /// The model file does not exist.
+    #[error("{description}")]
+    ModelNotFound { path: String, description: String },
+    /// The model file exists but cannot be read.
+    #[error("{description}")]
+    ModelUnreadable { path: String, reason: String, description: String },
+    /// The file is not a GGUF model.
+    #[error("{description}")]
+    NotGguf { path: String, detail: String, description: String },
+    /// The model file is cut short (an incomplete download or copy).
+    #[error("{description}")]
+    ModelTruncated { path: String, detail: String, description: String },
+    /// The model file is corrupt.
+    #[error("{description}")]
+    ModelCorrupt { path: String, detail: String, description: String },
+    /// The model's architecture is not supported.
+    #[error("{description}")]
+    UnsupportedArchitecture { path: String, architecture: String, description: String },
+    /// The model loads but cannot chat (embedding, speech, diffusion, draft model).
+    #[error("{description}")]
+    NotAChatModel { path: String, architecture: String, reason: String, description: String },
+    /// llama.cpp rejected a file that passed validation.
+    #[error("{description}")]
+    ModelLoadFailed { path: String, description: String },
+    /// No inference context could be created (usually memory).
+    #[error("{description}")]
+    ContextCreationFailed { context_length: i32, reason: String, description: String },
+    /// A sampling value is out of range.
+    #[error("{description}")]
+    InvalidSampling { name: String, value: String, expected: String, description: String },
+    /// A model or conversation option is out of range.
+    #[error("{description}")]
+    InvalidOption { name: String, value: String, expected: String, description: String },
+    /// The prompt does not fit in the context window.
+    #[error("{description}")]
+    ContextOverflow { prompt_tokens: i64, context_length: i32, description: String },
+    /// No configuration fits the memory budget.
+    #[error("{description}")]
+    InsufficientMemory { needed_bytes: i64, budget_bytes: i64, description: String },
+    /// The chat template failed.
+    #[error("{description}")]
+    Template { detail: String, description: String },
+    /// Evaluation failed inside llama.cpp.
+    #[error("{description}")]
+    Inference { detail: String, description: String },
+    /// The answer failed after `partial_text` was shown; `failure` says why.
+    /// The history keeps the shown part unless the request discards it.
+    #[error("{description}")]
+    AnswerFailed { partial_text: String, failure: String, description: String },
+    /// A model download failed.
+    #[error("{description}")]
+    Download { detail: String, description: String },
+    /// The cloud endpoint failed or refused (only with cloud routing configured).
+    #[error("{description}")]
+    Cloud { kind: CloudErrorKind, transient: bool, detail: String, description: String },
+    /// This library's CPU kernels need instructions the CPU lacks.
+    #[error("{description}")]
+    UnsupportedCpu { missing: Vec<String>, kernels: String, description: String },
+    /// Loading was cancelled (Kotlin and Swift turn it into their own cancellation).
+    #[error("{description}")]
+    LoadCancelled { path: String, description: String },
+}
+
+impl From<CoreError> for FfiError {
     fn from(e: CoreError) -> Self {
-        let message = e.to_string();
+        let description = e.to_string();
+        let path = |p: &std::path::Path| p.display().to_string();
         match e {
-            CoreError::ModelNotFound { .. } => PocketLmError::ModelNotFound(message),
-            CoreError::ModelUnreadable { .. } => PocketLmError::ModelUnreadable(message),
-            CoreError::NotGguf { .. } => PocketLmError::NotGguf(message),
-            CoreError::ModelTruncated { .. } => PocketLmError::ModelTruncated(message),
-            CoreError::ModelCorrupt { .. } => PocketLmError::ModelCorrupt(message),
-            CoreError::UnsupportedArchitecture { .. } => PocketLmError::UnsupportedArchitecture(message),
-            CoreError::NotAChatModel { .. } => PocketLmError::NotAChatModel(message),
-            CoreError::ModelLoadFailed { .. } => PocketLmError::ModelLoadFailed(message),
-            CoreError::ContextCreationFailed { .. } => PocketLmError::ContextCreationFailed(message),
-            CoreError::InvalidSampling { .. } => PocketLmError::InvalidSampling(message),
-            CoreError::InvalidOption { .. } => PocketLmError::InvalidOption(message),
-            CoreError::ContextOverflow { .. } => PocketLmError::ContextOverflow(message),
-            CoreError::InsufficientMemory { .. } => PocketLmError::InsufficientMemory(message),
-            CoreError::Template(_) => PocketLmError::Template(message),
-            CoreError::Inference(_) => PocketLmError::Inference(message),
-            CoreError::AnswerFailed { .. } => PocketLmError::AnswerFailed(message),
-            CoreError::Download(_) => PocketLmError::Download(message),
-            CoreError::Cloud { .. } => PocketLmError::Cloud(message),
-            CoreError::UnsupportedCpu { .. } => PocketLmError::UnsupportedCpu(message),
-            CoreError::LoadCancelled { .. } => PocketLmError::LoadCancelled(message),
+            CoreError::ModelNotFound { path: p } => FfiError::ModelNotFound { path: path(&p), description },
+            CoreError::ModelUnreadable { path: p, reason } => FfiError::ModelUnreadable { path: path(&p), reason, description },
+            CoreError::NotGguf { path: p, detail } => FfiError::NotGguf { path: path(&p), detail, description },
+            CoreError::ModelTruncated { path: p, detail } => FfiError::ModelTruncated { path: path(&p), detail, description },
+            CoreError::ModelCorrupt { path: p, detail } => FfiError::ModelCorrupt { path: path(&p), detail, description },
+            CoreError::UnsupportedArchitecture { path: p, architecture } => {
+                FfiError::UnsupportedArchitecture { path: path(&p), architecture, description }
+            }
+            CoreError::NotAChatModel { path: p, architecture, reason } => {
+                FfiError::NotAChatModel { path: path(&p), architecture, reason, description }
+            }
+            CoreError::ModelLoadFailed { path: p } => FfiError::ModelLoadFailed { path: path(&p), description },
+            CoreError::ContextCreationFailed { context_length, reason } => {
+                FfiError::ContextCreationFailed { context_length: saturating_i32(context_length), reason, description }
+            }
+            CoreError::InvalidSampling { name, value, expected } => {
+                FfiError::InvalidSampling { name: name.into(), value, expected: expected.into(), description }
+            }
+            CoreError::InvalidOption { name, value, expected } => {
+                FfiError::InvalidOption { name: name.into(), value, expected, description }
+            }
+            CoreError::ContextOverflow { prompt_tokens, context_length } => FfiError::ContextOverflow {
+                prompt_tokens: saturating_i64(prompt_tokens as u64),
+                context_length: saturating_i32(context_length),
+                description,
+            },
+            CoreError::InsufficientMemory { needed_bytes, budget_bytes } => FfiError::InsufficientMemory {
+                needed_bytes: saturating_i64(needed_bytes),
+                budget_bytes: saturating_i64(budget_bytes),
+                description,
+            },
+            CoreError::Template(detail) => FfiError::Template { detail, description },
+            CoreError::Inference(detail) => FfiError::Inference { detail, description },
+            CoreError::AnswerFailed { partial_text, cause } => {
+                FfiError::AnswerFailed { partial_text, failure: cause.to_string(), description }
+            }
+            CoreError::Download(detail) => FfiError::Download { detail, description },
+            CoreError::Cloud { kind, detail } => FfiError::Cloud { kind: kind.into(), transient: kind.is_transient(), detail, description },
+            CoreError::UnsupportedCpu { missing, kernels } => FfiError::UnsupportedCpu { missing, kernels, description },
+            CoreError::LoadCancelled { path: p } => FfiError::LoadCancelled { path: path(&p), description },
         }
     }
 }

@@ -3,22 +3,39 @@
 //! crate in library mode (`uniffi-bindgen generate --library`); the idiomatic
 //! Kotlin (`Flow`, `suspend`) and Swift (`AsyncThrowingStream`, `async`) APIs
 //! are thin hand-written layers over the generated code.
+//!
+//! One module per feature, its records beside its objects:
+//!
+//! - [`model`]: loading (`PocketModel`), model configuration and description, memory planning;
+//! - [`chat`]: conversations (`PocketConversation`), sampling, messages, replies and metrics;
+//! - [`routing`]: hybrid routing to a cloud model (cargo feature `cloud`, on by default);
+//! - [`logging`]: one logging initialisation for the SDK and llama.cpp;
+//! - [`error`]: the fielded error crossing the FFI.
+//!
+//! Shared machinery: `task` (a request on its own threads, and its handle),
+//! `live` (what reads return while a request runs), `convert` (signed
+//! integers at the boundary).
 
-mod conversation;
-mod error;
+pub mod chat;
+mod convert;
+pub mod error;
 mod live;
-mod logging;
-mod model;
-mod routing;
-mod types;
+pub mod logging;
+pub mod model;
+#[cfg(feature = "cloud")]
+pub mod routing;
+mod task;
 
-pub use conversation::{GenerationHandle, PocketConversation, ReplyListener};
-pub use error::PocketLmError;
+pub use chat::{ChatMessage, ConversationConfig, Metrics, PocketConversation, Reply, ReplyListener, Role, SamplingConfig, StopReason};
+pub use error::{CloudErrorKind, FfiError};
 pub use logging::{init_logging, LogLevel, LogSink};
-pub use model::{CancelSignal, LoadProgressListener, PocketModel};
+pub use model::{
+    BackendInfo, BackendRequest, CancelSignal, LoadProgressListener, MemoryPlan, ModelConfig, ModelInfo, PocketModel, WeightLoading,
+};
+#[cfg(feature = "cloud")]
 pub use routing::{
     CloudEndpoint, Cost, Redactor, RouteListener, RoutePolicy, RouteReason, RouteRequest, RoutedConversation, RoutedReply, RouterConfig,
 };
-pub use types::*;
+pub use task::GenerationHandle;
 
 uniffi::setup_scaffolding!();

@@ -11,8 +11,8 @@
 
 use std::sync::Mutex;
 
-use crate::conversation::lock;
-use crate::types::{ChatMessage, Role};
+use crate::chat::{ChatMessage, Role};
+use crate::task::lock;
 
 pub(crate) struct LiveHistory(Mutex<Vec<ChatMessage>>);
 
@@ -46,6 +46,7 @@ impl LiveHistory {
     }
 
     /// The answer starts over (a routed answer moving to the other side).
+    #[cfg(feature = "cloud")]
     pub fn restart(&self) {
         let mut messages = lock(&self.0);
         if messages.last().is_some_and(|m| m.role == Role::Assistant) {

@@ -1,11 +1,20 @@
-//! `PocketModel`: a loaded model, shared by its conversations.
+//! Loading a model: `PocketModel` (a loaded model, shared by its
+//! conversations), its configuration and description, load progress and
+//! cancellation, and memory planning from the file header.
+
+mod config;
+mod info;
+
+pub use config::{BackendRequest, ModelConfig, WeightLoading};
+pub use info::{BackendInfo, MemoryPlan, ModelInfo};
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use crate::conversation::PocketConversation;
-use crate::error::PocketLmError;
-use crate::types::{BackendInfo, ConversationConfig, MemoryPlan, ModelConfig, ModelInfo};
+use crate::chat::{ConversationConfig, PocketConversation};
+use crate::convert::{amount, opt_amount, opt_count, saturating_i64};
+use crate::error::FfiError;
+use crate::task::panic_text;
 
 fn plan_for(path: &str, budget_bytes: u64, max_context: Option<u32>) -> Result<pocketlm::MemoryPlan, pocketlm::Error> {
     let gguf = pocketlm::inspect_file(std::path::Path::new(path))?;
@@ -15,8 +24,8 @@ fn plan_for(path: &str, budget_bytes: u64, max_context: Option<u32>) -> Result<p
 /// Plans memory for the model at `path` without loading it: the largest
 /// context (and KV cache type) whose predicted peak fits `budget_bytes`.
 #[uniffi::export]
-pub fn plan_memory(path: String, budget_bytes: u64) -> Result<MemoryPlan, PocketLmError> {
-    Ok((&plan_for(&path, budget_bytes, None)?).into())
+pub fn plan_memory(path: String, budget_bytes: i64) -> Result<MemoryPlan, FfiError> {
+    Ok((&plan_for(&path, amount("budget_bytes", budget_bytes)?, None)?).into())
 }
 
 /// Cancels a [`PocketModel::load_cancellable`] from any thread.
@@ -66,7 +75,7 @@ pub struct PocketModel {
 impl PocketModel {
     /// Validates and loads the model at `path`. Bad files give typed errors.
     #[uniffi::constructor]
-    pub fn load(path: String, config: ModelConfig) -> Result<Arc<Self>, PocketLmError> {
+    pub fn load(path: String, config: ModelConfig) -> Result<Arc<Self>, FfiError> {
         Ok(Arc::new(PocketModel::load_core(&path, config)?))
     }
 
@@ -79,7 +88,7 @@ impl PocketModel {
         config: ModelConfig,
         progress: Option<Arc<dyn LoadProgressListener>>,
         cancel: Arc<CancelSignal>,
-    ) -> Result<Arc<Self>, PocketLmError> {
+    ) -> Result<Arc<Self>, FfiError> {
         let mut last = f32::NEG_INFINITY;
         let mut failed = false;
         let report = move |fraction: f32| {
@@ -90,7 +99,7 @@ impl PocketModel {
             last = fraction;
             if let Err(panic) = catch_unwind(AssertUnwindSafe(|| listener.on_progress(fraction))) {
                 failed = true;
-                log::warn!("the load progress listener failed: {}", crate::conversation::panic_text(&*panic));
+                log::warn!("the load progress listener failed: {}", panic_text(&*panic));
             }
         };
         Ok(Arc::new(PocketModel::load_core_with(&path, config, report, &cancel.token)?))
@@ -117,8 +126,8 @@ impl PocketModel {
     }
 
     /// Starts a conversation with its own context and KV cache.
-    pub fn new_conversation(&self, config: ConversationConfig) -> Result<Arc<PocketConversation>, PocketLmError> {
-        let conversation = pocketlm::Conversation::new(&self.model, self.conversation_options(config))?;
+    pub fn new_conversation(&self, config: ConversationConfig) -> Result<Arc<PocketConversation>, FfiError> {
+        let conversation = pocketlm::Conversation::new(&self.model, self.conversation_options(config)?)?;
         Ok(Arc::new(PocketConversation::new(conversation)))
     }
 }
@@ -138,11 +147,13 @@ impl PocketModel {
         let options = pocketlm::ModelOptions {
             weights: config.weight_loading.unwrap_or_default().into(),
             backend: config.backend.unwrap_or_default().into(),
-            gpu_layers: config.gpu_layers,
+            gpu_layers: opt_count("gpu_layers", config.gpu_layers)?,
         };
+        let context_length = opt_count("context_length", config.context_length)?;
+        opt_count("threads", config.threads)?;
         // With a budget, plan from the header alone, before any large allocation.
-        let plan = match config.memory_budget_bytes {
-            Some(budget) => Some(plan_for(path, budget, config.context_length)?),
+        let plan = match opt_amount("memory_budget_bytes", config.memory_budget_bytes)? {
+            Some(budget) => Some(plan_for(path, budget, context_length)?),
             None => None,
         };
         let model = pocketlm::Model::load_with(path, &options, progress, cancel)?;
@@ -150,29 +161,31 @@ impl PocketModel {
     }
 
     /// The core model.
+    #[cfg(feature = "cloud")]
     pub(crate) fn core(&self) -> &pocketlm::Model {
         &self.model
     }
 
     /// A conversation's options: the budget plan's context and KV type, then the config's.
-    pub(crate) fn conversation_options(&self, config: ConversationConfig) -> pocketlm::ConversationOptions {
+    pub(crate) fn conversation_options(&self, config: ConversationConfig) -> Result<pocketlm::ConversationOptions, pocketlm::Error> {
         let planned = self.plan.as_ref();
-        pocketlm::ConversationOptions {
-            context_length: config.context_length.or(planned.map(|p| p.ctx)).or(self.config.context_length),
+        let model_context = opt_count("context_length", self.config.context_length)?;
+        Ok(pocketlm::ConversationOptions {
+            context_length: opt_count("context_length", config.context_length)?.or(planned.map(|p| p.ctx)).or(model_context),
             kv_type: planned.map_or_else(Default::default, |p| p.kv_type),
             batch_size: planned.map_or(512, |p| p.batch_size),
-            threads: self.config.threads,
+            threads: opt_count("threads", self.config.threads)?,
             system_prompt: config.system_prompt,
-            sampling: config.sampling.into(),
+            sampling: config.sampling.try_into()?,
             overflow: if config.drop_oldest_on_overflow { pocketlm::OverflowPolicy::DropOldest } else { pocketlm::OverflowPolicy::Error },
             ..pocketlm::ConversationOptions::default()
-        }
+        })
     }
 }
 
 /// Number of models whose weights are still in memory in this process
 /// (a model lives until it and all its conversations are freed).
 #[uniffi::export]
-pub fn live_model_count() -> u64 {
-    pocketlm::live_model_count() as u64
+pub fn live_model_count() -> i64 {
+    saturating_i64(pocketlm::live_model_count() as u64)
 }

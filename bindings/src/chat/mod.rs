@@ -1,0 +1,137 @@
+//! Chatting: `PocketConversation` streams answers through a listener and a
+//! handle; beside it, its configuration, messages and replies.
+//!
+//! `send` returns at once and runs as a task (see `task.rs`).
+//!
+//! Reads never wait for a running answer: the engine's lock is held for a
+//! whole answer, so what reads return (`messages`, `context_length`) lives
+//! beside it, captured at creation or kept up to date by the running request
+//! (see [`LiveHistory`]).
+
+mod config;
+mod message;
+mod reply;
+
+use std::sync::{Arc, Mutex};
+
+pub use config::{ConversationConfig, SamplingConfig};
+pub use message::{ChatMessage, Role};
+use pocketlm::{Conversation, PartialAnswer, SendOptions};
+pub use reply::{Metrics, Reply, StopReason};
+
+use crate::convert::saturating_i32;
+use crate::error::FfiError;
+use crate::live::LiveHistory;
+use crate::task::{lock, spawn_streaming, GenerationHandle};
+
+/// Receives one answer as it is generated. Implemented in Kotlin or Swift.
+/// Calls arrive in order on a PocketLM delivery thread: zero or more
+/// `on_delta`, then exactly one `on_complete` or `on_error`. If a call fails
+/// (a Kotlin exception), decoding stops as if cancelled, no further deltas
+/// are delivered, and `on_error` reports the failure; the history keeps the
+/// partial answer, as after a cancel.
+#[uniffi::export(with_foreign)]
+pub trait ReplyListener: Send + Sync {
+    /// A new piece of the answer (valid UTF-8, never part of a stop sequence).
+    fn on_delta(&self, text: String);
+    /// The answer is finished (also after cancellation: see `metrics.stop_reason`).
+    fn on_complete(&self, reply: Reply);
+    /// The request failed; the conversation is as it was before it.
+    fn on_error(&self, error: FfiError);
+}
+
+/// A multi-turn chat with its own KV cache. Requests on one conversation run
+/// one after another; use one conversation per concurrent chat.
+#[derive(uniffi::Object)]
+pub struct PocketConversation {
+    /// The engine, locked for the whole of a request.
+    inner: Arc<Mutex<Conversation>>,
+    /// The history for reads that must not wait for a running request.
+    messages: Arc<LiveHistory>,
+    context_length: u32,
+}
+
+impl PocketConversation {
+    pub(crate) fn new(conversation: Conversation) -> Self {
+        let messages = Arc::new(LiveHistory::new(snapshot(&conversation)));
+        let context_length = conversation.context_length();
+        PocketConversation { inner: Arc::new(Mutex::new(conversation)), messages, context_length }
+    }
+
+    /// Runs `f` on the engine (waiting for a running request), then refreshes what reads see.
+    fn with_engine<R>(&self, f: impl FnOnce(&mut Conversation) -> R) -> R {
+        let mut conversation = lock(&self.inner);
+        let result = f(&mut conversation);
+        self.messages.set(snapshot(&conversation));
+        result
+    }
+}
+
+/// The history in FFI form.
+fn snapshot(conversation: &Conversation) -> Vec<ChatMessage> {
+    conversation.messages().iter().map(Into::into).collect()
+}
+
+#[uniffi::export]
+impl PocketConversation {
+    /// Sends a user message; the answer streams to `listener`. Returns at once.
+    pub fn send(&self, text: String, listener: Arc<dyn ReplyListener>) -> Arc<GenerationHandle> {
+        let inner = Arc::clone(&self.inner);
+        let messages = Arc::clone(&self.messages);
+        let done = Arc::clone(&listener);
+        spawn_streaming(
+            move |cancel, emit: &dyn Fn(String)| {
+                let options = SendOptions { cancel, on_cancel: PartialAnswer::Keep, ..SendOptions::default() };
+                let mut conversation = lock(&inner);
+                messages.begin(&text);
+                let result = conversation.send(&text, &options, &mut |delta| {
+                    messages.append(delta);
+                    emit(delta.to_owned());
+                });
+                // Before completion is reported: `messages()` is then the engine's history.
+                messages.set(snapshot(&conversation));
+                drop(conversation);
+                drop(inner);
+                result
+            },
+            move |delta| listener.on_delta(delta),
+            move |result| match result {
+                Ok(reply) => done.on_complete(reply.into()),
+                Err(e) => done.on_error(e.into()),
+            },
+        )
+    }
+
+    /// Sends a user message and blocks until the whole answer is ready.
+    pub fn ask(&self, text: String) -> Result<Reply, FfiError> {
+        Ok(self.with_engine(|c| c.ask(&text))?.into())
+    }
+
+    /// Forgets all messages but the system prompt (its KV cache is kept).
+    /// Waits for a running answer.
+    pub fn reset(&self) {
+        self.with_engine(Conversation::reset);
+    }
+
+    /// The messages so far, system prompt first. Never waits: during an
+    /// answer it includes the message being answered and the text generated
+    /// so far (possibly a little ahead of what the listener has received).
+    /// Once the answer ends, before the listener hears so, it is the
+    /// engine's history: the partial answer stays after a cancel, and a
+    /// failed request is rolled back. A request queued behind another appears
+    /// when it starts.
+    pub fn messages(&self) -> Vec<ChatMessage> {
+        self.messages.get()
+    }
+
+    /// Changes sampling for the next answers. Waits for a running answer.
+    pub fn set_sampling(&self, sampling: SamplingConfig) -> Result<(), FfiError> {
+        let sampling = sampling.try_into()?;
+        Ok(self.with_engine(|c| c.set_sampling(sampling))?)
+    }
+
+    /// The context window in tokens (fixed at creation; never waits).
+    pub fn context_length(&self) -> i32 {
+        saturating_i32(self.context_length)
+    }
+}

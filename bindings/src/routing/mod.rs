@@ -1,0 +1,183 @@
+//! Hybrid routing (device first, opt-in cloud; the `cloud` feature):
+//! `RoutedConversation` for Kotlin and Swift, with its configuration and replies beside it. Streams like `PocketConversation`: `send` returns a
+//! handle at once and events reach a `RouteListener` in order. Reads never
+//! wait for a running answer (which may include cloud I/O): see `LiveHistory`.
+
+mod config;
+mod reply;
+
+use std::sync::{Arc, Mutex};
+
+pub use config::{CloudEndpoint, RoutePolicy, RouteRequest, RouterConfig};
+use pocketlm::{RouteEvent, RoutedChat};
+pub use reply::{Cost, RouteReason, RoutedReply};
+
+use crate::chat::{ChatMessage, ConversationConfig};
+use crate::convert::{amount, count, opt_amount};
+use crate::error::FfiError;
+use crate::live::LiveHistory;
+use crate::model::{ModelConfig, PocketModel};
+use crate::task::{lock, spawn_streaming, GenerationHandle};
+
+/// Sees, and may rewrite, every message before it leaves the device.
+#[uniffi::export(with_foreign)]
+pub trait Redactor: Send + Sync {
+    /// Returns the content to send for a message with this role (`system`, `user`, `assistant`).
+    fn redact(&self, role: String, content: String) -> String;
+}
+
+/// Receives one routed answer, in order: text, possibly a restart, then one
+/// `on_complete` or `on_error`.
+#[uniffi::export(with_foreign)]
+pub trait RouteListener: Send + Sync {
+    /// More answer text.
+    fn on_text(&self, text: String);
+    /// Drop the text shown so far: an answer from the other side follows.
+    fn on_restart(&self, reason: RouteReason);
+    /// The answer is finished.
+    fn on_complete(&self, reply: RoutedReply);
+    /// The request failed; the history is as it was.
+    fn on_error(&self, error: FfiError);
+}
+
+fn router_config(config: RouterConfig, redactor: Option<Arc<dyn Redactor>>) -> Result<pocketlm::RouterConfig, pocketlm::Error> {
+    let cloud = match config.cloud {
+        Some(c) => Some(pocketlm::CloudConfig {
+            read_timeout_ms: amount("read_timeout_ms", c.read_timeout_ms)?,
+            max_retries: count("max_retries", c.max_retries)?,
+            ..pocketlm::CloudConfig::new(c.base_url, c.model, c.api_key)
+        }),
+        None => None,
+    };
+    Ok(pocketlm::RouterConfig {
+        policy: config.policy.into(),
+        cloud,
+        pricing: pocketlm::Pricing {
+            input_per_million: config.price_input_per_million,
+            output_per_million: config.price_output_per_million,
+        },
+        confidence: pocketlm::ConfidenceOptions { threshold: config.confidence_threshold, ..Default::default() },
+        latency_budget_ms: opt_amount("latency_budget_ms", config.latency_budget_ms)?,
+        redact: redactor.map(|r| -> pocketlm::Redactor {
+            Arc::new(move |m: &pocketlm::Message| pocketlm::Message {
+                role: m.role,
+                content: r.redact(m.role.as_str().to_string(), m.content.clone()),
+            })
+        }),
+    })
+}
+
+/// What a routed answer streams before it completes.
+enum Streamed {
+    Text(String),
+    Restart(RouteReason),
+}
+
+/// A conversation answered on the device or in the cloud, by policy.
+#[derive(uniffi::Object)]
+pub struct RoutedConversation {
+    /// The router, locked for the whole of a request.
+    inner: Arc<Mutex<RoutedChat>>,
+    /// The history for reads that must not wait for a running request.
+    messages: Arc<LiveHistory>,
+    /// Cloud money spent, as of the last finished request.
+    total_cloud_cost: Arc<Mutex<f64>>,
+    /// Why the device model is unavailable (fixed when opened).
+    device_error: Option<String>,
+}
+
+/// The history in FFI form.
+fn snapshot(chat: &RoutedChat) -> Vec<ChatMessage> {
+    chat.messages().iter().map(Into::into).collect()
+}
+
+#[uniffi::export]
+impl RoutedConversation {
+    /// Loads the model at `model_path` and routes over it. A model that cannot
+    /// load (missing, corrupt, over the memory budget) is not an error here:
+    /// the router escalates with that reason when the policy allows, and
+    /// reports the load error otherwise.
+    #[uniffi::constructor]
+    pub fn open(
+        model_path: String,
+        model_config: ModelConfig,
+        conversation: ConversationConfig,
+        router: RouterConfig,
+        redactor: Option<Arc<dyn Redactor>>,
+    ) -> Result<Arc<Self>, FfiError> {
+        let sampling: pocketlm::SamplingParams = conversation.sampling.clone().try_into()?;
+        let router = router_config(router, redactor)?;
+        let local = PocketModel::load_core(&model_path, model_config)
+            .and_then(|model| pocketlm::Conversation::new(model.core(), model.conversation_options(conversation)?));
+        let chat = RoutedChat::new(local, router, sampling)?;
+        let messages = Arc::new(LiveHistory::new(snapshot(&chat)));
+        let total_cloud_cost = Arc::new(Mutex::new(chat.totals().cloud_cost));
+        let device_error = chat.local_error().map(ToString::to_string);
+        Ok(Arc::new(RoutedConversation { inner: Arc::new(Mutex::new(chat)), messages, total_cloud_cost, device_error }))
+    }
+
+    /// Sends a user message; the answer streams to `listener`. Returns at once.
+    pub fn send(&self, text: String, request: RouteRequest, listener: Arc<dyn RouteListener>) -> Arc<GenerationHandle> {
+        let inner = Arc::clone(&self.inner);
+        let messages = Arc::clone(&self.messages);
+        let total_cloud_cost = Arc::clone(&self.total_cloud_cost);
+        let done = Arc::clone(&listener);
+        spawn_streaming(
+            move |cancel, emit: &dyn Fn(Streamed)| {
+                let options = pocketlm::RouteOptions {
+                    policy: request.policy.map(Into::into),
+                    allow_cloud: request.allow_cloud,
+                    escalate: request.escalate,
+                    cancel,
+                };
+                let mut chat = lock(&inner);
+                messages.begin(&text);
+                let result = chat.send(&text, &options, &mut |event| {
+                    emit(match event {
+                        RouteEvent::Text(t) => {
+                            messages.append(t);
+                            Streamed::Text(t.to_owned())
+                        }
+                        RouteEvent::Restart(r) => {
+                            messages.restart();
+                            Streamed::Restart(r.into())
+                        }
+                    })
+                });
+                // Before completion is reported: reads then see the router's own state.
+                messages.set(snapshot(&chat));
+                *lock(&total_cloud_cost) = chat.totals().cloud_cost;
+                drop(chat);
+                drop(inner);
+                result
+            },
+            move |event| match event {
+                Streamed::Text(t) => listener.on_text(t),
+                Streamed::Restart(r) => listener.on_restart(r),
+            },
+            move |result| match result {
+                Ok(reply) => done.on_complete(reply.into()),
+                Err(e) => done.on_error(e.into()),
+            },
+        )
+    }
+
+    /// The history, whichever side answered each turn. Never waits: during
+    /// an answer it includes the message being answered and the text streamed
+    /// so far (dropped on a restart); once the answer ends, before
+    /// `on_complete`/`on_error`, it is the router's own history.
+    pub fn messages(&self) -> Vec<ChatMessage> {
+        self.messages.get()
+    }
+
+    /// Cloud money spent so far by this conversation. Never waits: a running
+    /// request's cost is added when it ends, before `on_complete`.
+    pub fn total_cloud_cost(&self) -> f64 {
+        *lock(&self.total_cloud_cost)
+    }
+
+    /// Why the device model is unavailable, if it is (fixed when opened; never waits).
+    pub fn device_error(&self) -> Option<String> {
+        self.device_error.clone()
+    }
+}
