@@ -8,6 +8,7 @@ enum Blocking {
     private static let queue = DispatchQueue(label: "dev.pocketlm.blocking", qos: .userInitiated, attributes: .concurrent)
 
     /// Runs `work` on PocketLM's queue and suspends the caller until it returns.
+    /// An error from the FFI is rethrown as ``LanguageModelError``.
     static func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         let job = Job(work)
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
@@ -16,7 +17,10 @@ enum Blocking {
                 done.resume()
             }
         }
-        return try job.takeResult().get()
+        switch job.takeResult() {
+        case .success(let value): return value
+        case .failure(let error): throw LanguageModelError.from(error)
+        }
     }
 
     /// ``run(_:)`` for work that cannot fail.
@@ -39,7 +43,7 @@ enum Blocking {
 /// the work (and what it captured) and of the result before it resumes the
 /// caller, which then takes the result: nothing the caller releases (a model,
 /// a conversation) stays alive on the queue's thread a moment longer, so
-/// `PocketLM.liveModels` drops as soon as the caller lets go.
+/// `LanguageModel.liveModels` drops as soon as the caller lets go.
 private final class Job<T: Sendable>: @unchecked Sendable {
     // Written by the queue's thread before `done.resume()`, read by the caller
     // after it: the continuation orders the two.

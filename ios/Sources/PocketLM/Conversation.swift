@@ -1,13 +1,5 @@
 import PocketLMFFI
 
-/// One event of a streamed answer.
-public enum ChatEvent: Sendable {
-    /// A new piece of the answer's text.
-    case delta(String)
-    /// The answer is complete: full text and metrics.
-    case done(Reply)
-}
-
 /// A multi-turn chat. Each turn evaluates only what is new since the cached
 /// prefix. Requests on one conversation run one after another.
 public final class Conversation: Sendable {
@@ -18,11 +10,11 @@ public final class Conversation: Sendable {
     }
 
     /// The context window in tokens (fixed; safe to read on the main actor at any time).
-    public var contextLength: UInt32 { inner.contextLength() }
+    public var contextLength: Int32 { inner.contextLength() }
 
     /// Sends `text` and streams the answer: `.delta`s, then one `.done`.
     /// Cancelling the iterating `Task` stops generation within one decode step;
-    /// the partial answer stays in the history. Errors are ``PocketLmError``.
+    /// the partial answer stays in the history. Errors are ``LanguageModelError``.
     public func send(_ text: String) -> AsyncThrowingStream<ChatEvent, Error> {
         // Unbounded: a slow consumer never loses text nor stalls decoding.
         AsyncThrowingStream(bufferingPolicy: .unbounded) { continuation in
@@ -80,7 +72,7 @@ private final class StreamListener: ReplyListener {
         continuation.finish()
     }
 
-    func onError(error: PocketLmError) {
-        continuation.finish(throwing: error)
+    func onError(error: FfiError) {
+        continuation.finish(throwing: LanguageModelError(error))
     }
 }

@@ -1,15 +1,5 @@
 import PocketLMFFI
 
-/// One event of a routed answer.
-public enum RouteEvent: Sendable {
-    /// More answer text.
-    case text(String)
-    /// Drop the text shown so far: an answer from the other side follows.
-    case restart(RouteReason)
-    /// The answer is complete: where it came from, why, and what it cost.
-    case done(RoutedReply)
-}
-
 /// A chat answered on the device or, when ``RouterConfig`` allows it, by an
 /// OpenAI-compatible cloud model. Nothing leaves the device under
 /// `.localOnly` or with `RouteRequest(allowCloud: false)`.
@@ -105,7 +95,7 @@ private final class RouteStreamListener: RouteListener {
         continuation.finish()
     }
 
-    func onError(error: PocketLmError) {
-        continuation.finish(throwing: error)
+    func onError(error: FfiError) {
+        continuation.finish(throwing: LanguageModelError(error))
     }
 }

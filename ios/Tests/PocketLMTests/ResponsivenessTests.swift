@@ -37,7 +37,7 @@ final class ResponsivenessTests: XCTestCase {
     }
 
     func testConversationReadsReturnAtOnceWhileAnAnswerStreams() async throws {
-        let lm = try await PocketLM.load(path: try modelPath, config: modelConfig)
+        let lm = try await LanguageModel.load(path: try modelPath, config: modelConfig)
         let chat = try await lm.conversation(longAnswer)
         let task = await streaming(chat.send(story)) { if case .delta = $0 { true } else { false } }
         var start = DispatchTime.now().uptimeNanoseconds
@@ -76,7 +76,7 @@ final class ResponsivenessTests: XCTestCase {
 
     func testLoadingReportsProgress() async throws {
         let seen = Locked<[Float]>([])
-        _ = try await PocketLM.load(path: try modelPath, config: modelConfig) { fraction in
+        _ = try await LanguageModel.load(path: try modelPath, config: modelConfig) { fraction in
             seen.update { $0.append(fraction) }
         }
         let fractions = seen.value
@@ -88,11 +88,11 @@ final class ResponsivenessTests: XCTestCase {
     func testCancellingTheTaskStopsTheLoad() async throws {
         let path = try modelPath
         let config = modelConfig
-        let before = PocketLM.liveModels
+        let before = LanguageModel.liveModels
         let calls = Locked(0)
-        let holder = Locked<Task<PocketLM, Error>?>(nil)
+        let holder = Locked<Task<LanguageModel, Error>?>(nil)
         let task = Task {
-            try await PocketLM.load(path: path, config: config) { _ in
+            try await LanguageModel.load(path: path, config: config) { _ in
                 calls.update { $0 += 1 }
                 holder.value?.cancel() // e.g. the user leaves the screen
             }
@@ -105,12 +105,12 @@ final class ResponsivenessTests: XCTestCase {
         }
         try await Task.sleep(nanoseconds: 1_500_000_000) // a load that went on would report more progress
         XCTAssertLessThanOrEqual(calls.value, 2, "the native load stopped soon after the cancel")
-        XCTAssertEqual(PocketLM.liveModels, before)
+        XCTAssertEqual(LanguageModel.liveModels, before)
     }
 
     func testAConsumerThatThrowsStopsTheEngine() async throws {
         struct Boom: Error {}
-        let lm = try await PocketLM.load(path: try modelPath, config: modelConfig)
+        let lm = try await LanguageModel.load(path: try modelPath, config: modelConfig)
         let chat = try await lm.conversation(longAnswer)
         do {
             for try await _ in chat.send(story) {

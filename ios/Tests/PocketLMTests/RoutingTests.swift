@@ -43,7 +43,9 @@ final class RoutingTests: XCTestCase {
         do {
             _ = try await chat.ask("Hi")
             XCTFail("a dead endpoint must fail")
-        } catch PocketLmError.Cloud(let message) {
+        } catch LanguageModelError.cloud(let kind, let transient, _, let message) {
+            XCTAssertEqual(kind, .unreachable)
+            XCTAssertTrue(transient)
             XCTAssertTrue(message.contains("unreachable"), message)
         }
         let messages = await chat.messages()
@@ -58,7 +60,8 @@ final class RoutingTests: XCTestCase {
         do {
             _ = try await chat.ask("Hi")
             XCTFail("no device model and no cloud must fail")
-        } catch PocketLmError.ModelNotFound {
+        } catch LanguageModelError.modelNotFound(let path, _) {
+            XCTAssertEqual(path, "/nonexistent/model.gguf")
         }
     }
 }

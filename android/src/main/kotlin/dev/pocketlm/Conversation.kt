@@ -2,7 +2,7 @@ package dev.pocketlm
 
 import dev.pocketlm.ffi.ChatMessage
 import dev.pocketlm.ffi.PocketConversation
-import dev.pocketlm.ffi.PocketLmException
+import dev.pocketlm.ffi.FfiException
 import dev.pocketlm.ffi.Reply
 import dev.pocketlm.ffi.ReplyListener
 import dev.pocketlm.ffi.SamplingConfig
@@ -16,15 +16,6 @@ import kotlinx.coroutines.flow.filterIsInstance
 import kotlinx.coroutines.flow.single
 import kotlinx.coroutines.withContext
 
-/** One event of a streamed answer. */
-sealed interface ChatEvent {
-    /** A new piece of the answer's text. */
-    data class Delta(val text: String) : ChatEvent
-
-    /** The answer is complete; [reply] holds the full text and its metrics. */
-    data class Done(val reply: Reply) : ChatEvent
-}
-
 /**
  * A multi-turn chat. Each turn evaluates only what is new since the cached
  * prefix. Requests on one conversation run one after another.
@@ -33,7 +24,7 @@ class Conversation internal constructor(private val inner: PocketConversation) :
     /**
      * Sends [text] and streams the answer: [ChatEvent.Delta]s, then one [ChatEvent.Done].
      * Cancelling the collecting coroutine stops generation within one decode step;
-     * the partial answer stays in the history. Errors arrive as [PocketLmException].
+     * the partial answer stays in the history. Errors arrive as [LanguageModelException].
      */
     fun send(text: String): Flow<ChatEvent> = callbackFlow {
         val handle = inner.send(text, object : ReplyListener {
@@ -46,8 +37,8 @@ class Conversation internal constructor(private val inner: PocketConversation) :
                 close()
             }
 
-            override fun onError(error: PocketLmException) {
-                close(error)
+            override fun onError(error: FfiException) {
+                close(error.toPublic())
             }
         })
         awaitClose {
@@ -72,10 +63,10 @@ class Conversation internal constructor(private val inner: PocketConversation) :
     suspend fun reset() = withContext(Dispatchers.IO) { inner.reset() }
 
     /** Changes sampling for the next answers. */
-    suspend fun setSampling(sampling: SamplingConfig) = withContext(Dispatchers.IO) { inner.setSampling(sampling) }
+    suspend fun setSampling(sampling: SamplingConfig) = withContext(Dispatchers.IO) { ffiCall { inner.setSampling(sampling) } }
 
     /** The context window in tokens (fixed; safe to read on the main thread at any time). */
-    val contextLength: UInt get() = inner.contextLength()
+    val contextLength: Int get() = inner.contextLength()
 
     /** Frees the conversation's context and KV cache. */
     override fun close() = inner.close()

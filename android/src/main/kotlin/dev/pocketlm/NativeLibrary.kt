@@ -13,7 +13,7 @@ import java.nio.ByteOrder
  * but an illegal instruction on a Cortex-A53). The fast one is
  * chosen when the kernel's hardware capabilities (`/proc/self/auxv`) report
  * both features and the library is present; the native side checks again and
- * refuses with `PocketLmException.UnsupportedCpu` rather than crash.
+ * refuses with `LanguageModelException.UnsupportedCpu` rather than crash.
  *
  * An app can force a library by setting the system property
  * `uniffi.component.pocketlm_ffi.libraryOverride` before using PocketLM.

@@ -3,7 +3,7 @@ package dev.pocketlm
 import dev.pocketlm.ffi.ChatMessage
 import dev.pocketlm.ffi.ConversationConfig
 import dev.pocketlm.ffi.ModelConfig
-import dev.pocketlm.ffi.PocketLmException
+import dev.pocketlm.ffi.FfiException
 import dev.pocketlm.ffi.Redactor
 import dev.pocketlm.ffi.RouteListener
 import dev.pocketlm.ffi.RouteReason
@@ -20,18 +20,6 @@ import kotlinx.coroutines.flow.callbackFlow
 import kotlinx.coroutines.flow.filterIsInstance
 import kotlinx.coroutines.flow.single
 import kotlinx.coroutines.withContext
-
-/** One event of a routed answer. */
-sealed interface RouteEvent {
-    /** More answer text. */
-    data class Text(val text: String) : RouteEvent
-
-    /** Drop the text shown so far: an answer from the other side follows, for [reason]. */
-    data class Restart(val reason: RouteReason) : RouteEvent
-
-    /** The answer is complete: where it came from, why, and what it cost. */
-    data class Done(val reply: RoutedReply) : RouteEvent
-}
 
 /**
  * A chat answered on the device or, when [RouterConfig] allows it, by an
@@ -55,8 +43,8 @@ class RoutedChat internal constructor(private val inner: RoutedConversation) : A
                 close()
             }
 
-            override fun onError(error: PocketLmException) {
-                close(error)
+            override fun onError(error: FfiException) {
+                close(error.toPublic())
             }
         })
         awaitClose {
@@ -111,7 +99,7 @@ class RoutedChat internal constructor(private val inner: RoutedConversation) : A
                     override fun redact(role: String, content: String): String = f(role, content)
                 }
             }
-            RoutedChat(RoutedConversation.open(modelPath, modelConfig, conversation, router, redactor))
+            RoutedChat(ffiCall { RoutedConversation.open(modelPath, modelConfig, conversation, router, redactor) })
         }
     }
 }

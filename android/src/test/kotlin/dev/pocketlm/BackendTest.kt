@@ -45,7 +45,7 @@ class BackendTest {
 
     @Test
     fun `the backend is reported and a GPU request without a GPU falls back to the CPU`() = runBlocking {
-        PocketLM.load(modelPath, ModelConfig(contextLength = 256u, backend = BackendRequest.GPU)).use { lm ->
+        LanguageModel.load(modelPath, ModelConfig(contextLength = 256, backend = BackendRequest.GPU)).use { lm ->
             val backend = lm.backend
             assertEquals("cpu", backend.backend)
             assertTrue(backend.device.isNotEmpty())

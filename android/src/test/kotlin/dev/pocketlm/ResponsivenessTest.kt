@@ -4,7 +4,7 @@ import com.sun.net.httpserver.HttpServer
 import dev.pocketlm.ffi.CloudEndpoint
 import dev.pocketlm.ffi.ConversationConfig
 import dev.pocketlm.ffi.ModelConfig
-import dev.pocketlm.ffi.PocketLmException
+import dev.pocketlm.ffi.FfiException
 import dev.pocketlm.ffi.PocketModel
 import dev.pocketlm.ffi.Reply
 import dev.pocketlm.ffi.ReplyListener
@@ -37,8 +37,8 @@ import java.util.concurrent.atomic.AtomicReference
 class ResponsivenessTest {
     private val modelPath: String = System.getProperty("pocketlm.testModel")
         ?: error("set -Dpocketlm.testModel to the Qwen2.5 0.5B GGUF path")
-    private val modelConfig = ModelConfig(contextLength = 1024u, threads = 2u)
-    private val longAnswer = ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 400u))
+    private val modelConfig = ModelConfig(contextLength = 1024, threads = 2)
+    private val longAnswer = ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 400))
 
     /** Runs [read] and returns its value and how long it took, in milliseconds. */
     private inline fun <T> timed(read: () -> T): Pair<T, Double> {
@@ -49,7 +49,7 @@ class ResponsivenessTest {
 
     @Test
     fun `conversation reads return at once while an answer streams`() = runBlocking {
-        PocketLM.load(modelPath, modelConfig).use { lm ->
+        LanguageModel.load(modelPath, modelConfig).use { lm ->
             lm.conversation(longAnswer).use { chat ->
                 chat.contextLength // first call loads the JNA classes
                 val deltas = Channel<String>(Channel.UNLIMITED)
@@ -64,7 +64,7 @@ class ResponsivenessTest {
                 val (history, historyMs) = timed { chat.messages() }
                 assertTrue(lengthMs < 50, "contextLength took $lengthMs ms")
                 assertTrue(historyMs < 50, "messages() took $historyMs ms")
-                assertEquals(1024u, length)
+                assertEquals(1024, length)
                 // During an answer: the message being answered and the text so far.
                 assertEquals(listOf(Role.USER, Role.ASSISTANT), history.map { it.role })
                 assertTrue(history[1].content.isNotEmpty(), "$history")
@@ -124,21 +124,21 @@ class ResponsivenessTest {
     @Test
     fun `loading reports progress`() = runBlocking {
         val seen = Collections.synchronizedList(mutableListOf<Float>())
-        PocketLM.load(modelPath, modelConfig) { seen += it }.close()
+        LanguageModel.load(modelPath, modelConfig) { seen += it }.close()
         assertTrue(seen.size > 5, "$seen")
         assertTrue(seen.zipWithNext().all { (a, b) -> a < b }, "increasing: $seen")
         assertEquals(1f, seen.last())
         // A progress callback that throws does not break the load.
-        PocketLM.load(modelPath, modelConfig) { throw IllegalStateException("progress bar broke") }.close()
+        LanguageModel.load(modelPath, modelConfig) { throw IllegalStateException("progress bar broke") }.close()
     }
 
     @Test
     fun `cancelling the coroutine stops the load`() = runBlocking {
-        val before = PocketLM.liveModels
+        val before = LanguageModel.liveModels
         val calls = AtomicInteger()
         val job = AtomicReference<Job>()
         val loading = launch(Dispatchers.Default, start = CoroutineStart.LAZY) {
-            PocketLM.load(modelPath, modelConfig) {
+            LanguageModel.load(modelPath, modelConfig) {
                 calls.incrementAndGet()
                 job.get().cancel() // e.g. the user leaves the screen
             }.close()
@@ -149,14 +149,14 @@ class ResponsivenessTest {
         assertTrue(loading.isCancelled)
         delay(1_500) // a load that went on would report more progress (a full load takes < 1 s here)
         assertEquals(1, calls.get(), "no progress after the cancel: the native load stopped")
-        assertEquals(before, PocketLM.liveModels)
+        assertEquals(before, LanguageModel.liveModels)
     }
 
     @Test
     fun `a listener that throws ends the answer with an error and stops decoding`() = runBlocking {
         PocketModel.load(modelPath, modelConfig).use { model ->
             model.newConversation(longAnswer).use { chat ->
-                val failure = CompletableDeferred<PocketLmException>()
+                val failure = CompletableDeferred<FfiException>()
                 val deltas = AtomicInteger()
                 val handle = chat.send("Write a long story about a lighthouse keeper.", object : ReplyListener {
                     override fun onDelta(text: String) {
@@ -168,11 +168,12 @@ class ResponsivenessTest {
                         failure.completeExceptionally(AssertionError("completed normally: $reply"))
                     }
 
-                    override fun onError(error: PocketLmException) {
+                    override fun onError(error: FfiException) {
                         failure.complete(error)
                     }
                 })
-                val error = withTimeout(30_000) { failure.await() }
+                val error = withTimeout(30_000) { failure.await() }.toPublic()
+                assertTrue(error is LanguageModelException.Inference, "$error")
                 assertTrue(error.message!!.contains("the UI crashed"), error.message)
                 assertEquals(1, deltas.get(), "no deltas after the failure")
                 assertTrue(handle.isFinished())
@@ -190,7 +191,7 @@ class ResponsivenessTest {
 
     @Test
     fun `a collector that throws stops the engine`() = runBlocking {
-        PocketLM.load(modelPath, modelConfig).use { lm ->
+        LanguageModel.load(modelPath, modelConfig).use { lm ->
             lm.conversation(longAnswer).use { chat ->
                 val thrown = runCatching {
                     chat.send("Write a long story about a lighthouse keeper.").collect { throw IllegalStateException("boom") }

@@ -2,6 +2,7 @@ package dev.pocketlm
 
 import com.sun.net.httpserver.HttpServer
 import dev.pocketlm.ffi.CloudEndpoint
+import dev.pocketlm.ffi.CloudErrorKind
 import dev.pocketlm.ffi.ConversationConfig
 import dev.pocketlm.ffi.ModelConfig
 import dev.pocketlm.ffi.RoutePolicy
@@ -15,6 +16,7 @@ import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.assertThrows
 import java.net.InetSocketAddress
 import java.util.Collections
 
@@ -22,7 +24,7 @@ import java.util.Collections
 class RoutingTest {
     private val modelPath: String = System.getProperty("pocketlm.testModel")
         ?: error("set -Dpocketlm.testModel to the Qwen2.5 0.5B GGUF path")
-    private val greedy = ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 16u))
+    private val greedy = ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 16))
 
     /** Answers every chat completion with a streamed "Hello from the cloud."; records request bodies. */
     private fun cloud(bodies: MutableList<String>): HttpServer {
@@ -64,7 +66,7 @@ class RoutingTest {
                 assertEquals("Hello from the cloud.", reply.text)
                 assertTrue(reply.answeredByCloud)
                 assertEquals(RouteReason.MODEL_UNAVAILABLE, reply.reason)
-                assertEquals(20u, reply.cost.cloudInputTokens)
+                assertEquals(20, reply.cost.cloudInputTokens)
                 assertEquals((20 * 1.0 + 5 * 2.0) / 1e6, reply.cost.cloudCost, 1e-12)
                 assertTrue(bodies.single().contains("[redacted]") && !bodies.single().contains("secret-42"))
                 assertEquals(2, chat.messages().size)
@@ -80,7 +82,7 @@ class RoutingTest {
         val server = cloud(bodies)
         try {
             val endpoint = CloudEndpoint(baseUrl = server.url(), model = "big")
-            val config = ModelConfig(contextLength = 1024u, threads = 2u)
+            val config = ModelConfig(contextLength = 1024, threads = 2)
             RoutedChat.open(modelPath, RouterConfig(policy = RoutePolicy.LOCAL_ONLY, cloud = endpoint), config, greedy).use { chat ->
                 val reply = chat.ask("What is the capital of France?")
                 assertFalse(reply.answeredByCloud)
@@ -92,6 +94,30 @@ class RoutingTest {
                 assertFalse(reply.answeredByCloud)
             }
             assertTrue(bodies.isEmpty(), "nothing may leave the device")
+        } finally {
+            server.stop(0)
+        }
+    }
+
+    @Test
+    fun `a cloud that refuses is a typed error with its kind`() = runBlocking {
+        val server = HttpServer.create(InetSocketAddress("127.0.0.1", 0), 0)
+        server.createContext("/v1/chat/completions") { exchange ->
+            exchange.requestBody.readBytes()
+            val body = "{\"error\":{\"message\":\"bad key\"}}".toByteArray()
+            exchange.sendResponseHeaders(401, body.size.toLong())
+            exchange.responseBody.use { it.write(body) }
+        }
+        server.start()
+        try {
+            val router = RouterConfig(policy = RoutePolicy.CLOUD_ONLY, cloud = CloudEndpoint(baseUrl = server.url(), model = "big"))
+            RoutedChat.open("/nonexistent/model.gguf", router).use { chat ->
+                val e = assertThrows<LanguageModelException.Cloud> { chat.ask("Hi") }
+                assertEquals(CloudErrorKind.UNAUTHORIZED, e.kind)
+                assertFalse(e.transient)
+                assertTrue(e.message!!.contains("API key"), e.message)
+                assertTrue(chat.messages().isEmpty(), "a failed request leaves no history")
+            }
         } finally {
             server.stop(0)
         }

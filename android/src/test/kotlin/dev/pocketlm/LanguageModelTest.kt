@@ -3,7 +3,6 @@ package dev.pocketlm
 import dev.pocketlm.ffi.ConversationConfig
 import dev.pocketlm.ffi.LogLevel
 import dev.pocketlm.ffi.ModelConfig
-import dev.pocketlm.ffi.PocketLmException
 import dev.pocketlm.ffi.Role
 import dev.pocketlm.ffi.SamplingConfig
 import dev.pocketlm.ffi.StopReason
@@ -26,15 +25,15 @@ import java.util.Collections
 
 /** The Kotlin SDK on the real engine and the real Qwen2.5 0.5B model, on the host JVM via JNA. */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class PocketLMTest {
+class LanguageModelTest {
     private val modelPath: String = System.getProperty("pocketlm.testModel")
         ?: error("set -Dpocketlm.testModel to the Qwen2.5 0.5B GGUF path")
-    private val greedy = SamplingConfig(temperature = 0f, maxTokens = 48u)
-    private lateinit var lm: PocketLM
+    private val greedy = SamplingConfig(temperature = 0f, maxTokens = 48)
+    private lateinit var lm: LanguageModel
 
     @BeforeAll
     fun load() = runBlocking {
-        lm = PocketLM.load(modelPath, ModelConfig(contextLength = 1024u, threads = 2u))
+        lm = LanguageModel.load(modelPath, ModelConfig(contextLength = 1024, threads = 2))
     }
 
     @AfterAll
@@ -43,8 +42,8 @@ class PocketLMTest {
     @Test
     fun `readme quick start`() = runBlocking {
         // README: Kotlin quick start (keep the two in sync).
-        val lm = PocketLM.load(modelPath, ModelConfig(contextLength = 1024u, threads = 2u))
-        lm.conversation(ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 48u))).use { chat ->
+        val lm = LanguageModel.load(modelPath, ModelConfig(contextLength = 1024, threads = 2))
+        lm.conversation(ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 48))).use { chat ->
             var answer = ""
             chat.send("What is the capital of France?").collect { event ->
                 when (event) {
@@ -67,7 +66,7 @@ class PocketLMTest {
         assertEquals("qwen2", info.architecture)
         assertEquals("Q4_K_M", info.quantization)
         assertTrue(info.hasChatTemplate)
-        assertEquals(491_400_064uL, info.fileSizeBytes)
+        assertEquals(491_400_064L, info.fileSizeBytes)
     }
 
     @Test
@@ -88,8 +87,8 @@ class PocketLMTest {
         lm.conversation(ConversationConfig(sampling = greedy)).use { chat ->
             val first = chat.ask("What is the capital of France?")
             val second = chat.ask("And of Germany?")
-            assertEquals(0u, first.metrics.promptTokensReused)
-            assertTrue(second.metrics.promptTokensReused > 20u, "reused: ${second.metrics}")
+            assertEquals(0, first.metrics.promptTokensReused)
+            assertTrue(second.metrics.promptTokensReused > 20, "reused: ${second.metrics}")
             assertTrue(second.metrics.promptTokensEvaluated < second.metrics.promptTokensReused)
             assertTrue(second.text.contains("Berlin"), second.text)
             assertEquals(4, chat.messages().size)
@@ -100,7 +99,7 @@ class PocketLMTest {
 
     @Test
     fun `cancelling the collector stops the engine and the chat stays usable`() = runBlocking {
-        lm.conversation(ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 400u))).use { chat ->
+        lm.conversation(ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 400))).use { chat ->
             // take(3) cancels the flow after three deltas, which cancels the engine.
             val first = chat.send("Write a long story about a lighthouse keeper.")
                 .filterIsInstance<ChatEvent.Delta>().map { it.text }.take(3).toList()
@@ -116,20 +115,41 @@ class PocketLMTest {
 
     @Test
     fun `missing and corrupt model files are typed errors`() = runBlocking {
-        assertThrows<PocketLmException.ModelNotFound> { PocketLM.load("/no/such/model.gguf") }
+        val missing = assertThrows<LanguageModelException.ModelNotFound> { LanguageModel.load("/no/such/model.gguf") }
+        assertEquals("/no/such/model.gguf", missing.path)
         val corrupt = File.createTempFile("corrupt", ".gguf").apply { writeBytes("GGUF\u0003\u0000\u0000\u0000garbage".toByteArray()) }
-        val e = assertThrows<PocketLmException.ModelTruncated> { PocketLM.load(corrupt.path) }
+        val e = assertThrows<LanguageModelException.ModelTruncated> { LanguageModel.load(corrupt.path) }
         assertTrue(e.message!!.contains("truncated"), e.message)
+        assertEquals(corrupt.path, e.path)
+        assertTrue(e.detail.isNotEmpty(), e.detail)
         val notGguf = File.createTempFile("text", ".gguf").apply { writeText("hello") }
-        assertThrows<PocketLmException.NotGguf> { PocketLM.load(notGguf.path) }
+        assertThrows<LanguageModelException.NotGguf> { LanguageModel.load(notGguf.path) }
         Unit
     }
 
     @Test
-    fun `invalid sampling is a typed error`() = runBlocking {
-        assertThrows<PocketLmException.InvalidSampling> {
+    fun `invalid sampling is a typed error with its fields`() = runBlocking {
+        val e = assertThrows<LanguageModelException.InvalidSampling> {
             lm.conversation(ConversationConfig(sampling = SamplingConfig(topP = 1.5f)))
         }
+        assertEquals("top_p", e.name)
+        assertEquals("1.5", e.value)
+        val negative = assertThrows<LanguageModelException.InvalidSampling> {
+            lm.conversation(ConversationConfig(sampling = SamplingConfig(maxTokens = -1)))
+        }
+        assertEquals("max_tokens", negative.name)
+        Unit
+    }
+
+    @Test
+    fun `a negative option is refused by name before anything loads`() = runBlocking {
+        val before = LanguageModel.liveModels
+        val e = assertThrows<LanguageModelException.InvalidOption> { LanguageModel.load(modelPath, ModelConfig(threads = -2)) }
+        assertEquals("threads", e.name)
+        assertEquals("-2", e.value)
+        assertEquals(before, LanguageModel.liveModels)
+        val budget = assertThrows<LanguageModelException.InvalidOption> { LanguageModel.planMemory(modelPath, -1L) }
+        assertEquals("budget_bytes", budget.name)
         Unit
     }
 
@@ -137,7 +157,7 @@ class PocketLMTest {
     fun `concurrent coroutines do not interfere`() = runBlocking {
         val answers = (1..3).map {
             async(kotlinx.coroutines.Dispatchers.Default) {
-                lm.conversation(ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 16u))).use {
+                lm.conversation(ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 16))).use {
                     it.ask("What is the capital of Italy?").text
                 }
             }
@@ -145,7 +165,7 @@ class PocketLMTest {
         assertTrue(answers.all { it == answers[0] }, "$answers")
         assertTrue(answers[0].contains("Rome"), answers[0])
         // Two coroutines on one conversation queue instead of corrupting it.
-        lm.conversation(ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 16u))).use { chat ->
+        lm.conversation(ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 16))).use { chat ->
             listOf("Say hi.", "Say bye.").map { q -> async(kotlinx.coroutines.Dispatchers.Default) { chat.ask(q) } }.awaitAll()
             assertEquals(4, chat.messages().size)
         }
@@ -153,41 +173,43 @@ class PocketLMTest {
 
     @Test
     fun `closing frees the model`() = runBlocking {
-        val before = PocketLM.liveModels
-        val model = PocketLM.load(modelPath, ModelConfig(contextLength = 256u, threads = 2u))
+        val before = LanguageModel.liveModels
+        val model = LanguageModel.load(modelPath, ModelConfig(contextLength = 256, threads = 2))
         val chat = model.conversation()
-        assertEquals(before + 1, PocketLM.liveModels)
+        assertEquals(before + 1, LanguageModel.liveModels)
         model.close()
-        assertEquals(before + 1, PocketLM.liveModels, "the conversation still uses it")
+        assertEquals(before + 1, LanguageModel.liveModels, "the conversation still uses it")
         chat.close()
-        assertEquals(before, PocketLM.liveModels)
+        assertEquals(before, LanguageModel.liveModels)
     }
 
     @Test
     fun `a memory budget is planned before loading and refused when nothing fits`() = runBlocking {
-        val budget = 700uL * 1024uL * 1024uL
-        val plan = PocketLM.planMemory(modelPath, budget)
+        val budget = 700L * 1024L * 1024L
+        val plan = LanguageModel.planMemory(modelPath, budget)
         assertTrue(plan.predictedPeakBytes <= budget, "$plan")
-        assertTrue(plan.contextLength in 512u..32767u, "$plan")
-        PocketLM.load(modelPath, ModelConfig(threads = 2u, memoryBudgetBytes = budget)).use { budgeted ->
+        assertTrue(plan.contextLength in 512..32767, "$plan")
+        LanguageModel.load(modelPath, ModelConfig(threads = 2, memoryBudgetBytes = budget)).use { budgeted ->
             assertEquals(plan.contextLength, budgeted.memoryPlan!!.contextLength)
             budgeted.conversation(ConversationConfig(sampling = greedy)).use { chat ->
                 assertEquals(plan.contextLength, chat.contextLength)
                 assertTrue(chat.ask("What is the capital of France?").text.contains("Paris"))
             }
         }
-        val e = assertThrows<PocketLmException.InsufficientMemory> {
-            PocketLM.load(modelPath, ModelConfig(memoryBudgetBytes = 100uL * 1024uL * 1024uL))
+        val e = assertThrows<LanguageModelException.InsufficientMemory> {
+            LanguageModel.load(modelPath, ModelConfig(memoryBudgetBytes = 100L * 1024L * 1024L))
         }
         assertTrue(e.message!!.contains("budget is 100 MiB"), e.message)
+        assertEquals(100L * 1024L * 1024L, e.budgetBytes)
+        assertTrue(e.neededBytes > e.budgetBytes, "needs ${e.neededBytes}")
     }
 
     @Test
     fun `logs reach the callback`() = runBlocking {
         val lines = Collections.synchronizedList(mutableListOf<String>())
-        PocketLM.initLogging(LogLevel.INFO, LogLevel.OFF) { level, target, message -> lines += "$level $target $message" }
-        PocketLM.load(modelPath, ModelConfig(contextLength = 256u)).close()
-        PocketLM.initLogging(LogLevel.WARN)
+        Logging.configure(LogLevel.INFO, LogLevel.OFF) { level, target, message -> lines += "$level $target $message" }
+        LanguageModel.load(modelPath, ModelConfig(contextLength = 256)).close()
+        Logging.configure(LogLevel.WARN)
         assertTrue(lines.any { it.startsWith("INFO pocketlm loaded") }, "$lines")
     }
 }

@@ -3,9 +3,8 @@ package dev.pocketlm
 import dev.pocketlm.ffi.BackendInfo
 import dev.pocketlm.ffi.CancelSignal
 import dev.pocketlm.ffi.ConversationConfig
-import dev.pocketlm.ffi.LogLevel
+import dev.pocketlm.ffi.FfiException
 import dev.pocketlm.ffi.LoadProgressListener
-import dev.pocketlm.ffi.LogSink
 import dev.pocketlm.ffi.MemoryPlan
 import dev.pocketlm.ffi.ModelConfig
 import dev.pocketlm.ffi.ModelInfo
@@ -20,10 +19,10 @@ import kotlin.coroutines.resumeWithException
 /**
  * An on-device language model, loaded from a GGUF file.
  *
- * Load it with [PocketLM.load], open [Conversation]s on it, and [close] it when
+ * Load it with [LanguageModel.load], open [Conversation]s on it, and [close] it when
  * done (or let the garbage collector free it). Safe to share between threads.
  */
-class PocketLM private constructor(private val model: PocketModel) : AutoCloseable {
+class LanguageModel private constructor(private val model: PocketModel) : AutoCloseable {
     /** What the model is: architecture, size, quantisation, context length. */
     val info: ModelInfo get() = model.info()
 
@@ -38,7 +37,7 @@ class PocketLM private constructor(private val model: PocketModel) : AutoCloseab
 
     /** Starts a conversation with its own context and KV cache. */
     suspend fun conversation(config: ConversationConfig = ConversationConfig()): Conversation =
-        withContext(Dispatchers.IO) { Conversation(model.newConversation(config)) }
+        withContext(Dispatchers.IO) { Conversation(ffiCall { model.newConversation(config) }) }
 
     /** Frees the model once no conversation uses it any more. */
     override fun close() = model.close()
@@ -58,13 +57,13 @@ class PocketLM private constructor(private val model: PocketModel) : AutoCloseab
          * Cancelling the calling coroutine stops the load at the next tensor and frees
          * what was read: `load` then throws `CancellationException` at once, while
          * the loading thread winds down in the background.
-         * @throws dev.pocketlm.ffi.PocketLmException for a missing, corrupt or unsupported file.
+         * @throws LanguageModelException for a missing, corrupt or unsupported file.
          */
         suspend fun load(
             path: String,
             config: ModelConfig = ModelConfig(),
             onProgress: ((fraction: Float) -> Unit)? = null,
-        ): PocketLM {
+        ): LanguageModel {
             val listener = onProgress?.let { report ->
                 object : LoadProgressListener {
                     override fun onProgress(fraction: Float) = report(fraction)
@@ -77,7 +76,9 @@ class PocketLM private constructor(private val model: PocketModel) : AutoCloseab
                     try {
                         val model = PocketModel.loadCancellable(path, config, listener, signal)
                         // A model that finished loading as the caller gave up is closed, not leaked.
-                        continuation.resume(PocketLM(model)) { _, lm, _ -> lm.close() }
+                        continuation.resume(LanguageModel(model)) { _, lm, _ -> lm.close() }
+                    } catch (e: FfiException) {
+                        continuation.resumeWithException(e.toPublic())
                     } catch (e: Throwable) {
                         continuation.resumeWithException(e)
                     }
@@ -89,30 +90,12 @@ class PocketLM private constructor(private val model: PocketModel) : AutoCloseab
         /**
          * Predicts, from the file header alone, the largest context (and KV cache type)
          * whose peak memory fits [budgetBytes] — e.g. the device's available memory.
-         * @throws dev.pocketlm.ffi.PocketLmException.InsufficientMemory when nothing fits.
+         * @throws LanguageModelException.InsufficientMemory when nothing fits.
          */
-        suspend fun planMemory(path: String, budgetBytes: ULong): MemoryPlan =
-            withContext(Dispatchers.IO) { dev.pocketlm.ffi.planMemory(path, budgetBytes) }
-
-        /**
-         * Sends PocketLM's logs (at [level]) and llama.cpp's (at [llamaLevel]) to
-         * logcat, and to [sink] when given. Call once at startup; later calls change
-         * the levels and the sink.
-         */
-        fun initLogging(
-            level: LogLevel = LogLevel.WARN,
-            llamaLevel: LogLevel = LogLevel.ERROR,
-            sink: ((level: LogLevel, target: String, message: String) -> Unit)? = null,
-        ) {
-            val bridge = sink?.let {
-                object : LogSink {
-                    override fun log(level: LogLevel, target: String, message: String) = it(level, target, message)
-                }
-            }
-            dev.pocketlm.ffi.initLogging(level, llamaLevel, bridge)
-        }
+        suspend fun planMemory(path: String, budgetBytes: Long): MemoryPlan =
+            withContext(Dispatchers.IO) { ffiCall { dev.pocketlm.ffi.planMemory(path, budgetBytes) } }
 
         /** Models whose weights are still in memory in this process. */
-        val liveModels: Long get() = liveModelCount().toLong()
+        val liveModels: Long get() = liveModelCount()
     }
 }

@@ -3,21 +3,21 @@ import PocketLM
 import XCTest
 
 /// The Swift SDK on the real engine and the real Qwen2.5 0.5B model.
-final class PocketLMTests: XCTestCase {
+final class LanguageModelTests: XCTestCase {
     private var modelPath: String {
         get throws { try TestModel.path }
     }
 
     private let greedy = SamplingConfig(temperature: 0, maxTokens: 48)
 
-    private func load(contextLength: UInt32 = 1024) async throws -> PocketLM {
-        try await PocketLM.load(path: try modelPath, config: ModelConfig(contextLength: contextLength, threads: 2))
+    private func load(contextLength: Int32 = 1024) async throws -> LanguageModel {
+        try await LanguageModel.load(path: try modelPath, config: ModelConfig(contextLength: contextLength, threads: 2))
     }
 
     func testReadmeQuickStart() async throws {
         let modelPath = try self.modelPath
         // README: Swift quick start (keep the two in sync).
-        let lm = try await PocketLM.load(path: modelPath, config: ModelConfig(contextLength: 1024, threads: 2))
+        let lm = try await LanguageModel.load(path: modelPath, config: ModelConfig(contextLength: 1024, threads: 2))
         let chat = try await lm.conversation(ConversationConfig(sampling: SamplingConfig(temperature: 0, maxTokens: 48)))
         var answer = ""
         for try await event in chat.send("What is the capital of France?") {
@@ -48,7 +48,7 @@ final class PocketLMTests: XCTestCase {
         XCTAssertEqual(auto.backend, "cpu")
         XCTAssertNil(auto.fallbackReason)
         #endif
-        let lm = try await PocketLM.load(path: try modelPath, config: ModelConfig(contextLength: 256, backend: .gpu))
+        let lm = try await LanguageModel.load(path: try modelPath, config: ModelConfig(contextLength: 256, backend: .gpu))
         let backend = lm.backend
         #if !os(Linux)
         try XCTSkipIf(backend.backend != "cpu", "this machine has a GPU backend")
@@ -119,17 +119,20 @@ final class PocketLMTests: XCTestCase {
 
     func testMissingAndCorruptFilesAreTypedErrors() async throws {
         do {
-            _ = try await PocketLM.load(path: "/no/such/model.gguf")
+            _ = try await LanguageModel.load(path: "/no/such/model.gguf")
             XCTFail("loading a missing file must throw")
-        } catch PocketLmError.ModelNotFound(let message) {
+        } catch LanguageModelError.modelNotFound(let path, let message) {
+            XCTAssertEqual(path, "/no/such/model.gguf")
             XCTAssertTrue(message.contains("not found"), message)
         }
         let corrupt = FileManager.default.temporaryDirectory.appendingPathComponent("pocketlm-corrupt.gguf")
         try Data("GGUF\u{3}\0\0\0garbage".utf8).write(to: corrupt)
         do {
-            _ = try await PocketLM.load(path: corrupt.path)
+            _ = try await LanguageModel.load(path: corrupt.path)
             XCTFail("loading a corrupt file must throw")
-        } catch PocketLmError.ModelTruncated(let message) {
+        } catch LanguageModelError.modelTruncated(let path, let detail, let message) {
+            XCTAssertEqual(path, corrupt.path)
+            XCTAssertFalse(detail.isEmpty)
             XCTAssertTrue(message.contains("truncated"), message)
         }
     }
@@ -139,8 +142,31 @@ final class PocketLMTests: XCTestCase {
         do {
             _ = try await lm.conversation(ConversationConfig(sampling: SamplingConfig(topP: 1.5)))
             XCTFail("top_p 1.5 must be rejected")
-        } catch PocketLmError.InvalidSampling(let message) {
+        } catch LanguageModelError.invalidSampling(let name, let value, _, let message) {
+            XCTAssertEqual(name, "top_p")
+            XCTAssertEqual(value, "1.5")
             XCTAssertTrue(message.contains("top_p"), message)
+        }
+    }
+
+    func testANegativeOptionIsRefusedByNameBeforeAnythingLoads() async throws {
+        let before = LanguageModel.liveModels
+        do {
+            _ = try await LanguageModel.load(path: try modelPath, config: ModelConfig(threads: -2))
+            XCTFail("threads -2 must be rejected")
+        } catch LanguageModelError.invalidOption(let name, let value, _, let message) {
+            XCTAssertEqual(name, "threads")
+            XCTAssertEqual(value, "-2")
+            XCTAssertTrue(message.contains("threads"), message)
+        }
+        XCTAssertEqual(LanguageModel.liveModels, before)
+        do {
+            _ = try await LanguageModel.planMemory(path: try modelPath, budgetBytes: -1)
+            XCTFail("a negative budget must be rejected")
+        } catch let error as LanguageModelError {
+            guard case .invalidOption(let name, _, _, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(name, "budget_bytes")
+            XCTAssertEqual(error.localizedDescription, error.message)
         }
     }
 
@@ -167,43 +193,45 @@ final class PocketLMTests: XCTestCase {
     }
 
     func testReleasingFreesTheModel() async throws {
-        let before = PocketLM.liveModels
-        var lm: PocketLM? = try await load(contextLength: 256)
+        let before = LanguageModel.liveModels
+        var lm: LanguageModel? = try await load(contextLength: 256)
         var chat: Conversation? = try await lm?.conversation()
-        XCTAssertEqual(PocketLM.liveModels, before + 1)
+        XCTAssertEqual(LanguageModel.liveModels, before + 1)
         lm = nil
-        XCTAssertEqual(PocketLM.liveModels, before + 1, "the conversation still uses it")
+        XCTAssertEqual(LanguageModel.liveModels, before + 1, "the conversation still uses it")
         chat = nil
         XCTAssertNil(chat)
-        XCTAssertEqual(PocketLM.liveModels, before)
+        XCTAssertEqual(LanguageModel.liveModels, before)
     }
 
     func testAMemoryBudgetIsPlannedBeforeLoadingAndRefusedWhenNothingFits() async throws {
-        let budget: UInt64 = 700 * 1024 * 1024
-        let plan = try await PocketLM.planMemory(path: try modelPath, budgetBytes: budget)
+        let budget: Int64 = 700 * 1024 * 1024
+        let plan = try await LanguageModel.planMemory(path: try modelPath, budgetBytes: budget)
         XCTAssertLessThanOrEqual(plan.predictedPeakBytes, budget)
         XCTAssertTrue((512..<32768).contains(plan.contextLength), "\(plan)")
-        let budgeted = try await PocketLM.load(path: try modelPath, config: ModelConfig(threads: 2, memoryBudgetBytes: budget))
+        let budgeted = try await LanguageModel.load(path: try modelPath, config: ModelConfig(threads: 2, memoryBudgetBytes: budget))
         XCTAssertEqual(budgeted.memoryPlan?.contextLength, plan.contextLength)
         let chat = try await budgeted.conversation(ConversationConfig(sampling: greedy))
         XCTAssertEqual(chat.contextLength, plan.contextLength)
         let reply = try await chat.ask("What is the capital of France?")
         XCTAssertTrue(reply.text.contains("Paris"), reply.text)
         do {
-            _ = try await PocketLM.load(path: try modelPath, config: ModelConfig(memoryBudgetBytes: 100 * 1024 * 1024))
+            _ = try await LanguageModel.load(path: try modelPath, config: ModelConfig(memoryBudgetBytes: 100 * 1024 * 1024))
             XCTFail("a 100 MiB budget must be refused")
-        } catch PocketLmError.InsufficientMemory(let message) {
+        } catch LanguageModelError.insufficientMemory(let needed, let budget, let message) {
+            XCTAssertEqual(budget, 100 * 1024 * 1024)
+            XCTAssertGreaterThan(needed, budget)
             XCTAssertTrue(message.contains("budget is 100 MiB"), message)
         }
     }
 
     func testLogsReachTheCallback() async throws {
         let lines = LockedLines()
-        PocketLM.initLogging(level: .info, llamaLevel: .off) { level, target, message in
+        Logging.configure(level: .info, llamaLevel: .off) { level, target, message in
             lines.append("\(level) \(target) \(message)")
         }
         _ = try await load(contextLength: 256)
-        PocketLM.initLogging(level: .warn)
+        Logging.configure(level: .warn)
         XCTAssertTrue(lines.all.contains { $0.hasPrefix("info pocketlm loaded") }, "\(lines.all)")
     }
 }

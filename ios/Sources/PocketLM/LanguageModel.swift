@@ -2,9 +2,9 @@ import PocketLMFFI
 
 /// An on-device language model, loaded from a GGUF file.
 ///
-/// Load it with ``PocketLM/load(path:config:)``, open ``Conversation``s on it;
+/// Load it with ``LanguageModel/load(path:config:progress:)``, open ``Conversation``s on it;
 /// its memory is freed when it and its conversations are released.
-public final class PocketLM: Sendable {
+public final class LanguageModel: Sendable {
     private let model: PocketModel
 
     private init(model: PocketModel) {
@@ -18,24 +18,24 @@ public final class PocketLM: Sendable {
     ///
     /// Cancelling the calling `Task` stops the load at the next tensor, frees
     /// what was read and throws `CancellationError`.
-    /// - Throws: ``PocketLmError`` for a missing, corrupt or unsupported file.
+    /// - Throws: ``LanguageModelError`` for a missing, corrupt or unsupported file.
     public static func load(
         path: String,
         config: ModelConfig = ModelConfig(),
         progress: (@Sendable (Float) -> Void)? = nil
-    ) async throws -> PocketLM {
+    ) async throws -> LanguageModel {
         let signal = CancelSignal()
         let listener = progress.map(ClosureProgress.init)
         do {
             return try await withTaskCancellationHandler {
                 try await Blocking.run {
-                    PocketLM(model: try PocketModel.loadCancellable(
+                    LanguageModel(model: try PocketModel.loadCancellable(
                         path: path, config: config, progress: listener, cancel: signal))
                 }
             } onCancel: {
                 signal.cancel()
             }
-        } catch PocketLmError.LoadCancelled {
+        } catch LanguageModelError.loadCancelled {
             throw CancellationError()
         }
     }
@@ -52,8 +52,8 @@ public final class PocketLM: Sendable {
 
     /// Predicts, from the file header alone, the largest context (and KV cache
     /// type) whose peak memory fits `budgetBytes`, e.g. the device's available memory.
-    /// - Throws: ``PocketLmError/InsufficientMemory(message:)`` when nothing fits.
-    public static func planMemory(path: String, budgetBytes: UInt64) async throws -> MemoryPlan {
+    /// - Throws: ``LanguageModelError/insufficientMemory(neededBytes:budgetBytes:message:)`` when nothing fits.
+    public static func planMemory(path: String, budgetBytes: Int64) async throws -> MemoryPlan {
         try await Blocking.run { try PocketLMFFI.planMemory(path: path, budgetBytes: budgetBytes) }
     }
 
@@ -65,18 +65,8 @@ public final class PocketLM: Sendable {
         }
     }
 
-    /// Sends PocketLM's logs (at `level`) and llama.cpp's (at `llamaLevel`) to the
-    /// unified log, and to `sink` when given. Later calls change levels and sink.
-    public static func initLogging(
-        level: LogLevel = .warn,
-        llamaLevel: LogLevel = .error,
-        sink: (@Sendable (LogLevel, String, String) -> Void)? = nil
-    ) {
-        PocketLMFFI.initLogging(level: level, llamaLevel: llamaLevel, sink: sink.map(ClosureLogSink.init))
-    }
-
     /// Models whose weights are still in memory in this process.
-    public static var liveModels: UInt64 { liveModelCount() }
+    public static var liveModels: Int64 { liveModelCount() }
 }
 
 private final class ClosureProgress: LoadProgressListener {
@@ -88,17 +78,5 @@ private final class ClosureProgress: LoadProgressListener {
 
     func onProgress(fraction: Float) {
         body(fraction)
-    }
-}
-
-private final class ClosureLogSink: LogSink {
-    private let body: @Sendable (LogLevel, String, String) -> Void
-
-    init(_ body: @escaping @Sendable (LogLevel, String, String) -> Void) {
-        self.body = body
-    }
-
-    func log(level: LogLevel, target: String, message: String) {
-        body(level, target, message)
     }
 }
