@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: installs build dependencies, checks formatting and lints
-# (rustfmt, clippy with warnings as errors), fetches and verifies the real test
+# (rustfmt, clippy with warnings as errors) and the layering (no llama.cpp
+# call or unsafe outside the engine, no networking without `cloud`), fetches and verifies the real test
 # models, then runs the Rust workspace's tests (unit, real-model integration,
 # CLI contract), the Kotlin SDK's JUnit suite on the host JVM, the Swift
 # SDK's XCTest suite (Swift 6 in a Debian trixie rootfs; needs root), the
@@ -15,6 +16,7 @@ cargo fmt --all -- --check
 bash scripts/fetch-test-models.sh all
 bash scripts/make-test-shaped-models.sh
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+bash scripts/check-layering.sh
 cargo test --workspace 2>&1
 bash scripts/test-kotlin.sh
 bash scripts/test-swift.sh
