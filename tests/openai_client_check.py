@@ -1,9 +1,12 @@
 """`pocketlm serve` checked with the official `openai` Python client.
 
 Usage: openai_client_check.py BASE_URL API_KEY
-Non-streaming and streaming chat completions (with usage), the model list, and
-a rejected key. Prints one line per check and a final "N passed, N failed".
+Non-streaming and streaming chat completions (with usage), the model list,
+structured output (`response_format` json_schema and json_object, an
+unenforceable schema refused) and a rejected key. Prints one line per check
+and a final "N passed, N failed".
 """
+import json
 import sys
 
 import openai
@@ -53,6 +56,53 @@ def streaming():
     assert usage and usage.completion_tokens > 0, usage
 
 
+CITY_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "enum": ["Paris", "Rome", "Berlin"]},
+        "population_millions": {"type": "integer", "minimum": 0, "maximum": 40},
+    },
+    "required": ["city", "population_millions"],
+    "additionalProperties": False,
+}
+
+
+def json_schema_response_format():
+    r = client.chat.completions.create(
+        model="local", messages=[{"role": "user", "content": "Describe the capital of France."}], max_tokens=60, temperature=0,
+        response_format={"type": "json_schema", "json_schema": {"name": "city", "strict": True, "schema": CITY_SCHEMA}})
+    value = json.loads(r.choices[0].message.content)
+    assert set(value) == {"city", "population_millions"}, value
+    assert value["city"] in ("Paris", "Rome", "Berlin") and 0 <= value["population_millions"] <= 40, value
+
+
+def json_object_streaming():
+    stream = client.chat.completions.create(
+        model="local", messages=[{"role": "user", "content": "Give a JSON object describing a cat."}], max_tokens=120,
+        temperature=0, stream=True, response_format={"type": "json_object"})
+    parts, finish = [], None
+    for chunk in stream:
+        if chunk.choices:
+            parts.append(chunk.choices[0].delta.content or "")
+            finish = chunk.choices[0].finish_reason or finish
+    text = "".join(parts)
+    if finish == "stop":
+        assert isinstance(json.loads(text), dict), text
+    else:
+        assert finish == "length" and text.startswith("{"), (finish, text)
+
+
+def invalid_schema_is_a_bad_request():
+    try:
+        client.chat.completions.create(
+            model="local", messages=[{"role": "user", "content": "hi"}],
+            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "array", "uniqueItems": True}}})
+    except openai.BadRequestError as e:
+        assert "uniqueItems" in str(e), e
+        return
+    raise AssertionError("an unenforceable schema was accepted")
+
+
 def rejected_key():
     bad = openai.OpenAI(base_url=base_url, api_key="wrong", max_retries=0)
     try:
@@ -65,6 +115,9 @@ def rejected_key():
 check("models.list", models)
 check("chat.completions (non-streaming)", non_streaming)
 check("chat.completions (streaming, include_usage)", streaming)
+check("response_format json_schema (strict)", json_schema_response_format)
+check("response_format json_object (streaming)", json_object_streaming)
+check("unenforceable schema -> BadRequestError", invalid_schema_is_a_bad_request)
 check("wrong API key -> AuthenticationError", rejected_key)
 passed = sum(results)
 print(f"openai {openai.__version__} client check: {passed} passed, {len(results) - passed} failed")

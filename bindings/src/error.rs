@@ -120,6 +120,12 @@ pub enum FfiError {
     /// This library's CPU kernels need instructions the CPU lacks.
     #[error("{description}")]
     UnsupportedCpu { missing: Vec<String>, kernels: String, description: String },
+    /// An output constraint (schema, grammar, choice) cannot be enforced; `detail` names what.
+    #[error("{description}")]
+    InvalidConstraint { detail: String, description: String },
+    /// A structured answer stopped (`stop_reason`) before its value was complete.
+    #[error("{description}")]
+    StructuredOutputIncomplete { partial_text: String, stop_reason: String, description: String },
     /// Loading was cancelled (Kotlin and Swift turn it into their own cancellation).
     #[error("{description}")]
     LoadCancelled { path: String, description: String },
@@ -169,6 +175,10 @@ impl From<CoreError> for FfiError {
             CoreError::Download(detail) => FfiError::Download { detail, description },
             CoreError::Cloud { kind, detail } => FfiError::Cloud { kind: kind.into(), transient: kind.is_transient(), detail, description },
             CoreError::UnsupportedCpu { missing, kernels } => FfiError::UnsupportedCpu { missing, kernels, description },
+            CoreError::InvalidConstraint { detail } => FfiError::InvalidConstraint { detail, description },
+            CoreError::StructuredOutputIncomplete { partial_text, stop_reason } => {
+                FfiError::StructuredOutputIncomplete { partial_text, stop_reason, description }
+            }
             CoreError::LoadCancelled { path: p } => FfiError::LoadCancelled { path: path(&p), description },
         }
     }

@@ -28,7 +28,7 @@
 
 // The pure layer, re-exported so `pocketlm::gguf`, `pocketlm::plan` and
 // `crate::error` keep their paths.
-use pocketlm_base::{arch, cancel, confidence, error, sampling, stream, template};
+use pocketlm_base::{arch, cancel, confidence, constraint, error, sampling, stream, template};
 pub use pocketlm_base::{gguf, plan};
 
 #[allow(unsafe_code)] // the one layer that may: see engine/mod.rs
@@ -53,6 +53,7 @@ pub use cloud::{
     RoutePolicy, RouteReason, RoutedChat, RoutedReply, RouterConfig,
 };
 pub use confidence::{Confidence, ConfidenceOptions};
+pub use constraint::{Constraint, Structured};
 pub use engine::{
     choose_backend, compiled_gpu_backends, default_threads, describe, inspect_file, live_model_count, peak_rss_bytes, set_llama_log_level,
     BackendInfo, BackendRequest, CpuInfo, Model, ModelInfo, ModelOptions, ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD,

@@ -129,6 +129,7 @@ impl RoutedConversation {
                     allow_cloud: request.allow_cloud,
                     escalate: request.escalate,
                     cancel,
+                    constraint: None,
                 };
                 let mut chat = lock(&inner);
                 messages.begin(&text);

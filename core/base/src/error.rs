@@ -154,6 +154,21 @@ pub enum Error {
         /// What happened, from the server or the network.
         detail: String,
     },
+    /// An output constraint (schema, grammar, choice) cannot be enforced.
+    #[error("the output constraint cannot be enforced: {detail} (fix the schema or grammar; PocketLM never answers unconstrained when asked for structure)")]
+    InvalidConstraint {
+        /// What is wrong, naming the keyword or rule when there is one.
+        detail: String,
+    },
+    /// A constrained answer stopped before its value was complete (e.g. the
+    /// token limit inside a JSON object): `partial_text` is what was generated.
+    #[error("the structured answer stopped ({stop_reason}) before it was complete, after {} characters (raise max_tokens or ask for less)", partial_text.chars().count())]
+    StructuredOutputIncomplete {
+        /// The text generated (and shown) so far.
+        partial_text: String,
+        /// Why generation stopped, e.g. `max_tokens`.
+        stop_reason: String,
+    },
     /// Loading was cancelled through its `CancelToken` (nothing stays loaded).
     #[error("loading {path} was cancelled")]
     LoadCancelled {

@@ -7,6 +7,7 @@
 //! - [`template`]: chat messages and the Jinja chat template, with a fuel limit;
 //! - [`stream`]: UTF-8-safe deltas and stop sequences;
 //! - [`confidence`]: token-level confidence math;
+//! - [`constraint`]: what a structured answer must look like, and its checks;
 //! - [`arch`]: which architectures can chat;
 //! - [`sampling`]: sampling options and their validation;
 //! - [`cancel`]: the cancellation flag shared by every layer;
@@ -16,6 +17,7 @@
 pub mod arch;
 pub mod cancel;
 pub mod confidence;
+pub mod constraint;
 pub mod error;
 pub mod gguf;
 pub mod plan;

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::metrics::{Metrics, StopReason};
 use crate::cancel::CancelToken;
 use crate::confidence::{ConfidenceOptions, ConfidenceTracker};
-use crate::engine::{default_threads, peak_rss_bytes, Model, Sampler, Session, SessionParams, Token};
+use crate::constraint::{normalise, Constraint, Structured};
+use crate::engine::{constraint_sampler, default_threads, peak_rss_bytes, Model, Prefill, Sampler, Session, SessionParams, Token};
 use crate::error::{Error, Result};
 use crate::plan::KvType;
 use crate::sampling::SamplingParams;
@@ -89,6 +90,10 @@ pub struct SendOptions {
     pub confidence: Option<ConfidenceOptions>,
     /// Stop with [`StopReason::Deadline`] when this instant passes.
     pub deadline: Option<Instant>,
+    /// What the answer must look like (a JSON Schema, any JSON object, a
+    /// grammar, or one of fixed strings), enforced while decoding. A
+    /// constraint that cannot be enforced is [`Error::InvalidConstraint`].
+    pub constraint: Option<Constraint>,
 }
 
 /// A finished answer.
@@ -98,6 +103,10 @@ pub struct Reply {
     pub text: String,
     /// What it cost.
     pub metrics: Metrics,
+    /// The parsed value (JSON) or the chosen option with every option's
+    /// probability, for an answer under a [`SendOptions::constraint`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured: Option<Structured>,
 }
 
 /// A multi-turn chat with its own context and KV cache.
@@ -285,10 +294,25 @@ impl Conversation {
             }
             // Interrupted before any text: keep what the user typed, add no empty answer.
             Ok(reply) if interrupted(reply.metrics.stop_reason) && reply.text.is_empty() => Ok(reply),
-            Ok(reply) => {
-                self.messages.push(Message::assistant(reply.text.clone()));
-                Ok(reply)
-            }
+            Ok(reply) => match structured_value(&reply, options.constraint.as_ref()) {
+                Ok(Some(value)) => {
+                    self.messages.push(Message::assistant(reply.text.clone()));
+                    Ok(Reply { structured: Some(value), ..reply })
+                }
+                Ok(None) => {
+                    self.messages.push(Message::assistant(reply.text.clone()));
+                    Ok(reply)
+                }
+                // Stopped inside the value: like a failure after text was shown.
+                Err(e) => {
+                    if keep {
+                        self.messages.push(Message::assistant(reply.text));
+                    } else {
+                        self.messages = restore;
+                    }
+                    Err(e)
+                }
+            },
             Err(e) if shown.is_empty() => {
                 self.messages = restore;
                 Err(e)
@@ -314,13 +338,21 @@ impl Conversation {
     fn respond(&mut self, options: &SendOptions, on_text: &mut dyn FnMut(&str)) -> Result<Reply> {
         let started = Instant::now();
         let sampling = self.options.sampling.clone();
+        let model = self.session.model().clone();
+        // Compiled before any work, so a constraint that cannot be enforced fails first.
+        let constraint = match &options.constraint {
+            Some(c) => constraint_sampler(&model, c)?,
+            None => None,
+        };
         let tokens = self.fit_prompt()?;
         let cancel = &options.cancel;
         let prefill = self.session.prefill(&tokens, cancel)?;
         let prefill_done = Instant::now();
+        if let (Some(Constraint::Choice { options: choices }), false) = (&options.constraint, prefill.cancelled) {
+            return self.choose(choices, &model, started, prefill, prefill_done, on_text);
+        }
 
-        let model = self.session.model().clone();
-        let mut sampler = Sampler::new(&sampling, &model);
+        let mut sampler = Sampler::constrained(&sampling, &model, constraint);
         let mut stream = TextStream::new(&sampling.stop);
         let mut text = String::new();
         let mut generated = 0u32;
@@ -394,7 +426,47 @@ impl Conversation {
             confidence: tracker.and_then(|t| t.finish()),
         };
         log::debug!("answer: {metrics:?}");
-        Ok(Reply { text, metrics })
+        Ok(Reply { text, metrics, structured: None })
+    }
+
+    /// Answers a [`Constraint::Choice`]: scores every option after the prompt
+    /// (teacher-forced, exact), picks the most likely one (or draws one at a
+    /// temperature above 0), and streams it as one delta.
+    fn choose(
+        &mut self,
+        choices: &[String],
+        model: &Model,
+        started: Instant,
+        prefill: Prefill,
+        prefill_done: Instant,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Reply> {
+        let continuations: Vec<Vec<Token>> = choices.iter().map(|c| model.tokenize_continuation(c)).collect();
+        let log_probs = self.session.score_continuations(&continuations)?;
+        let probabilities = normalise(&log_probs);
+        let sampling = &self.options.sampling;
+        let index =
+            if sampling.temperature == 0.0 { argmax(&probabilities) } else { draw(&probabilities, sampling.temperature, sampling.seed) };
+        let text = choices[index].clone();
+        on_text(&text);
+        let finished = Instant::now();
+        let scored: u32 = continuations.iter().map(|c| c.len() as u32).sum();
+        let metrics = Metrics {
+            load_ms: model.load_ms(),
+            ttft_ms: finished.duration_since(started).as_secs_f64() * 1000.0,
+            prompt_tokens_reused: prefill.reused as u32,
+            prompt_tokens_evaluated: prefill.evaluated as u32,
+            generated_tokens: continuations[index].len() as u32,
+            prefill_tokens_per_s: rate(prefill.evaluated as f64, prefill_done.duration_since(started).as_secs_f64()),
+            decode_tokens_per_s: rate(f64::from(scored), finished.duration_since(prefill_done).as_secs_f64()),
+            peak_rss_bytes: peak_rss_bytes(),
+            stop_reason: StopReason::Eos,
+            total_ms: finished.duration_since(started).as_secs_f64() * 1000.0,
+            backend: model.backend().backend.clone(),
+            device: model.backend().device.clone(),
+            confidence: None,
+        };
+        Ok(Reply { text, metrics, structured: Some(Structured::Choice { index, probabilities }) })
     }
 
     /// Renders and tokenizes the history, applying the overflow policy.
@@ -436,4 +508,52 @@ fn rate(count: f64, secs: f64) -> f64 {
     } else {
         0.0
     }
+}
+
+/// The parsed JSON of a finished answer under a JSON constraint; an answer
+/// that stopped inside its value is [`Error::StructuredOutputIncomplete`].
+/// Choice answers carry their value already; other answers have none.
+fn structured_value(reply: &Reply, constraint: Option<&Constraint>) -> Result<Option<Structured>> {
+    if reply.structured.is_some() || !constraint.is_some_and(Constraint::is_json) {
+        return Ok(reply.structured.clone());
+    }
+    match serde_json::from_str(&reply.text) {
+        Ok(value) => Ok(Some(Structured::Json { value })),
+        Err(e) => {
+            let stop_reason = match reply.metrics.stop_reason {
+                StopReason::Eos | StopReason::StopSequence => format!("the text is not valid JSON: {e}"),
+                other => other.as_str().to_string(),
+            };
+            Err(Error::StructuredOutputIncomplete { partial_text: reply.text.clone(), stop_reason })
+        }
+    }
+}
+
+fn argmax(p: &[f64]) -> usize {
+    p.iter().enumerate().fold(0, |best, (i, &v)| if v > p[best] { i } else { best })
+}
+
+/// Draws an index with probability proportional to `p^(1/temperature)`.
+fn draw(p: &[f64], temperature: f32, seed: Option<u32>) -> usize {
+    use std::hash::{BuildHasher, RandomState};
+    let weights: Vec<f64> = p.iter().map(|v| v.powf(1.0 / f64::from(temperature))).collect();
+    let total: f64 = weights.iter().sum();
+    let bits = match seed {
+        // SplitMix64 of the seed: reproducible for a given seed.
+        Some(s) => {
+            let mut z = u64::from(s).wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        None => RandomState::new().hash_one(std::time::SystemTime::now()),
+    };
+    let mut target = (bits >> 11) as f64 / (1u64 << 53) as f64 * total;
+    for (i, w) in weights.iter().enumerate() {
+        if target < *w {
+            return i;
+        }
+        target -= w;
+    }
+    weights.len() - 1
 }

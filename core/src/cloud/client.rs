@@ -29,6 +29,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::cancel::CancelToken;
+use crate::constraint::Constraint;
 use crate::error::{CloudErrorKind, Error, Result};
 use crate::sampling::SamplingParams;
 use crate::template::Message;
@@ -253,13 +254,32 @@ impl CloudClient {
         cancel: &CancelToken,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<CloudReply> {
+        self.chat_constrained(messages, sampling, None, cancel, on_text)
+    }
+
+    /// [`CloudClient::chat`] under a constraint, sent as OpenAI's
+    /// `response_format` (JSON object or JSON Schema with `strict`). A
+    /// constraint the Chat Completions API cannot express (a choice, a
+    /// grammar) is [`Error::InvalidConstraint`]: never sent unconstrained.
+    pub fn chat_constrained(
+        &self,
+        messages: &[Message],
+        sampling: &SamplingParams,
+        constraint: Option<&Constraint>,
+        cancel: &CancelToken,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<CloudReply> {
+        let mut body = request_body(&self.config.model, messages, sampling);
+        if let Some(constraint) = constraint {
+            body["response_format"] = response_format(constraint)?;
+        }
         let started = Instant::now();
         self.check_breaker()?;
         let request = Attempt {
             http: self.http.clone(),
             url: format!("{}/chat/completions", self.config.base_url.trim_end_matches('/')),
             api_key: self.config.api_key.clone(),
-            body: Arc::new(request_body(&self.config.model, messages, sampling)),
+            body: Arc::new(body),
             read_timeout: Duration::from_millis(self.config.read_timeout_ms),
             cancel: cancel.clone(),
             started,
@@ -496,6 +516,21 @@ fn request_body(model: &str, messages: &[Message], sampling: &SamplingParams) ->
         body["seed"] = serde_json::json!(seed);
     }
     body
+}
+
+/// OpenAI's `response_format` for a constraint it can express.
+fn response_format(constraint: &Constraint) -> Result<serde_json::Value> {
+    constraint.validate()?;
+    match constraint {
+        Constraint::JsonObject => Ok(serde_json::json!({ "type": "json_object" })),
+        Constraint::JsonSchema { schema } => Ok(serde_json::json!({
+            "type": "json_schema",
+            "json_schema": { "name": "answer", "schema": schema, "strict": true },
+        })),
+        other => Err(Error::InvalidConstraint {
+            detail: format!("a cloud endpoint cannot enforce a {} constraint; answer this request on the device", other.kind()),
+        }),
+    }
 }
 
 enum Step<T> {

@@ -17,6 +17,7 @@ use super::cost::{Cost, CostTotals, Pricing};
 use crate::cancel::CancelToken;
 use crate::chat::{Conversation, Metrics, PartialAnswer, SendOptions, StopReason};
 use crate::confidence::{Confidence, ConfidenceOptions};
+use crate::constraint::{Constraint, Structured};
 use crate::error::{CloudErrorKind, Error, Result};
 use crate::sampling::SamplingParams;
 use crate::template::Message;
@@ -171,11 +172,14 @@ pub struct RouteOptions {
     pub escalate: bool,
     /// Cancels this request from any thread.
     pub cancel: CancelToken,
+    /// What the answer must look like, on whichever side answers (the cloud
+    /// gets JSON constraints as `response_format`; others stay on the device).
+    pub constraint: Option<Constraint>,
 }
 
 impl Default for RouteOptions {
     fn default() -> Self {
-        RouteOptions { policy: None, allow_cloud: true, escalate: false, cancel: CancelToken::new() }
+        RouteOptions { policy: None, allow_cloud: true, escalate: false, cancel: CancelToken::new(), constraint: None }
     }
 }
 
@@ -202,6 +206,8 @@ pub struct RoutedReply {
     pub metrics: Option<Metrics>,
     /// The device's confidence signals, when the device answered or attempted.
     pub confidence: Option<Confidence>,
+    /// The parsed value or chosen option, for a request with a constraint.
+    pub structured: Option<Structured>,
 }
 
 /// A conversation that answers on the device or in the cloud by policy.
@@ -343,6 +349,7 @@ impl RoutedChat {
             on_cancel: PartialAnswer::Discard,
             confidence: Some(confidence),
             deadline: if escalate { self.config.latency_budget_ms.map(|ms| Instant::now() + Duration::from_millis(ms)) } else { None },
+            constraint: options.constraint.clone(),
         };
         // The device conversation's own history is reset from ours before every attempt.
         let result = local.send(text, &send, &mut |delta| on_event(RouteEvent::Text(delta)));
@@ -396,7 +403,8 @@ impl RoutedChat {
         self.messages.push(Message::assistant(reply.text.clone()));
         self.totals.requests += 1;
         self.totals.device_answers += 1;
-        RoutedReply { text: reply.text, route, cost, metrics: Some(reply.metrics.clone()), confidence: reply.metrics.confidence }
+        let confidence = reply.metrics.confidence;
+        RoutedReply { text: reply.text, route, cost, metrics: Some(reply.metrics), confidence, structured: reply.structured }
     }
 
     fn answer_in_cloud(
@@ -417,7 +425,21 @@ impl RoutedChat {
             Ok(local) => local.sampling().clone(),
             Err(_) => self.sampling.clone(),
         };
-        let reply: CloudReply = cloud.chat(&outgoing, &sampling, &options.cancel, &mut |delta| on_event(RouteEvent::Text(delta)))?;
+        let constraint = options.constraint.as_ref();
+        let reply: CloudReply =
+            cloud.chat_constrained(&outgoing, &sampling, constraint, &options.cancel, &mut |delta| on_event(RouteEvent::Text(delta)))?;
+        let structured = match constraint {
+            Some(c) if c.is_json() => match serde_json::from_str(&reply.text) {
+                Ok(value) => Some(Structured::Json { value }),
+                Err(e) => {
+                    return Err(Error::StructuredOutputIncomplete {
+                        partial_text: reply.text,
+                        stop_reason: format!("the cloud's answer is not valid JSON: {e}"),
+                    })
+                }
+            },
+            _ => None,
+        };
         let (cloud_input_tokens, cloud_output_tokens, estimated) = match reply.usage {
             Some(u) => (u.prompt_tokens, u.completion_tokens, false),
             None => (self.count_tokens(&outgoing), self.count_tokens(&[Message::assistant(reply.text.clone())]), true),
@@ -433,7 +455,7 @@ impl RoutedChat {
         self.totals.cloud_input_tokens += u64::from(cloud_input_tokens);
         self.totals.cloud_output_tokens += u64::from(cloud_output_tokens);
         self.totals.cloud_cost += cloud_cost;
-        Ok(RoutedReply { text: reply.text, route, cost, metrics: None, confidence: None })
+        Ok(RoutedReply { text: reply.text, route, cost, metrics: None, confidence: None, structured })
     }
 
     /// Tokens in `messages` when the server reports no usage: counted with the

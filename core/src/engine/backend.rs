@@ -151,11 +151,11 @@ pub fn compiled_gpu_backends() -> Vec<String> {
         .collect()
 }
 
-/// Where [`crate::Model::load`] would run this model with these options,
+/// Where [`Model::load`](super::model::Model::load) would run this model with these options,
 /// without loading it: the same probe, the same fallback reasons. (A load
-/// that then fails on the GPU also falls back; [`crate::Model::backend`]
+/// that then fails on the GPU also falls back; [`Model::backend`](super::model::Model::backend)
 /// reports what actually ran.)
-pub fn choose_backend(gguf: &crate::gguf::GgufFile, options: &crate::ModelOptions) -> crate::Result<BackendInfo> {
+pub fn choose_backend(gguf: &crate::gguf::GgufFile, options: &super::model::ModelOptions) -> crate::error::Result<BackendInfo> {
     super::model::backend()?;
     Ok(choose(options.backend, options.gpu_layers, gguf).info)
 }

@@ -5,6 +5,7 @@
 //! - [`model`]: validating and loading a GGUF model, tokenizing, rendering prompts;
 //! - [`session`]: one context and its KV cache (prefix reuse, abortable prefill);
 //! - [`sampler`]: the llama.cpp sampler chain for [`crate::SamplingParams`];
+//! - [`constraint`]: constrained decoding (llguidance, llama.cpp GBNF) and choice scoring;
 //! - [`backend`], [`selftest`], [`cpp_guard`]: choosing CPU or GPU, the GPU
 //!   kernel self-test, and keeping C++ exceptions out of Rust;
 //! - [`cpu`]: the CPU guard (kernels the CPU cannot run are refused, not executed);
@@ -12,6 +13,7 @@
 //! - [`threads`], [`rss`]: platform facts (performance cores, peak memory).
 
 pub(crate) mod backend;
+pub(crate) mod constraint;
 pub(crate) mod cpp_guard;
 pub(crate) mod cpu;
 pub(crate) mod logging;
@@ -23,12 +25,13 @@ pub(crate) mod session;
 pub(crate) mod threads;
 
 pub use backend::{choose_backend, compiled_gpu_backends, BackendInfo, BackendRequest, FORCE_PROBE_FAILURE_ENV};
+pub(crate) use constraint::sampler as constraint_sampler;
 pub use cpu::{CpuInfo, ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD};
 pub use logging::set_llama_log_level;
 pub use model::{describe, inspect_file, live_model_count, Model, ModelInfo, ModelOptions};
 pub use rss::peak_rss_bytes;
 pub(crate) use sampler::Sampler;
-pub(crate) use session::{Session, SessionParams};
+pub(crate) use session::{Prefill, Session, SessionParams};
 pub use threads::default_threads;
 
 /// A token id as llama.cpp hands it out; the layers above only pass it back.

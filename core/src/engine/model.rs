@@ -82,6 +82,8 @@ pub(crate) struct ModelInner {
     pub(crate) prompt: PromptFormat,
     pub(crate) weights: WeightLoading,
     pub(crate) backend: BackendInfo,
+    /// The constrained-decoding engine for this vocabulary, built on first use.
+    pub(crate) constraints: OnceLock<super::constraint::Engine>,
 }
 
 /// How this model turns messages into a prompt.
@@ -287,7 +289,9 @@ impl Model {
             backend.device
         );
         LIVE_MODELS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Ok(Model { inner: Arc::new(ModelInner { llama, info, gguf, path, load_ms, prompt, weights, backend }) })
+        Ok(Model {
+            inner: Arc::new(ModelInner { llama, info, gguf, path, load_ms, prompt, weights, backend, constraints: OnceLock::new() }),
+        })
     }
 
     /// What the model is.
@@ -332,6 +336,12 @@ impl Model {
     /// and control-token strings such as `<|im_start|>` stay ordinary text.
     pub fn tokenize_plain(&self, text: &str) -> Vec<i32> {
         self.inner.llama.vocab().tokenize(text.as_bytes(), false, false).into_iter().map(|t| t.0).collect()
+    }
+
+    /// `text` as the model would continue a prompt with it: plain text (typed
+    /// control tokens stay text), no BOS.
+    pub(crate) fn tokenize_continuation(&self, text: &str) -> Vec<super::Token> {
+        self.inner.llama.vocab().tokenize(text.as_bytes(), false, false)
     }
 
     /// Whether `token` ends generation (end of turn or of text).

@@ -13,8 +13,14 @@ pub(crate) struct Sampler(LlamaSampler);
 impl Sampler {
     /// Builds the chain for `params` on `model`.
     pub(crate) fn new(params: &SamplingParams, model: &Model) -> Sampler {
+        Sampler::constrained(params, model, None)
+    }
+
+    /// Builds the chain with `constraint` (see [`super::constraint::sampler`])
+    /// first, so every later step only sees tokens the constraint allows.
+    pub(crate) fn constrained(params: &SamplingParams, model: &Model, constraint: Option<LlamaSampler>) -> Sampler {
         let n_vocab = model.inner.llama.n_vocab();
-        let mut chain = Vec::new();
+        let mut chain: Vec<LlamaSampler> = constraint.into_iter().collect();
         if params.repeat_penalty != 1.0 {
             chain.push(LlamaSampler::penalties(n_vocab, params.repeat_last_n as i32, params.repeat_penalty, 0.0, 0.0));
         }

@@ -285,6 +285,48 @@ impl Session {
         }
     }
 
+    /// The log-probability the model gives each continuation of what is
+    /// cached (a prompt just prefilled), by teacher forcing: each
+    /// continuation is evaluated in one batch after the prompt, then removed
+    /// from the cache again. The prompt's own logits are not kept for sampling.
+    pub fn score_continuations(&mut self, continuations: &[Vec<LlamaToken>]) -> Result<Vec<f64>> {
+        if self.logits_index < 0 {
+            return Err(Error::Inference("nothing to score after: the prompt was not evaluated".into()));
+        }
+        let base = self.cached.len();
+        let first = log_softmax(self.logits());
+        let mut scores = Vec::with_capacity(continuations.len());
+        for tokens in continuations {
+            let Some((&head, _)) = tokens.split_first() else {
+                return Err(Error::Inference("an empty continuation cannot be scored".into()));
+            };
+            let mut log_prob = first.get(head.0 as usize).copied().unwrap_or(f64::NEG_INFINITY);
+            let forced = &tokens[..tokens.len() - 1];
+            if !forced.is_empty() {
+                if forced.len() > self.params.batch_size as usize {
+                    return Err(Error::Inference(format!("a continuation of {} tokens is longer than a batch", tokens.len())));
+                }
+                let mut batch = LlamaBatch::new(forced.len(), 1);
+                for (i, &token) in forced.iter().enumerate() {
+                    batch.add(token, (base + i) as i32, &[0], true).map_err(|e| Error::Inference(e.to_string()))?;
+                }
+                // Outside `prefill` the abort slot is null, so this cannot be aborted.
+                self.decode(&mut batch, forced)?;
+                for (i, next) in tokens[1..].iter().enumerate() {
+                    log_prob += log_softmax(self.ctx.get_logits_ith(i as i32)).get(next.0 as usize).copied().unwrap_or(f64::NEG_INFINITY);
+                }
+                if self.ctx.kv_cache_seq_rm(0, Some(base as u32), None).is_err() {
+                    self.clear();
+                    return Err(Error::Inference("the KV cache could not drop a scored continuation".into()));
+                }
+                self.cached.truncate(base);
+            }
+            scores.push(log_prob);
+        }
+        self.logits_index = -1;
+        Ok(scores)
+    }
+
     /// The logits of the last evaluated position (one per vocabulary entry).
     pub fn logits(&self) -> &[f32] {
         self.ctx.get_logits_ith(self.logits_index)
@@ -305,4 +347,12 @@ impl Session {
         let pos_min = self.ctx.kv_cache_seq_pos_min(0);
         pos_min <= 0 || (pos_min as usize) <= keep.saturating_sub(self.swa_window as usize)
     }
+}
+
+/// `ln softmax(logits)`, in f64.
+fn log_softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    let log_sum = max + sum.ln();
+    logits.iter().map(|&l| l as f64 - log_sum).collect()
 }

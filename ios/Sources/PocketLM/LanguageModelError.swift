@@ -48,6 +48,10 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
     case cloud(kind: CloudErrorKind, transient: Bool, detail: String, message: String)
     /// This library's CPU kernels need the `missing` instructions, which this CPU lacks.
     case unsupportedCpu(missing: [String], kernels: String, message: String)
+    /// The output constraint (schema, grammar, choice) cannot be enforced; `detail` names what.
+    case invalidConstraint(detail: String, message: String)
+    /// A structured answer stopped (`stopReason`) before its value was complete.
+    case structuredOutputIncomplete(partialText: String, stopReason: String, message: String)
     /// Loading was cancelled (`LanguageModel.load` throws `CancellationError` instead).
     case loadCancelled(path: String, message: String)
 
@@ -73,6 +77,8 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
         case .download(_, let message): return message
         case .cloud(_, _, _, let message): return message
         case .unsupportedCpu(_, _, let message): return message
+        case .invalidConstraint(_, let message): return message
+        case .structuredOutputIncomplete(_, _, let message): return message
         case .loadCancelled(_, let message): return message
         }
     }
@@ -124,6 +130,10 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
             self = .cloud(kind: kind, transient: transient, detail: detail, message: description)
         case .UnsupportedCpu(let missing, let kernels, let description):
             self = .unsupportedCpu(missing: missing, kernels: kernels, message: description)
+        case .InvalidConstraint(let detail, let description):
+            self = .invalidConstraint(detail: detail, message: description)
+        case .StructuredOutputIncomplete(let partialText, let stopReason, let description):
+            self = .structuredOutputIncomplete(partialText: partialText, stopReason: stopReason, message: description)
         case .LoadCancelled(let path, let description):
             self = .loadCancelled(path: path, message: description)
         }

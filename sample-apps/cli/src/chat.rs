@@ -6,11 +6,12 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 
-use pocketlm::{CancelToken, Error, Role, RouteOptions, RoutedChat};
+use pocketlm::{CancelToken, Constraint, Error, Role, RouteOptions, RoutedChat};
 
 use crate::output;
 
-pub fn run(mut chat: RoutedChat, json: bool) -> Result<(), Error> {
+/// Runs the chat loop; every answer follows `constraint` when one is given.
+pub fn run(mut chat: RoutedChat, constraint: Option<Constraint>, json: bool) -> Result<(), Error> {
     let interactive = std::io::stdin().is_terminal();
     let current: Arc<Mutex<Option<CancelToken>>> = Arc::default();
     {
@@ -54,7 +55,7 @@ pub fn run(mut chat: RoutedChat, json: bool) -> Result<(), Error> {
             }
             _ => {}
         }
-        let options = RouteOptions::default();
+        let options = RouteOptions { constraint: constraint.clone(), ..RouteOptions::default() };
         *current.lock().unwrap_or_else(|p| p.into_inner()) = Some(options.cancel.clone());
         let result = chat.send(line, &options, &mut |event| {
             if !json {

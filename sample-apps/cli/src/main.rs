@@ -13,8 +13,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use pocketlm::plan::{fit_budget, plan_at, smallest_request, WeightLoading};
 use pocketlm::{
-    BackendRequest, BenchOptions, Conversation, ConversationOptions, Error, KvType, MemoryPlan, Model, ModelOptions, OverflowPolicy,
-    PlanRequest, RouteOptions, RoutePolicy, RoutedChat, SamplingParams, TurnBenchOptions,
+    BackendRequest, BenchOptions, Constraint, Conversation, ConversationOptions, Error, KvType, MemoryPlan, Model, ModelOptions,
+    OverflowPolicy, PlanRequest, RouteOptions, RoutePolicy, RoutedChat, SamplingParams, TurnBenchOptions,
 };
 
 /// Run a small language model on this machine, offline.
@@ -234,6 +234,55 @@ struct RunArgs {
     /// Print JSON: one object for generate, one per line per answer for chat.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    constraint: ConstraintArgs,
+}
+
+/// What every answer must look like, enforced while decoding (at most one).
+#[derive(Args)]
+#[group(multiple = false)]
+struct ConstraintArgs {
+    /// A JSON Schema file: every answer is JSON valid against it (`--json` prints the value).
+    #[arg(long, value_name = "FILE")]
+    schema: Option<PathBuf>,
+    /// Every answer is a JSON object.
+    #[arg(long)]
+    json_object: bool,
+    /// A grammar file: llama.cpp GBNF (start rule `root`), or llguidance Lark if it ends in `.lark`.
+    #[arg(long, value_name = "FILE")]
+    grammar: Option<PathBuf>,
+    /// Answer with exactly one of these options (comma-separated); `--json` adds each option's probability.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    choice: Vec<String>,
+}
+
+impl ConstraintArgs {
+    /// The constraint asked for, with its files read and parsed.
+    fn constraint(&self) -> Result<Option<Constraint>, Error> {
+        let read = |path: &PathBuf| {
+            std::fs::read_to_string(path).map_err(|e| Error::InvalidConstraint { detail: format!("cannot read {}: {e}", path.display()) })
+        };
+        if let Some(path) = &self.schema {
+            let schema = serde_json::from_str(&read(path)?)
+                .map_err(|e| Error::InvalidConstraint { detail: format!("{} is not JSON: {e}", path.display()) })?;
+            return Ok(Some(Constraint::JsonSchema { schema }));
+        }
+        if self.json_object {
+            return Ok(Some(Constraint::JsonObject));
+        }
+        if let Some(path) = &self.grammar {
+            let grammar = read(path)?;
+            return Ok(Some(if path.extension().is_some_and(|e| e == "lark") {
+                Constraint::Lark { grammar }
+            } else {
+                Constraint::Gbnf { grammar }
+            }));
+        }
+        if !self.choice.is_empty() {
+            return Ok(Some(Constraint::Choice { options: self.choice.clone() }));
+        }
+        Ok(None)
+    }
 }
 
 /// Where to run the model.
@@ -345,10 +394,15 @@ fn run(command: Command) -> Result<(), Error> {
             Ok(())
         }
         Command::Generate { run, prompt } => {
+            let constraint = run.constraint.constraint()?;
+            if let Some(c) = &constraint {
+                c.validate()?;
+            }
             let mut chat = run.open()?;
             let json = run.json;
             let mut stdout = std::io::stdout();
-            let reply = chat.send(&prompt, &RouteOptions::default(), &mut |event| {
+            let options = RouteOptions { constraint, ..RouteOptions::default() };
+            let reply = chat.send(&prompt, &options, &mut |event| {
                 if !json {
                     output::print_event(&mut stdout, &event);
                 }
@@ -358,7 +412,8 @@ fn run(command: Command) -> Result<(), Error> {
         }
         Command::Chat { run } => {
             let json = run.json;
-            chat::run(run.open()?, json)
+            let constraint = run.constraint.constraint()?;
+            chat::run(run.open()?, constraint, json)
         }
         Command::Plan { model, budget, ctx, kv_type, json } => {
             let path = models::resolve(model)?;

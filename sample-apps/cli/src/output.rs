@@ -59,9 +59,14 @@ pub fn print_event(stdout: &mut std::io::Stdout, event: &RouteEvent) {
 }
 
 /// The JSON object of one answer: text, device metrics (null when the cloud
-/// answered), route and cost.
+/// answered), route, cost, and for a constrained answer the parsed value or
+/// the chosen option with every option's probability (`structured`).
 pub fn reply_json(reply: &RoutedReply) -> serde_json::Value {
-    serde_json::json!({ "text": reply.text, "metrics": reply.metrics, "route": reply.route, "cost": reply.cost })
+    let mut out = serde_json::json!({ "text": reply.text, "metrics": reply.metrics, "route": reply.route, "cost": reply.cost });
+    if let Some(structured) = &reply.structured {
+        out["structured"] = serde_json::json!(structured);
+    }
+    out
 }
 
 /// `generate`: the JSON object, or (text already streamed) a newline and metrics on stderr.

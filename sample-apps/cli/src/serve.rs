@@ -19,7 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pocketlm::{
-    CancelToken, Conversation, ConversationOptions, Error, Message, Metrics, Model, Role, SamplingParams, SendOptions, StopReason,
+    CancelToken, Constraint, Conversation, ConversationOptions, Error, Message, Metrics, Model, Role, SamplingParams, SendOptions,
+    StopReason,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -132,6 +133,22 @@ struct ChatRequest {
     seed: Option<u32>,
     stop: Option<Stop>,
     stream_options: Option<StreamOptions>,
+    response_format: Option<ResponseFormat>,
+}
+
+/// OpenAI's `response_format`: enforced at decode time, never "prompt and hope".
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ResponseFormat {
+    Text,
+    JsonObject,
+    JsonSchema { json_schema: JsonSchemaFormat },
+}
+
+#[derive(Deserialize)]
+struct JsonSchemaFormat {
+    /// Absent: any JSON value. `strict: false` is enforced all the same.
+    schema: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -189,6 +206,7 @@ struct Job {
     sampling: SamplingParams,
     stream: bool,
     include_usage: bool,
+    constraint: Option<Constraint>,
 }
 
 // The error is the HTTP response a handler returns as is.
@@ -221,39 +239,62 @@ fn parse(body: &[u8]) -> Result<Job, Response> {
         ..defaults
     };
     sampling.validate().map_err(|e| bad(e.to_string()))?;
+    let constraint = match request.response_format {
+        None | Some(ResponseFormat::Text) => None,
+        Some(ResponseFormat::JsonObject) => Some(Constraint::JsonObject),
+        Some(ResponseFormat::JsonSchema { json_schema }) => {
+            Some(Constraint::JsonSchema { schema: json_schema.schema.unwrap_or(json!(true)) })
+        }
+    };
+    if let Some(c) = &constraint {
+        c.validate().map_err(|e| bad(e.to_string()))?;
+    }
     Ok(Job {
         history: messages,
         prompt: last.content,
         sampling,
         stream: request.stream,
         include_usage: request.stream_options.is_some_and(|o| o.include_usage),
+        constraint,
     })
 }
 
-fn finish_reason(m: &Metrics) -> &'static str {
-    match m.stop_reason {
-        StopReason::MaxTokens | StopReason::ContextFull => "length",
-        _ => "stop",
-    }
+/// How an answer ended, in OpenAI's terms.
+struct Outcome {
+    finish_reason: &'static str,
+    prompt_tokens: u32,
+    completion_tokens: u32,
 }
 
-fn usage(m: &Metrics) -> Value {
-    let prompt = m.prompt_tokens_reused + m.prompt_tokens_evaluated;
-    json!({ "prompt_tokens": prompt, "completion_tokens": m.generated_tokens, "total_tokens": prompt + m.generated_tokens })
+impl Outcome {
+    fn of(m: &Metrics) -> Outcome {
+        let finish_reason = match m.stop_reason {
+            StopReason::MaxTokens | StopReason::ContextFull => "length",
+            _ => "stop",
+        };
+        Outcome { finish_reason, prompt_tokens: m.prompt_tokens_reused + m.prompt_tokens_evaluated, completion_tokens: m.generated_tokens }
+    }
+
+    fn usage(&self) -> Value {
+        let (p, c) = (self.prompt_tokens, self.completion_tokens);
+        json!({ "prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c })
+    }
 }
 
 fn error_response(e: &Error) -> Response {
     match e {
-        Error::ContextOverflow { .. } | Error::InvalidSampling { .. } | Error::InvalidOption { .. } | Error::Template(_) => {
-            api_error(StatusCode::BAD_REQUEST, "invalid_request_error", e.to_string())
-        }
+        Error::ContextOverflow { .. }
+        | Error::InvalidSampling { .. }
+        | Error::InvalidOption { .. }
+        | Error::InvalidConstraint { .. }
+        | Error::Template(_) => api_error(StatusCode::BAD_REQUEST, "invalid_request_error", e.to_string()),
         _ => api_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.to_string()),
     }
 }
 
 enum Update {
     Text(String),
-    Done(Result<Metrics, Error>),
+    Done(Result<Outcome, Error>),
 }
 
 async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
@@ -303,12 +344,14 @@ async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap
             match update {
                 Update::Text(t) => text.push_str(&t),
                 Update::Done(Err(e)) => return error_response(&e),
-                Update::Done(Ok(m)) => return Json(json!({
-                    "id": id, "object": "chat.completion", "created": created, "model": state.model_id,
-                    "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": finish_reason(&m) }],
-                    "usage": usage(&m),
-                }))
-                .into_response(),
+                Update::Done(Ok(o)) => {
+                    return Json(json!({
+                        "id": id, "object": "chat.completion", "created": created, "model": state.model_id,
+                        "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": o.finish_reason }],
+                        "usage": o.usage(),
+                    }))
+                    .into_response()
+                }
             }
         }
         return api_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "generation ended without a result");
@@ -335,12 +378,12 @@ async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap
                     Ok(vec![Event::default().data(chunk(json!({ "content": t }), Value::Null).to_string())]),
                     (rx, None, false, guard),
                 )),
-                Some(Update::Done(Ok(m))) => {
-                    let mut out = vec![Event::default().data(chunk(json!({}), json!(finish_reason(&m))).to_string())];
+                Some(Update::Done(Ok(o))) => {
+                    let mut out = vec![Event::default().data(chunk(json!({}), json!(o.finish_reason)).to_string())];
                     if include_usage {
                         let mut last = chunk(json!({}), Value::Null);
                         last["choices"] = json!([]);
-                        last["usage"] = usage(&m);
+                        last["usage"] = o.usage();
                         out.push(Event::default().data(last.to_string()));
                     }
                     out.push(Event::default().data("[DONE]"));
@@ -388,7 +431,7 @@ impl Drop for CancelOnDrop {
     }
 }
 
-fn generate(state: &AppState, job: Job, cancel: &CancelToken, tx: &mpsc::UnboundedSender<Update>) -> Result<Metrics, Error> {
+fn generate(state: &AppState, job: Job, cancel: &CancelToken, tx: &mpsc::UnboundedSender<Update>) -> Result<Outcome, Error> {
     let options = ConversationOptions {
         context_length: Some(state.context_length),
         threads: state.threads,
@@ -397,11 +440,25 @@ fn generate(state: &AppState, job: Job, cancel: &CancelToken, tx: &mpsc::Unbound
     };
     let mut conversation = Conversation::new(&state.model, options)?;
     conversation.set_messages(job.history);
-    let send = SendOptions { cancel: cancel.clone(), ..SendOptions::default() };
-    let reply = conversation.send(&job.prompt, &send, &mut |delta| {
+    let send = SendOptions { cancel: cancel.clone(), constraint: job.constraint, ..SendOptions::default() };
+    let result = conversation.send(&job.prompt, &send, &mut |delta| {
         if tx.send(Update::Text(delta.to_string())).is_err() {
             cancel.cancel();
         }
-    })?;
-    Ok(reply.metrics)
+    });
+    match result {
+        Ok(reply) => Ok(Outcome::of(&reply.metrics)),
+        // Cut by max_tokens inside the JSON value: OpenAI returns the text so far with
+        // finish_reason "length" (the conversation is per request: nothing else to keep).
+        Err(Error::StructuredOutputIncomplete { partial_text, .. }) => {
+            let history = conversation.messages();
+            let prompt = &history[..history.len().saturating_sub(1)];
+            Ok(Outcome {
+                finish_reason: "length",
+                prompt_tokens: state.model.prompt_tokens(prompt).map_or(0, |t| t.len() as u32),
+                completion_tokens: state.model.tokenize_plain(&partial_text).len() as u32,
+            })
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -88,6 +88,53 @@ fn generate_json_is_one_object_with_text_and_metrics() {
 }
 
 #[test]
+fn generate_with_a_schema_or_a_choice_prints_the_value_and_the_probabilities() {
+    let model = qwen();
+    let dir = std::env::temp_dir().join(format!("pocketlm-cli-structured-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let schema = dir.join("capital.json");
+    std::fs::write(
+        &schema,
+        r#"{"type":"object","properties":{"country":{"type":"string","maxLength":30},"capital":{"type":"string","maxLength":30}},"required":["country","capital"],"additionalProperties":false}"#,
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["generate", "--model", model.to_str().unwrap(), "--temperature", "0", "--threads", "2", "--json"];
+        args.extend_from_slice(extra);
+        let out = pocketlm(&args, None);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str::<Value>(stdout(&out).trim()).unwrap()
+    };
+    let v = run(&["--prompt", "What is the capital of France?", "--schema", schema.to_str().unwrap()]);
+    let value = &v["structured"]["value"];
+    assert_eq!(v["structured"]["type"], "json", "{v}");
+    assert!(value["capital"].as_str().unwrap().contains("Paris"), "{v}");
+    assert_eq!(value.as_object().unwrap().len(), 2, "{v}");
+    assert_eq!(serde_json::from_str::<Value>(v["text"].as_str().unwrap()).unwrap(), *value);
+
+    let v = run(&["--prompt", "Is Paris in France?", "--choice", "yes,no"]);
+    assert_eq!(v["text"], "yes", "{v}");
+    assert_eq!(v["structured"]["index"], 0, "{v}");
+    let p: Vec<f64> = v["structured"]["probabilities"].as_array().unwrap().iter().map(|p| p.as_f64().unwrap()).collect();
+    assert_eq!(p.len(), 2);
+    assert!((p[0] + p[1] - 1.0).abs() < 1e-9 && p[0] > p[1], "{p:?}");
+
+    let grammar = dir.join("count.gbnf");
+    std::fs::write(&grammar, "root ::= [1-9] \" apples\"\n").unwrap();
+    let v = run(&["--prompt", "How many apples?", "--grammar", grammar.to_str().unwrap()]);
+    let text = v["text"].as_str().unwrap();
+    assert!(text.len() == 8 && text.ends_with(" apples"), "{text:?}");
+
+    // A schema the engine cannot enforce fails before the model answers, naming the keyword.
+    std::fs::write(&schema, r#"{"type":"array","uniqueItems":true}"#).unwrap();
+    let out = pocketlm(&["generate", "--model", model.to_str().unwrap(), "--prompt", "hi", "--schema", schema.to_str().unwrap()], None);
+    assert_clean_failure(&out, "uniqueItems");
+    let out = pocketlm(&["generate", "--prompt", "hi", "--choice", "a", "--json-object"], None);
+    assert!(!out.status.success() && stderr(&out).contains("cannot be used with"), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn generate_streams_plain_text() {
     let model = qwen();
     let out = pocketlm(

@@ -172,6 +172,39 @@ fn bad_requests_get_openai_style_errors() {
 }
 
 #[test]
+fn response_format_is_enforced_at_decode_time_and_bad_schemas_are_refused() {
+    let server = Server::start(&[], &[]);
+    let body = r#"{"messages":[{"role":"user","content":"Describe Paris."}],"temperature":0,"max_tokens":80,
+        "response_format":{"type":"json_schema","json_schema":{"name":"city","strict":true,"schema":{"type":"object",
+        "properties":{"city":{"type":"string","enum":["Paris","Rome"]},"population_millions":{"type":"integer","minimum":0,"maximum":40}},
+        "required":["city","population_millions"],"additionalProperties":false}}}}"#;
+    let (status, body) = server.request("POST", "/v1/chat/completions", &["Content-Type: application/json"], body);
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let content: Value = serde_json::from_str(v["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+    assert!(["Paris", "Rome"].contains(&content["city"].as_str().unwrap()), "{content}");
+    assert!((0..=40).contains(&content["population_millions"].as_i64().unwrap()), "{content}");
+    assert_eq!(content.as_object().unwrap().len(), 2, "{content}");
+
+    let body = r#"{"messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"array","uniqueItems":true}}}}"#;
+    let (status, body) = server.request("POST", "/v1/chat/completions", &["Content-Type: application/json"], body);
+    assert_eq!(status, 400, "{body}");
+    let error = &serde_json::from_str::<Value>(&body).unwrap()["error"];
+    assert_eq!(error["type"], "invalid_request_error");
+    assert!(error["message"].as_str().unwrap().contains("uniqueItems"), "{error}");
+
+    // Cut by max_tokens inside the object: the text so far, finish_reason "length", as OpenAI does.
+    let body = r#"{"messages":[{"role":"user","content":"Write a story."}],"temperature":0,"max_tokens":4,
+        "response_format":{"type":"json_schema","json_schema":{"name":"s","schema":{"type":"object","properties":{"story":{"type":"string"}},"required":["story"]}}}}"#;
+    let (status, body) = server.request("POST", "/v1/chat/completions", &["Content-Type: application/json"], body);
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "length", "{v}");
+    assert!(v["choices"][0]["message"]["content"].as_str().unwrap().starts_with('{'), "{v}");
+    assert!(v["usage"]["completion_tokens"].as_u64().unwrap() > 0, "{v}");
+}
+
+#[test]
 fn an_api_key_is_required_when_configured_and_read_from_the_environment() {
     let server = Server::start(&["--api-key-env", "SERVE_KEY"], &[("SERVE_KEY", "s3cret")]);
     let (status, body) = server.request("GET", "/v1/models", &[], "");

@@ -78,6 +78,12 @@ sealed class LanguageModelException(message: String) : Exception(message) {
     /** This library's CPU kernels need the [missing] instructions, which this CPU lacks. */
     class UnsupportedCpu(val missing: List<String>, val kernels: String, message: String) : LanguageModelException(message)
 
+    /** The output constraint (schema, grammar, choice) cannot be enforced; [detail] names what. */
+    class InvalidConstraint(val detail: String, message: String) : LanguageModelException(message)
+
+    /** A structured answer stopped ([stopReason]) before its value was complete; [partialText] is what was generated. */
+    class StructuredOutputIncomplete(val partialText: String, val stopReason: String, message: String) : LanguageModelException(message)
+
     /** Loading [path] was cancelled (`LanguageModel.load` turns it into a `CancellationException`). */
     class LoadCancelled(val path: String, message: String) : LanguageModelException(message)
 }
@@ -103,6 +109,8 @@ internal fun FfiException.toPublic(): LanguageModelException = when (this) {
     is FfiException.Download -> LanguageModelException.Download(detail, description)
     is FfiException.Cloud -> LanguageModelException.Cloud(kind, transient, detail, description)
     is FfiException.UnsupportedCpu -> LanguageModelException.UnsupportedCpu(missing, kernels, description)
+    is FfiException.InvalidConstraint -> LanguageModelException.InvalidConstraint(detail, description)
+    is FfiException.StructuredOutputIncomplete -> LanguageModelException.StructuredOutputIncomplete(partialText, stopReason, description)
     is FfiException.LoadCancelled -> LanguageModelException.LoadCancelled(path, description)
 }.also { it.initCause(this) }
 
