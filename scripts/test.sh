@@ -16,6 +16,9 @@ cargo fmt --all -- --check
 bash scripts/fetch-test-models.sh all
 bash scripts/make-test-shaped-models.sh
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The SDK as apps build it (no `bench`), with and without `cloud`: no warnings either.
+cargo clippy -p pocketlm-ffi --quiet -- -D warnings
+cargo clippy -p pocketlm-ffi --no-default-features --quiet -- -D warnings
 bash scripts/check-layering.sh
 cargo test --workspace 2>&1
 bash scripts/test-kotlin.sh

@@ -191,7 +191,7 @@ pub fn bench(model: &Model, options: &BenchOptions) -> Result<BenchReport> {
 
 fn run_once(session: &mut Session, prompt: &[Token], gen_tokens: u32) -> Result<BenchRun> {
     session.clear();
-    let mut sampler = Sampler::new(&SamplingParams::greedy(), session.model());
+    let mut sampler = Sampler::constrained(&SamplingParams::greedy(), session.model(), None);
     let started = Instant::now();
     session.prefill(prompt, &CancelToken::new())?;
     let prefill_secs = started.elapsed().as_secs_f64();

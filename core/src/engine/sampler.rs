@@ -11,11 +11,6 @@ use crate::sampling::SamplingParams;
 pub(crate) struct Sampler(LlamaSampler);
 
 impl Sampler {
-    /// Builds the chain for `params` on `model`.
-    pub(crate) fn new(params: &SamplingParams, model: &Model) -> Sampler {
-        Sampler::constrained(params, model, None)
-    }
-
     /// Builds the chain with `constraint` (see [`super::constraint::sampler`])
     /// first, so every later step only sees tokens the constraint allows.
     pub(crate) fn constrained(params: &SamplingParams, model: &Model, constraint: Option<LlamaSampler>) -> Sampler {
