@@ -86,3 +86,9 @@ impl SamplingParams {
         Ok(())
     }
 }
+
+/// A seed for when none was given: different on every call.
+pub fn random_seed() -> u32 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now()) as u32
+}

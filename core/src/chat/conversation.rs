@@ -11,7 +11,7 @@ use crate::constraint::{normalise, Constraint, Structured};
 use crate::engine::{constraint_sampler, default_threads, peak_rss_bytes, Model, Prefill, Sampler, Session, SessionParams, Token};
 use crate::error::{Error, Result};
 use crate::plan::KvType;
-use crate::sampling::SamplingParams;
+use crate::sampling::{random_seed, SamplingParams};
 use crate::stream::TextStream;
 use crate::template::{Message, Role};
 
@@ -295,21 +295,13 @@ impl Conversation {
             // Interrupted before any text: keep what the user typed, add no empty answer.
             Ok(reply) if interrupted(reply.metrics.stop_reason) && reply.text.is_empty() => Ok(reply),
             Ok(reply) => match structured_value(&reply, options.constraint.as_ref()) {
-                Ok(Some(value)) => {
+                Ok(structured) => {
                     self.messages.push(Message::assistant(reply.text.clone()));
-                    Ok(Reply { structured: Some(value), ..reply })
-                }
-                Ok(None) => {
-                    self.messages.push(Message::assistant(reply.text.clone()));
-                    Ok(reply)
+                    Ok(Reply { structured, ..reply })
                 }
                 // Stopped inside the value: like a failure after text was shown.
                 Err(e) => {
-                    if keep {
-                        self.messages.push(Message::assistant(reply.text));
-                    } else {
-                        self.messages = restore;
-                    }
+                    self.settle_failed_answer(keep, reply.text, restore);
                     Err(e)
                 }
             },
@@ -318,13 +310,19 @@ impl Conversation {
                 Err(e)
             }
             Err(e) => {
-                if keep {
-                    self.messages.push(Message::assistant(shown.clone()));
-                } else {
-                    self.messages = restore;
-                }
+                self.settle_failed_answer(keep, shown.clone(), restore);
                 Err(Error::AnswerFailed { partial_text: shown, cause: Box::new(e) })
             }
+        }
+    }
+
+    /// After an answer failed with text shown: keep that text as the answer
+    /// (`keep`), or roll the turn back to `restore`.
+    fn settle_failed_answer(&mut self, keep: bool, shown: String, restore: Vec<Message>) {
+        if keep {
+            self.messages.push(Message::assistant(shown));
+        } else {
+            self.messages = restore;
         }
     }
 
@@ -533,21 +531,16 @@ fn argmax(p: &[f64]) -> usize {
     p.iter().enumerate().fold(0, |best, (i, &v)| if v > p[best] { i } else { best })
 }
 
-/// Draws an index with probability proportional to `p^(1/temperature)`.
+/// Draws an index with probability proportional to `p^(1/temperature)`,
+/// reproducibly for a given seed.
 fn draw(p: &[f64], temperature: f32, seed: Option<u32>) -> usize {
-    use std::hash::{BuildHasher, RandomState};
     let weights: Vec<f64> = p.iter().map(|v| v.powf(1.0 / f64::from(temperature))).collect();
     let total: f64 = weights.iter().sum();
-    let bits = match seed {
-        // SplitMix64 of the seed: reproducible for a given seed.
-        Some(s) => {
-            let mut z = u64::from(s).wrapping_add(0x9E37_79B9_7F4A_7C15);
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        None => RandomState::new().hash_one(std::time::SystemTime::now()),
-    };
+    // SplitMix64 of the seed.
+    let mut z = u64::from(seed.unwrap_or_else(random_seed)).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    let bits = z ^ (z >> 31);
     let mut target = (bits >> 11) as f64 / (1u64 << 53) as f64 * total;
     for (i, w) in weights.iter().enumerate() {
         if target < *w {

@@ -4,7 +4,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 
 use super::model::Model;
 use super::Token;
-use crate::sampling::SamplingParams;
+use crate::sampling::{random_seed, SamplingParams};
 
 /// A sampler chain for one answer (penalties, top-k, top-p, min-p,
 /// temperature, draw), bound to a model's vocabulary size.
@@ -37,9 +37,4 @@ impl Sampler {
     pub(crate) fn sample(&mut self, ctx: &llama_cpp_2::context::LlamaContext<'_>, index: i32) -> Token {
         self.0.sample(ctx, index)
     }
-}
-
-fn random_seed() -> u32 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now()) as u32
 }

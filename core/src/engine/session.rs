@@ -293,14 +293,16 @@ impl Session {
         if self.logits_index < 0 {
             return Err(Error::Inference("nothing to score after: the prompt was not evaluated".into()));
         }
+        if continuations.iter().any(Vec::is_empty) {
+            return Err(Error::Inference("an empty continuation cannot be scored".into()));
+        }
         let base = self.cached.len();
-        let first = log_softmax(self.logits());
+        // Every first token is scored on the prompt's logits, before any decode overwrites them.
+        let prompt_logits = self.logits();
+        let firsts: Vec<f64> = continuations.iter().map(|tokens| log_prob(prompt_logits, tokens[0])).collect();
         let mut scores = Vec::with_capacity(continuations.len());
-        for tokens in continuations {
-            let Some((&head, _)) = tokens.split_first() else {
-                return Err(Error::Inference("an empty continuation cannot be scored".into()));
-            };
-            let mut log_prob = first.get(head.0 as usize).copied().unwrap_or(f64::NEG_INFINITY);
+        for (tokens, first) in continuations.iter().zip(firsts) {
+            let mut log_prob_sum = first;
             let forced = &tokens[..tokens.len() - 1];
             if !forced.is_empty() {
                 if forced.len() > self.params.batch_size as usize {
@@ -312,8 +314,8 @@ impl Session {
                 }
                 // Outside `prefill` the abort slot is null, so this cannot be aborted.
                 self.decode(&mut batch, forced)?;
-                for (i, next) in tokens[1..].iter().enumerate() {
-                    log_prob += log_softmax(self.ctx.get_logits_ith(i as i32)).get(next.0 as usize).copied().unwrap_or(f64::NEG_INFINITY);
+                for (i, &next) in tokens[1..].iter().enumerate() {
+                    log_prob_sum += log_prob(self.ctx.get_logits_ith(i as i32), next);
                 }
                 if self.ctx.kv_cache_seq_rm(0, Some(base as u32), None).is_err() {
                     self.clear();
@@ -321,7 +323,7 @@ impl Session {
                 }
                 self.cached.truncate(base);
             }
-            scores.push(log_prob);
+            scores.push(log_prob_sum);
         }
         self.logits_index = -1;
         Ok(scores)
@@ -349,10 +351,10 @@ impl Session {
     }
 }
 
-/// `ln softmax(logits)`, in f64.
-fn log_softmax(logits: &[f32]) -> Vec<f64> {
+/// `ln softmax(logits)[token]`, in f64 (minus infinity for a token out of range).
+fn log_prob(logits: &[f32], token: LlamaToken) -> f64 {
+    let Some(&logit) = logits.get(token.0 as usize) else { return f64::NEG_INFINITY };
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
-    let log_sum = max + sum.ln();
-    logits.iter().map(|&l| l as f64 - log_sum).collect()
+    logit as f64 - (max + sum.ln())
 }
