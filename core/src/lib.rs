@@ -28,7 +28,7 @@
 
 // The pure layer, re-exported so `pocketlm::gguf`, `pocketlm::plan` and
 // `crate::error` keep their paths.
-use pocketlm_base::{arch, cancel, confidence, constraint, error, sampling, stream, template};
+use pocketlm_base::{arch, cancel, confidence, constraint, error, partial, sampling, stream, template, tool};
 pub use pocketlm_base::{gguf, plan};
 
 #[allow(unsafe_code)] // the one layer that may: see engine/mod.rs
@@ -45,7 +45,8 @@ mod cloud;
 pub use bench::{bench, bench_turns, BenchOptions, BenchReport, BenchRun, TurnBenchOptions, TurnBenchReport, TurnTiming};
 pub use cancel::CancelToken;
 pub use chat::{
-    Conversation, ConversationOptions, Metrics, OverflowPolicy, PartialAnswer, Reply, SendOptions, StopReason, DEFAULT_CONTEXT_LENGTH,
+    ChatEvent, Conversation, ConversationOptions, Metrics, OverflowPolicy, PartialAnswer, Reply, SendOptions, StopReason,
+    DEFAULT_CONTEXT_LENGTH, DEFAULT_MAX_TOOL_ROUNDS,
 };
 #[cfg(feature = "cloud")]
 pub use cloud::{
@@ -60,7 +61,10 @@ pub use engine::{
     FORCE_PROBE_FAILURE_ENV,
 };
 pub use error::{CloudErrorKind, Error, Result};
+/// Snapshots of JSON still being written (what [`ChatEvent::Snapshot`] carries).
+pub use partial::snapshot as json_snapshot;
 pub use plan::{KvType, MemoryEstimate, MemoryPlan, PlanRequest, WeightLoading};
 pub use sampling::SamplingParams;
 pub use stream::{Step, TextStream};
 pub use template::{render_plain, ChatTemplate, Message, Role};
+pub use tool::{validate as tool_validate, Tool, ToolCall, ToolChoice, ToolFormat, ToolResult};

@@ -360,7 +360,7 @@ fn prefer_cloud_falls_back_to_the_device_and_keeps_one_history() {
 fn cloud_answers_are_redacted_on_the_way_out_and_costed() {
     let server = FaultServer::start(vec![ok_stream(&["Paris."])]);
     let config = RouterConfig {
-        redact: Some(Arc::new(|m: &Message| Message { role: m.role, content: m.content.replace("4111-1111", "[card]") })),
+        redact: Some(Arc::new(|m: &Message| m.with_content(m.content.replace("4111-1111", "[card]")))),
         ..router(RoutePolicy::CloudOnly, &server.url)
     };
     let mut chat = RoutedChat::new(device(512), config, greedy(8)).unwrap();

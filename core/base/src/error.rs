@@ -169,6 +169,22 @@ pub enum Error {
         /// Why generation stopped, e.g. `max_tokens`.
         stop_reason: String,
     },
+    /// The model (or the cloud) produced a tool call that cannot be run: an
+    /// unknown tool, or arguments that are not what the tool declares.
+    #[error("the model's call to tool {name:?} is invalid: {detail} (the history is unchanged; retry, or declare the tool's parameters more plainly)")]
+    ToolCallInvalid {
+        /// The tool the model named (empty if it named none).
+        name: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Automatic tool use went past its round limit: the model kept calling
+    /// tools. The history keeps every completed round.
+    #[error("the model was still calling tools after {rounds} rounds (raise max_tool_rounds, or answer without tools)")]
+    ToolRoundsExceeded {
+        /// The limit that was reached.
+        rounds: u32,
+    },
     /// Loading was cancelled through its `CancelToken` (nothing stays loaded).
     #[error("loading {path} was cancelled")]
     LoadCancelled {

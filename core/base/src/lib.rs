@@ -8,6 +8,8 @@
 //! - [`stream`]: UTF-8-safe deltas and stop sequences;
 //! - [`confidence`]: token-level confidence math;
 //! - [`constraint`]: what a structured answer must look like, and its checks;
+//! - [`tool`]: tool declarations, calls, per-family call formats and their scanner;
+//! - [`partial`]: snapshots of JSON still being written;
 //! - [`arch`]: which architectures can chat;
 //! - [`sampling`]: sampling options and their validation;
 //! - [`cancel`]: the cancellation flag shared by every layer;
@@ -20,9 +22,11 @@ pub mod confidence;
 pub mod constraint;
 pub mod error;
 pub mod gguf;
+pub mod partial;
 pub mod plan;
 pub mod sampling;
 pub mod stream;
 pub mod template;
+pub mod tool;
 
 pub use error::{CloudErrorKind, Error, Result};

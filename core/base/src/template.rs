@@ -8,6 +8,7 @@ use minijinja::{Environment, ErrorKind, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::tool::{self, Tool, ToolCall, ToolResult};
 
 /// Who said a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +20,8 @@ pub enum Role {
     User,
     /// The model.
     Assistant,
+    /// The result of a tool call, answering an assistant message's call.
+    Tool,
 }
 
 impl Role {
@@ -28,6 +31,7 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }
@@ -39,32 +43,92 @@ impl std::str::FromStr for Role {
             "system" | "developer" => Ok(Role::System),
             "user" => Ok(Role::User),
             "assistant" => Ok(Role::Assistant),
-            other => Err(Error::InvalidOption { name: "role", value: other.to_string(), expected: "system, user or assistant".into() }),
+            "tool" => Ok(Role::Tool),
+            other => {
+                Err(Error::InvalidOption { name: "role", value: other.to_string(), expected: "system, user, assistant or tool".into() })
+            }
         }
     }
 }
 
-/// One message of a conversation.
+/// One message of a conversation, in the OpenAI / Hugging Face shape
+/// (`tool_calls` on an assistant message, `tool_call_id` on a tool result).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// Who said it.
     pub role: Role,
     /// What was said.
+    #[serde(default)]
     pub content: String,
+    /// The tools an assistant message called.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "openai_calls")]
+    pub tool_calls: Vec<ToolCall>,
+    /// For a tool result: the id of the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// For a tool result: the tool's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl Message {
+    /// A message from `role`.
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Message { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None, name: None }
+    }
     /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
-        Message { role: Role::System, content: content.into() }
+        Message::new(Role::System, content)
     }
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
-        Message { role: Role::User, content: content.into() }
+        Message::new(Role::User, content)
     }
     /// An assistant message.
     pub fn assistant(content: impl Into<String>) -> Self {
-        Message { role: Role::Assistant, content: content.into() }
+        Message::new(Role::Assistant, content)
+    }
+    /// An assistant message with tool calls (and the text before them).
+    pub fn assistant_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        Message { tool_calls: calls, ..Message::assistant(content) }
+    }
+    /// The result of a tool call.
+    pub fn tool_result(result: &ToolResult) -> Self {
+        Message { tool_call_id: Some(result.call_id.clone()), name: Some(result.name.clone()), ..Message::new(Role::Tool, &result.content) }
+    }
+    /// This message with its content replaced (calls and ids kept).
+    pub fn with_content(&self, content: impl Into<String>) -> Self {
+        Message { content: content.into(), ..self.clone() }
+    }
+}
+
+/// `tool_calls` as OpenAI writes them: `{"id", "type": "function", "function": {"name", "arguments"}}`,
+/// the arguments an object (templates call `tojson` on them) or, when read, a JSON string too.
+mod openai_calls {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::Value;
+
+    use crate::tool::ToolCall;
+
+    pub fn serialize<S: Serializer>(calls: &[ToolCall], s: S) -> std::result::Result<S::Ok, S::Error> {
+        calls.iter().map(|c| c.to_openai(false)).collect::<Vec<_>>().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<ToolCall>, D::Error> {
+        let raw = Vec::<Value>::deserialize(d)?;
+        raw.into_iter()
+            .map(|v| {
+                let f = v.get("function").unwrap_or(&v);
+                let name = f.get("name").and_then(Value::as_str).ok_or_else(|| serde::de::Error::custom("a tool call needs a name"))?;
+                let arguments = match f.get("arguments") {
+                    Some(Value::String(text)) => serde_json::from_str(text).map_err(serde::de::Error::custom)?,
+                    Some(other) => other.clone(),
+                    None => Value::Object(Default::default()),
+                };
+                let id = v.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+                Ok(ToolCall { id, name: name.to_string(), arguments })
+            })
+            .collect()
     }
 }
 
@@ -72,6 +136,7 @@ impl Message {
 #[derive(Debug)]
 pub struct ChatTemplate {
     env: Environment<'static>,
+    source: String,
     bos_token: String,
     eos_token: String,
 }
@@ -113,16 +178,29 @@ impl ChatTemplate {
         env.add_function("strftime_now", move |format: String| strftime(&format, date.unwrap_or_else(CivilDate::today)));
         env.add_template_owned(NAME, source.to_owned())
             .map_err(|e| Error::Template(format!("the model's chat template does not compile: {e}")))?;
-        Ok(ChatTemplate { env, bos_token: bos_token.to_owned(), eos_token: eos_token.to_owned() })
+        Ok(ChatTemplate { env, source: source.to_owned(), bos_token: bos_token.to_owned(), eos_token: eos_token.to_owned() })
+    }
+
+    /// The template's Jinja source.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Renders `messages`; with `add_generation_prompt` the text ends where the
     /// assistant's answer starts.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+        self.render_with_tools(messages, &[], add_generation_prompt)
+    }
+
+    /// Renders `messages` with `tools` in the template's `tools` variable
+    /// (OpenAI's shape, as Hugging Face passes them); no tools leaves it undefined.
+    pub fn render_with_tools(&self, messages: &[Message], tools: &[Tool], add_generation_prompt: bool) -> Result<String> {
         let template = self.env.get_template(NAME).map_err(|e| Error::Template(e.to_string()))?;
+        let tools: Option<Vec<serde_json::Value>> = (!tools.is_empty()).then(|| tools.iter().map(Tool::to_openai).collect());
         template
             .render(minijinja::context! {
                 messages => messages,
+                tools => tools,
                 add_generation_prompt => add_generation_prompt,
                 bos_token => &self.bos_token,
                 eos_token => &self.eos_token,
@@ -161,8 +239,7 @@ const MARK_CLOSE: char = '\u{F8F1}';
 /// `None` when the pieces cannot be matched exactly (an unusual template that
 /// rewrites content); the caller then decides what is safe.
 pub fn split_prompt(prompt: &str, messages: &[Message], render: impl FnOnce(&[Message]) -> Result<String>) -> Option<Vec<PromptPiece>> {
-    let marked: Vec<Message> =
-        messages.iter().enumerate().map(|(i, m)| Message { role: m.role, content: format!("{MARK_OPEN}{i}{MARK_CLOSE}") }).collect();
+    let marked: Vec<Message> = messages.iter().enumerate().map(|(i, m)| m.with_content(format!("{MARK_OPEN}{i}{MARK_CLOSE}"))).collect();
     let skeleton = render(&marked).ok()?;
     // The skeleton as template text, each followed by the message whose content comes next.
     let mut layout: Vec<(&str, Option<usize>)> = Vec::new();
@@ -198,6 +275,40 @@ pub fn split_prompt(prompt: &str, messages: &[Message], render: impl FnOnce(&[Me
         pos += placed.len();
     }
     (pos == prompt.len()).then_some(pieces)
+}
+
+/// `messages` for a template without tool support ([`tool::ToolFormat::Generic`]):
+/// the tools described in the system prompt, calls written as assistant text,
+/// results as user turns (joined to a neighbouring user turn, so roles alternate).
+pub fn generic_tool_messages(messages: &[Message], tools: &[Tool]) -> Vec<Message> {
+    let mut out: Vec<Message> = Vec::with_capacity(messages.len() + 1);
+    if !tools.is_empty() {
+        let instructions = tool::generic_instructions(tools);
+        match messages.first() {
+            Some(m) if m.role == Role::System => out.push(Message::system(format!("{}\n\n{instructions}", m.content))),
+            _ => out.push(Message::system(instructions)),
+        }
+    }
+    let skip = usize::from(!tools.is_empty() && messages.first().is_some_and(|m| m.role == Role::System));
+    for m in &messages[skip..] {
+        let converted = match m.role {
+            Role::Tool => Message::user(tool::generic_result(&m.content)),
+            Role::Assistant if !m.tool_calls.is_empty() => {
+                let calls: Vec<String> = m.tool_calls.iter().map(tool::generic_call).collect();
+                let text = if m.content.is_empty() { calls.join("\n") } else { format!("{}\n{}", m.content, calls.join("\n")) };
+                Message::assistant(text)
+            }
+            _ => m.clone(),
+        };
+        match out.last_mut() {
+            Some(last) if last.role == Role::User && converted.role == Role::User => {
+                last.content.push('\n');
+                last.content.push_str(&converted.content);
+            }
+            _ => out.push(converted),
+        }
+    }
+    out
 }
 
 /// Plain completion rendering for base models without a chat template: the

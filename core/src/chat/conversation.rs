@@ -4,16 +4,22 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::event::ChatEvent;
 use super::metrics::{Metrics, StopReason};
 use crate::cancel::CancelToken;
 use crate::confidence::{ConfidenceOptions, ConfidenceTracker};
 use crate::constraint::{normalise, Constraint, Structured};
-use crate::engine::{constraint_sampler, default_threads, peak_rss_bytes, Model, Prefill, Sampler, Session, SessionParams, Token};
+use crate::engine::{
+    call_sampler, constraint_sampler, default_threads, peak_rss_bytes, ConstraintSampler, Model, Prefill, Sampler, Session, SessionParams,
+    Token,
+};
 use crate::error::{Error, Result};
+use crate::partial;
 use crate::plan::KvType;
 use crate::sampling::{random_seed, SamplingParams};
 use crate::stream::TextStream;
 use crate::template::{Message, Role};
+use crate::tool::{self, call_complete, compact_json_prefix, new_call_id, parse_call, CallScanner, Tool, ToolCall, ToolChoice, ToolResult};
 
 /// Context length used when none is given (capped by what the model was trained on).
 pub const DEFAULT_CONTEXT_LENGTH: u32 = 4096;
@@ -94,6 +100,14 @@ pub struct SendOptions {
     /// grammar, or one of fixed strings), enforced while decoding. A
     /// constraint that cannot be enforced is [`Error::InvalidConstraint`].
     pub constraint: Option<Constraint>,
+    /// Tools the model may call (see [`Reply::tool_calls`] and
+    /// [`Conversation::respond_with_tools`]); rendered through the model's own template.
+    pub tools: Vec<Tool>,
+    /// Whether and which tools must be called.
+    pub tool_choice: ToolChoice,
+    /// Most rounds of calls [`Conversation::respond_with_tools`] runs before
+    /// giving up with [`Error::ToolRoundsExceeded`] (`None`: 4).
+    pub max_tool_rounds: Option<u32>,
 }
 
 /// A finished answer.
@@ -107,6 +121,11 @@ pub struct Reply {
     /// probability, for an answer under a [`SendOptions::constraint`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub structured: Option<Structured>,
+    /// The tools the model called (in order). The app runs them and answers
+    /// with [`Conversation::send_tool_results`], or lets
+    /// [`Conversation::respond_with_tools`] do both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// A multi-turn chat with its own context and KV cache.
@@ -236,6 +255,16 @@ impl Conversation {
     ///   rolled back with `Discard`), and the error is [`Error::AnswerFailed`]
     ///   carrying the text that was shown.
     pub fn send(&mut self, text: &str, options: &SendOptions, on_text: &mut dyn FnMut(&str)) -> Result<Reply> {
+        self.send_events(text, options, &mut |event| {
+            if let ChatEvent::Text(delta) = event {
+                on_text(delta);
+            }
+        })
+    }
+
+    /// Like [`Conversation::send`], with every event: text deltas, snapshots
+    /// of a JSON answer as it is written, and tool calls as they are decided.
+    pub fn send_events(&mut self, text: &str, options: &SendOptions, on_event: &mut dyn FnMut(ChatEvent<'_>)) -> Result<Reply> {
         if let Some(confidence) = &options.confidence {
             confidence.validate()?;
         }
@@ -249,7 +278,42 @@ impl Conversation {
             }
             _ => self.messages.push(Message::user(text)),
         }
-        self.answer(before, options, on_text)
+        self.answer(before, options, on_event)
+    }
+
+    /// Answers the tool calls of the last answer with their results and
+    /// generates what comes next (more calls, or the answer). Every call of
+    /// that answer needs exactly one result; the history is untouched otherwise.
+    pub fn send_tool_results(
+        &mut self,
+        results: &[ToolResult],
+        options: &SendOptions,
+        on_event: &mut dyn FnMut(ChatEvent<'_>),
+    ) -> Result<Reply> {
+        let pending: Vec<&ToolCall> = match self.messages.last() {
+            Some(m) if m.role == Role::Assistant && !m.tool_calls.is_empty() => m.tool_calls.iter().collect(),
+            _ => {
+                return Err(Error::InvalidOption {
+                    name: "tool_results",
+                    value: format!("{} results", results.len()),
+                    expected: "the last answer must have made tool calls".into(),
+                })
+            }
+        };
+        let mut ids: Vec<&str> = results.iter().map(|r| r.call_id.as_str()).collect();
+        ids.sort_unstable();
+        let mut wanted: Vec<&str> = pending.iter().map(|c| c.id.as_str()).collect();
+        wanted.sort_unstable();
+        if ids != wanted {
+            return Err(Error::InvalidOption {
+                name: "tool_results",
+                value: ids.join(", "),
+                expected: format!("one result for each call: {}", wanted.join(", ")),
+            });
+        }
+        let before = self.messages.clone();
+        self.messages.extend(results.iter().map(Message::tool_result));
+        self.answer(before, options, on_event)
     }
 
     /// Sends a message and waits for the whole answer.
@@ -261,6 +325,11 @@ impl Conversation {
     /// any). If the new answer is discarded or fails before any text, the
     /// history keeps the user message and the previous answer.
     pub fn regenerate(&mut self, options: &SendOptions, on_text: &mut dyn FnMut(&str)) -> Result<Reply> {
+        let on_event = &mut |event: ChatEvent<'_>| {
+            if let ChatEvent::Text(delta) = event {
+                on_text(delta);
+            }
+        };
         let before = self.messages.clone();
         if self.messages.last().is_some_and(|m| m.role == Role::Assistant) {
             self.messages.pop();
@@ -273,17 +342,19 @@ impl Conversation {
                 expected: "the conversation must end with a user message or its answer".into(),
             });
         }
-        self.answer(before, options, on_text)
+        self.answer(before, options, on_event)
     }
 
     /// Answers the history as it stands (ending in a user message) and settles
     /// the history as [`Conversation::send`] documents; `restore` is the
     /// history to go back to when the turn is rolled back.
-    fn answer(&mut self, restore: Vec<Message>, options: &SendOptions, on_text: &mut dyn FnMut(&str)) -> Result<Reply> {
+    fn answer(&mut self, restore: Vec<Message>, options: &SendOptions, on_event: &mut dyn FnMut(ChatEvent<'_>)) -> Result<Reply> {
         let mut shown = String::new();
-        let result = self.respond(options, &mut |delta| {
-            shown.push_str(delta);
-            on_text(delta);
+        let result = self.respond(options, &mut |event| {
+            if let ChatEvent::Text(delta) = event {
+                shown.push_str(delta);
+            }
+            on_event(event);
         });
         let interrupted = |r: StopReason| matches!(r, StopReason::Cancelled | StopReason::LowConfidence | StopReason::Deadline);
         let keep = options.on_cancel == PartialAnswer::Keep;
@@ -296,7 +367,7 @@ impl Conversation {
             Ok(reply) if interrupted(reply.metrics.stop_reason) && reply.text.is_empty() => Ok(reply),
             Ok(reply) => match structured_value(&reply, options.constraint.as_ref()) {
                 Ok(structured) => {
-                    self.messages.push(Message::assistant(reply.text.clone()));
+                    self.messages.push(Message::assistant_calls(reply.text.clone(), reply.tool_calls.clone()));
                     Ok(Reply { structured, ..reply })
                 }
                 // Stopped inside the value: like a failure after text was shown.
@@ -333,24 +404,44 @@ impl Conversation {
         self.fail_decode_after = tokens;
     }
 
-    fn respond(&mut self, options: &SendOptions, on_text: &mut dyn FnMut(&str)) -> Result<Reply> {
+    fn respond(&mut self, options: &SendOptions, on_event: &mut dyn FnMut(ChatEvent<'_>)) -> Result<Reply> {
         let started = Instant::now();
         let sampling = self.options.sampling.clone();
         let model = self.session.model().clone();
+        let tools = ToolUse::new(options, &model)?;
         // Compiled before any work, so a constraint that cannot be enforced fails first.
         let constraint = match &options.constraint {
             Some(c) => constraint_sampler(&model, c)?,
             None => None,
         };
-        let tokens = self.fit_prompt()?;
+        let mut constraint_ms = started.elapsed().as_secs_f64() * 1e3;
+        let mut tokens = self.fit_prompt(tools.as_ref().map_or(&[][..], |t| &t.tools[..]))?;
+        if let Some(opener) = tools.as_ref().and_then(ToolUse::forced_opener) {
+            tokens.extend(model.tokenize_template(&opener));
+        }
         let cancel = &options.cancel;
         let prefill = self.session.prefill(&tokens, cancel)?;
         let prefill_done = Instant::now();
         if let (Some(Constraint::Choice { options: choices }), false) = (&options.constraint, prefill.cancelled) {
-            return self.choose(choices, &model, started, prefill, prefill_done, on_text);
+            let prompt = PromptDone { started, prefill, prefill_done, constraint_ms };
+            return self.choose(choices, &model, prompt, on_event);
         }
 
-        let mut sampler = Sampler::constrained(&sampling, &model, constraint);
+        let mut scanner = tools.as_ref().map(|t| CallScanner::new(t.format, t.forced()));
+        let mut calls: Vec<ToolCall> = Vec::new();
+        let mut call_json = String::new();
+        let free_sampler = |constraint| Sampler::constrained(&sampling, &model, constraint);
+        let mut sampler = match &tools {
+            Some(t) if t.forced() => {
+                let call_started = Instant::now();
+                let s = Sampler::constrained(&sampling, &model, Some(t.call_sampler(&model)?));
+                constraint_ms += call_started.elapsed().as_secs_f64() * 1e3;
+                s
+            }
+            _ => free_sampler(constraint),
+        };
+        let mut snapshot: Option<serde_json::Value> = None;
+        let json_answer = options.constraint.as_ref().is_some_and(Constraint::is_json);
         let mut stream = TextStream::new(&sampling.stop);
         let mut text = String::new();
         let mut generated = 0u32;
@@ -382,9 +473,56 @@ impl Conversation {
                 break;
             }
             let step = stream.push(&model.token_bytes(token));
-            if !step.text.is_empty() {
-                on_text(&step.text);
-                text.push_str(&step.text);
+            let mut forced: Vec<Token> = Vec::new();
+            match (scanner.as_mut(), tools.as_ref()) {
+                (Some(scanner), Some(tools)) if scanner.in_call() => {
+                    call_json.push_str(&step.text);
+                    if call_complete(&call_json) {
+                        let call = parse_call(&call_json, &tools.tools, new_call_id())?;
+                        on_event(ChatEvent::ToolCall(&call));
+                        calls.push(call);
+                        call_json.clear();
+                        let closer = scanner.closer();
+                        scanner.end_call();
+                        if !tools.format.parallel() || matches!(tools.choice, ToolChoice::Tool(_)) {
+                            stop_reason = Some(StopReason::Eos);
+                            break;
+                        }
+                        // The engine writes the closing tag itself, then the model goes on freely.
+                        forced = model.tokenize_template(closer);
+                        sampler = free_sampler(None);
+                    }
+                }
+                (Some(scanner), Some(tools)) => {
+                    let scanned = scanner.push(&step.text);
+                    if !scanned.text.is_empty() {
+                        on_event(ChatEvent::Text(&scanned.text));
+                        text.push_str(&scanned.text);
+                    }
+                    if let Some(rest) = scanned.call_opened {
+                        let call_started = Instant::now();
+                        sampler = Sampler::constrained(&sampling, &model, Some(tools.call_sampler(&model)?));
+                        constraint_ms += call_started.elapsed().as_secs_f64() * 1e3;
+                        // What the model wrote after the opener in the same token counts as written.
+                        // (The grammar is one-line JSON: it is advanced by the same text without layout.)
+                        sampler.accept(&model.tokenize_continuation(&compact_json_prefix(&rest)));
+                        call_json = rest;
+                    }
+                }
+                _ => {
+                    if !step.text.is_empty() {
+                        on_event(ChatEvent::Text(&step.text));
+                        text.push_str(&step.text);
+                        if json_answer {
+                            if let Some((value, _)) = partial::snapshot(&text) {
+                                if snapshot.as_ref() != Some(&value) {
+                                    on_event(ChatEvent::Snapshot(&value));
+                                    snapshot = Some(value);
+                                }
+                            }
+                        }
+                    }
+                }
             }
             if step.stopped {
                 stop_reason = Some(StopReason::StopSequence);
@@ -394,16 +532,31 @@ impl Conversation {
                 stop_reason = Some(StopReason::ContextFull);
             } else if self.fail_decode_after.is_some_and(|n| generated >= n) {
                 return Err(Error::Inference("injected decode failure (test hook)".into()));
+            } else if !forced.is_empty() {
+                forced.insert(0, token);
+                self.session.extend(&forced)?;
             } else {
                 self.session.decode_one(token)?;
             }
         }
-        let tail = stream.finish();
+        let mut tail = stream.finish();
+        if let Some(scanner) = scanner.as_mut() {
+            if scanner.in_call() {
+                // Stopped inside a call (token limit, cancel): it is not a call.
+                tail = format!("{call_json}{tail}");
+            } else {
+                tail = format!("{}{tail}", scanner.finish());
+            }
+        }
         if !tail.is_empty() {
-            on_text(&tail);
+            on_event(ChatEvent::Text(&tail));
             text.push_str(&tail);
         }
 
+        if !calls.is_empty() && text.trim().is_empty() {
+            // Only the layout around the calls: no text answer.
+            text.clear();
+        }
         let finished = Instant::now();
         let secs = |a: Instant, b: Instant| b.duration_since(a).as_secs_f64();
         let prefill_secs = secs(started, prefill_done);
@@ -422,9 +575,10 @@ impl Conversation {
             backend: model.backend().backend.clone(),
             device: model.backend().device.clone(),
             confidence: tracker.and_then(|t| t.finish()),
+            constraint_ms,
         };
         log::debug!("answer: {metrics:?}");
-        Ok(Reply { text, metrics, structured: None })
+        Ok(Reply { text, metrics, structured: None, tool_calls: calls })
     }
 
     /// Answers a [`Constraint::Choice`]: scores every option after the prompt
@@ -434,11 +588,10 @@ impl Conversation {
         &mut self,
         choices: &[String],
         model: &Model,
-        started: Instant,
-        prefill: Prefill,
-        prefill_done: Instant,
-        on_text: &mut dyn FnMut(&str),
+        prompt: PromptDone,
+        on_event: &mut dyn FnMut(ChatEvent<'_>),
     ) -> Result<Reply> {
+        let PromptDone { started, prefill, prefill_done, constraint_ms } = prompt;
         let continuations: Vec<Vec<Token>> = choices.iter().map(|c| model.tokenize_continuation(c)).collect();
         let log_probs = self.session.score_continuations(&continuations)?;
         let probabilities = normalise(&log_probs);
@@ -446,7 +599,7 @@ impl Conversation {
         let index =
             if sampling.temperature == 0.0 { argmax(&probabilities) } else { draw(&probabilities, sampling.temperature, sampling.seed) };
         let text = choices[index].clone();
-        on_text(&text);
+        on_event(ChatEvent::Text(&text));
         let finished = Instant::now();
         let scored: u32 = continuations.iter().map(|c| c.len() as u32).sum();
         let metrics = Metrics {
@@ -463,15 +616,16 @@ impl Conversation {
             backend: model.backend().backend.clone(),
             device: model.backend().device.clone(),
             confidence: None,
+            constraint_ms,
         };
-        Ok(Reply { text, metrics, structured: Some(Structured::Choice { index, probabilities }) })
+        Ok(Reply { text, metrics, structured: Some(Structured::Choice { index, probabilities }), tool_calls: Vec::new() })
     }
 
     /// Renders and tokenizes the history, applying the overflow policy.
-    fn fit_prompt(&mut self) -> Result<Vec<Token>> {
+    fn fit_prompt(&mut self, tools: &[Tool]) -> Result<Vec<Token>> {
         let n_ctx = self.session.context_length();
         loop {
-            let tokens = self.session.model().prompt_tokens_llama(&self.messages)?;
+            let tokens = self.session.model().prompt_tokens_with_tools(&self.messages, tools)?;
             // Room for the prompt and at least one generated token.
             if tokens.len() < n_ctx as usize {
                 return Ok(tokens);
@@ -497,6 +651,56 @@ impl Conversation {
             }
             _ => false,
         }
+    }
+}
+
+/// How the prompt of one answer went: when the request started, the
+/// prefill, when it ended, and the time spent preparing constraints.
+struct PromptDone {
+    started: Instant,
+    prefill: Prefill,
+    prefill_done: Instant,
+    constraint_ms: f64,
+}
+
+/// The tools of one request, as the model will see and write them.
+struct ToolUse {
+    tools: Vec<Tool>,
+    choice: ToolChoice,
+    format: tool::ToolFormat,
+}
+
+impl ToolUse {
+    /// `None` when no tools are offered (none declared, or `tool_choice: none`).
+    fn new(options: &SendOptions, model: &Model) -> Result<Option<ToolUse>> {
+        tool::validate(&options.tools, &options.tool_choice)?;
+        if options.tools.is_empty() || options.tool_choice == ToolChoice::None {
+            return Ok(None);
+        }
+        if options.constraint.is_some() {
+            return Err(Error::InvalidConstraint {
+                detail: "tools and an output constraint cannot be combined in one request; send the tool results first, then ask for the structured answer".into(),
+            });
+        }
+        let format = model.tool_format();
+        let tools = ToolUse { tools: options.tools.clone(), choice: options.tool_choice.clone(), format };
+        // Compiled once up front, so parameters that cannot be enforced fail before any work.
+        tools.call_sampler(model)?;
+        Ok(Some(tools))
+    }
+
+    /// Whether the answer must start with a call.
+    fn forced(&self) -> bool {
+        matches!(self.choice, ToolChoice::Required | ToolChoice::Tool(_))
+    }
+
+    /// The call opener the prompt ends with when a call is forced.
+    fn forced_opener(&self) -> Option<String> {
+        self.forced().then(|| self.format.opener().map(|o| format!("{o}\n"))).flatten()
+    }
+
+    fn call_sampler(&self, model: &Model) -> Result<ConstraintSampler> {
+        call_sampler(model, &self.tools, &self.choice, self.format)
     }
 }
 

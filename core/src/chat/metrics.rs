@@ -64,6 +64,10 @@ pub struct Metrics {
     pub backend: String,
     /// The device that ran it.
     pub device: String,
+    /// Time spent preparing output constraints (compiling a schema, grammar
+    /// or tool-call grammar; the first one also indexes the vocabulary), in milliseconds.
+    #[serde(default)]
+    pub constraint_ms: f64,
     /// Token-level confidence signals, when requested in [`crate::SendOptions`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<crate::Confidence>,

@@ -21,6 +21,7 @@ use crate::constraint::{Constraint, Structured};
 use crate::error::{CloudErrorKind, Error, Result};
 use crate::sampling::SamplingParams;
 use crate::template::Message;
+use crate::tool::{Tool, ToolCall, ToolChoice};
 
 /// Where requests go.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,11 +176,32 @@ pub struct RouteOptions {
     /// What the answer must look like, on whichever side answers (the cloud
     /// gets JSON constraints as `response_format`; others stay on the device).
     pub constraint: Option<Constraint>,
+    /// Tools the model may call. A request with tools is answered on the
+    /// device (sending tools to the cloud is not implemented yet): it never
+    /// escalates, and `CloudOnly` refuses it with [`Error::InvalidConstraint`].
+    pub tools: Vec<Tool>,
+    /// Whether and which tools must be called.
+    pub tool_choice: ToolChoice,
 }
 
 impl Default for RouteOptions {
     fn default() -> Self {
-        RouteOptions { policy: None, allow_cloud: true, escalate: false, cancel: CancelToken::new(), constraint: None }
+        RouteOptions {
+            policy: None,
+            allow_cloud: true,
+            escalate: false,
+            cancel: CancelToken::new(),
+            constraint: None,
+            tools: Vec::new(),
+            tool_choice: ToolChoice::Auto,
+        }
+    }
+}
+
+impl RouteOptions {
+    /// Whether the model is offered tools.
+    fn uses_tools(&self) -> bool {
+        !self.tools.is_empty() && self.tool_choice != ToolChoice::None
     }
 }
 
@@ -208,6 +230,8 @@ pub struct RoutedReply {
     pub confidence: Option<Confidence>,
     /// The parsed value or chosen option, for a request with a constraint.
     pub structured: Option<Structured>,
+    /// The tools the model called (device answers only).
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// A conversation that answers on the device or in the cloud by policy.
@@ -270,7 +294,13 @@ impl RoutedChat {
     /// Answers `text`, streaming events to `on_event`. On error the history is unchanged.
     pub fn send(&mut self, text: &str, options: &RouteOptions, on_event: &mut dyn FnMut(RouteEvent)) -> Result<RoutedReply> {
         let policy = options.policy.unwrap_or(self.config.policy);
-        let cloud_allowed = options.allow_cloud && policy != RoutePolicy::LocalOnly && self.cloud.is_some();
+        if options.uses_tools() && policy == RoutePolicy::CloudOnly {
+            return Err(Error::InvalidConstraint {
+                detail: "tools are answered on the device only (sending them to the cloud is not implemented yet); use another policy"
+                    .into(),
+            });
+        }
+        let cloud_allowed = options.allow_cloud && policy != RoutePolicy::LocalOnly && self.cloud.is_some() && !options.uses_tools();
         let route = |answered_by, reason, detail| RouteInfo { answered_by, reason, policy, detail };
 
         if options.escalate && cloud_allowed {
@@ -350,6 +380,9 @@ impl RoutedChat {
             confidence: Some(confidence),
             deadline: if escalate { self.config.latency_budget_ms.map(|ms| Instant::now() + Duration::from_millis(ms)) } else { None },
             constraint: options.constraint.clone(),
+            tools: options.tools.clone(),
+            tool_choice: options.tool_choice.clone(),
+            ..SendOptions::default()
         };
         // The device conversation's own history is reset from ours before every attempt.
         let result = local.send(text, &send, &mut |delta| on_event(RouteEvent::Text(delta)));
@@ -400,11 +433,19 @@ impl RoutedChat {
         };
         // A cancelled answer keeps its partial text, as Conversation does by default.
         self.messages.push(Message::user(text));
-        self.messages.push(Message::assistant(reply.text.clone()));
+        self.messages.push(Message::assistant_calls(reply.text.clone(), reply.tool_calls.clone()));
         self.totals.requests += 1;
         self.totals.device_answers += 1;
         let confidence = reply.metrics.confidence;
-        RoutedReply { text: reply.text, route, cost, metrics: Some(reply.metrics), confidence, structured: reply.structured }
+        RoutedReply {
+            text: reply.text,
+            route,
+            cost,
+            metrics: Some(reply.metrics),
+            confidence,
+            structured: reply.structured,
+            tool_calls: reply.tool_calls,
+        }
     }
 
     fn answer_in_cloud(
@@ -455,7 +496,7 @@ impl RoutedChat {
         self.totals.cloud_input_tokens += u64::from(cloud_input_tokens);
         self.totals.cloud_output_tokens += u64::from(cloud_output_tokens);
         self.totals.cloud_cost += cloud_cost;
-        Ok(RoutedReply { text: reply.text, route, cost, metrics: None, confidence: None, structured })
+        Ok(RoutedReply { text: reply.text, route, cost, metrics: None, confidence: None, structured, tool_calls: Vec::new() })
     }
 
     /// Tokens in `messages` when the server reports no usage: counted with the

@@ -16,6 +16,7 @@ use llguidance::{Matcher, ParserFactory};
 use super::model::Model;
 use crate::constraint::Constraint;
 use crate::error::{Error, Result};
+use crate::tool::{call_schema, Tool, ToolChoice, ToolFormat};
 
 /// llguidance's view of one model's vocabulary, built once per model (it
 /// walks the whole vocabulary: tens to hundreds of milliseconds).
@@ -73,7 +74,21 @@ pub(crate) fn sampler(model: &Model, constraint: &Constraint) -> Result<Option<L
         Constraint::JsonSchema { schema } => TopLevelGrammar::from_json_schema(one_line(schema)),
         Constraint::Lark { grammar } => TopLevelGrammar::from_lark(grammar.clone()),
     };
+    compile(model, grammar).map(Some).map_err(|e| invalid(constraint, e))
+}
+
+fn compile(model: &Model, grammar: TopLevelGrammar) -> std::result::Result<LlamaSampler, String> {
     let engine = model.inner.constraints.get_or_init(|| Engine::new(model));
-    let parser = engine.factory.create_parser(grammar).map_err(|e| invalid(constraint, e))?;
-    Ok(Some(Matcher::new(Ok(parser)).into()))
+    let parser = engine.factory.create_parser(grammar).map_err(|e| e.to_string())?;
+    Ok(Matcher::new(Ok(parser)).into())
+}
+
+/// The sampler for one tool call's JSON, started once the model opened a
+/// call: optional leading whitespace, then `{"name": …, "arguments": …}`
+/// (`"parameters"` for Llama 3) for one of the tools `choice` allows.
+pub(crate) fn call_sampler(model: &Model, tools: &[Tool], choice: &ToolChoice, format: ToolFormat) -> Result<LlamaSampler> {
+    let schema = one_line(&call_schema(tools, choice, format));
+    let lark = format!("start: WS? call\nWS: /[ \\t\\n]+/\ncall: %json {schema}\n");
+    compile(model, TopLevelGrammar::from_lark(lark))
+        .map_err(|e| Error::InvalidConstraint { detail: format!("the tools' parameters cannot be enforced: {e}") })
 }

@@ -25,7 +25,7 @@ pub(crate) mod session;
 pub(crate) mod threads;
 
 pub use backend::{choose_backend, compiled_gpu_backends, BackendInfo, BackendRequest, FORCE_PROBE_FAILURE_ENV};
-pub(crate) use constraint::sampler as constraint_sampler;
+pub(crate) use constraint::{call_sampler, sampler as constraint_sampler};
 pub use cpu::{CpuInfo, ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD};
 pub use logging::set_llama_log_level;
 pub use model::{describe, inspect_file, live_model_count, Model, ModelInfo, ModelOptions};
@@ -33,6 +33,10 @@ pub use rss::peak_rss_bytes;
 pub(crate) use sampler::Sampler;
 pub(crate) use session::{Prefill, Session, SessionParams};
 pub use threads::default_threads;
+
+/// A compiled output constraint (schema, grammar or tool-call grammar),
+/// ready to go first in a [`Sampler`]; the layers above only pass it on.
+pub(crate) type ConstraintSampler = llama_cpp_2::sampling::LlamaSampler;
 
 /// A token id as llama.cpp hands it out; the layers above only pass it back.
 pub(crate) type Token = llama_cpp_2::token::LlamaToken;

@@ -17,7 +17,8 @@ use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::plan::WeightLoading;
-use crate::template::{render_plain, split_prompt, ChatTemplate, Message, PromptPiece};
+use crate::template::{generic_tool_messages, render_plain, split_prompt, ChatTemplate, Message, PromptPiece, Role};
+use crate::tool::{probe_tool, Tool, ToolFormat};
 
 /// Options for loading a model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +85,8 @@ pub(crate) struct ModelInner {
     pub(crate) backend: BackendInfo,
     /// The constrained-decoding engine for this vocabulary, built on first use.
     pub(crate) constraints: OnceLock<super::constraint::Engine>,
+    /// How this model's template writes tool calls, found on first use.
+    pub(crate) tool_format: OnceLock<ToolFormat>,
 }
 
 /// How this model turns messages into a prompt.
@@ -290,7 +293,18 @@ impl Model {
         );
         LIVE_MODELS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(Model {
-            inner: Arc::new(ModelInner { llama, info, gguf, path, load_ms, prompt, weights, backend, constraints: OnceLock::new() }),
+            inner: Arc::new(ModelInner {
+                llama,
+                info,
+                gguf,
+                path,
+                load_ms,
+                prompt,
+                weights,
+                backend,
+                constraints: OnceLock::new(),
+                tool_format: OnceLock::new(),
+            }),
         })
     }
 
@@ -354,6 +368,11 @@ impl Model {
         self.inner.llama.vocab().token_to_piece(token, false, None)
     }
 
+    /// Template text appended to a prompt (control tokens parsed, no BOS).
+    pub(crate) fn tokenize_template(&self, text: &str) -> Vec<super::Token> {
+        self.inner.llama.vocab().tokenize(text.as_bytes(), false, true)
+    }
+
     pub(crate) fn tokenize_llama(&self, text: &str) -> Vec<llama_cpp_2::token::LlamaToken> {
         self.inner.llama.vocab().tokenize(text.as_bytes(), self.needs_bos(Some(text)), true)
     }
@@ -380,11 +399,53 @@ impl Model {
     }
 
     pub(crate) fn prompt_tokens_llama(&self, messages: &[Message]) -> Result<Vec<llama_cpp_2::token::LlamaToken>> {
-        let prompt = self.render_prompt(messages, true)?;
+        self.prompt_tokens_with_tools(messages, &[])
+    }
+
+    /// How this model's chat template writes tool calls: found once, by
+    /// rendering a probe tool (see [`ToolFormat::detect`]).
+    pub fn tool_format(&self) -> ToolFormat {
+        *self.inner.tool_format.get_or_init(|| match &self.inner.prompt {
+            PromptFormat::Jinja(t) => {
+                let probe = t.render_with_tools(&[Message::user("hi")], &[probe_tool()], true).ok();
+                ToolFormat::detect(t.source(), probe.as_deref())
+            }
+            _ => ToolFormat::Generic,
+        })
+    }
+
+    /// Like [`Model::prompt_tokens`], with `tools` offered to the model in its
+    /// own format (through the template, or PocketLM's generic convention).
+    pub(crate) fn prompt_tokens_with_tools(&self, messages: &[Message], tools: &[Tool]) -> Result<Vec<llama_cpp_2::token::LlamaToken>> {
+        let uses_tools = !tools.is_empty() || messages.iter().any(|m| m.role == Role::Tool || !m.tool_calls.is_empty());
+        if !uses_tools {
+            return self.prompt_tokens_rendered(messages, &[]);
+        }
+        // Tool calls and declarations are written by the template, so they
+        // are template text: they must not smuggle control tokens in.
+        let declared = tools.iter().map(|t| format!("{}{}{}", t.name, t.description, t.parameters));
+        let called = messages.iter().flat_map(|m| &m.tool_calls).map(|c| format!("{}{}", c.name, c.arguments));
+        if declared.chain(called).any(|text| self.has_control_text(&text)) {
+            return Err(Error::Template(
+                "a tool declaration or tool call contains control-token text (such as <|im_start|>); remove it".into(),
+            ));
+        }
+        if self.tool_format() == ToolFormat::Generic {
+            return self.prompt_tokens_rendered(&generic_tool_messages(messages, tools), &[]);
+        }
+        self.prompt_tokens_rendered(messages, tools)
+    }
+
+    fn prompt_tokens_rendered(&self, messages: &[Message], tools: &[Tool]) -> Result<Vec<llama_cpp_2::token::LlamaToken>> {
+        let render = |messages: &[Message]| match &self.inner.prompt {
+            PromptFormat::Jinja(t) if !tools.is_empty() => t.render_with_tools(messages, tools, true),
+            _ => self.render_prompt(messages, true),
+        };
+        let prompt = render(messages)?;
         let pieces = match &self.inner.prompt {
             // Plain completion has no template text: everything is content.
             PromptFormat::Plain => vec![PromptPiece::Content(prompt)],
-            _ => match split_prompt(&prompt, messages, |marked| self.render_prompt(marked, true)) {
+            _ => match split_prompt(&prompt, messages, render) {
                 Some(pieces) => pieces,
                 // A template that rewrites content cannot be split. Tokenizing
                 // the whole prompt is safe only when no content holds text

@@ -33,6 +33,14 @@ impl Sampler {
         Sampler(LlamaSampler::chain_simple(chain))
     }
 
+    /// Moves the chain (and its constraint) past `tokens` the model already
+    /// wrote, as if they had been sampled.
+    pub(crate) fn accept(&mut self, tokens: &[Token]) {
+        for &token in tokens {
+            self.0.accept(token);
+        }
+    }
+
     /// Draws the next token from `ctx`'s logits at `index`.
     pub(crate) fn sample(&mut self, ctx: &llama_cpp_2::context::LlamaContext<'_>, index: i32) -> Token {
         self.0.sample(ctx, index)

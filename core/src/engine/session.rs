@@ -258,6 +258,29 @@ impl Session {
         Ok(())
     }
 
+    /// Appends `tokens` (text the engine writes itself, such as a tool
+    /// call's closing tag) to the cache in one batch; the last one's logits
+    /// are ready to sample.
+    pub fn extend(&mut self, tokens: &[LlamaToken]) -> Result<()> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        if tokens.len() > self.params.batch_size as usize {
+            return Err(Error::Inference(format!("{} tokens do not fit in one batch", tokens.len())));
+        }
+        let base = self.cached.len();
+        let mut batch = LlamaBatch::new(tokens.len(), 1);
+        for (i, &token) in tokens.iter().enumerate() {
+            batch.add(token, (base + i) as i32, &[0], i == tokens.len() - 1).map_err(|e| Error::Inference(e.to_string()))?;
+        }
+        // Outside `prefill` the abort slot is null, so this cannot be aborted.
+        if let Decoded::Aborted = self.decode(&mut batch, tokens)? {
+            return Err(Error::Inference("llama.cpp aborted a forced step".into()));
+        }
+        self.logits_index = tokens.len() as i32 - 1;
+        Ok(())
+    }
+
     fn decode(&mut self, batch: &mut LlamaBatch, tokens: &[LlamaToken]) -> Result<Decoded> {
         if self.cached.len() + tokens.len() > self.params.context_length as usize {
             return Err(Error::Inference("the context window is full".into()));
