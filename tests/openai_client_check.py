@@ -3,7 +3,8 @@
 Usage: openai_client_check.py BASE_URL API_KEY
 Non-streaming and streaming chat completions (with usage), the model list,
 structured output (`response_format` json_schema and json_object, an
-unenforceable schema refused) and a rejected key. Prints one line per check
+unenforceable schema refused), tools (a call, its result and the answer;
+streamed tool_calls deltas; an invalid tool refused) and a rejected key. Prints one line per check
 and a final "N passed, N failed".
 """
 import json
@@ -103,6 +104,71 @@ def invalid_schema_is_a_bad_request():
     raise AssertionError("an unenforceable schema was accepted")
 
 
+TIMER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "set_timer",
+        "description": "Start a countdown timer.",
+        "parameters": {
+            "type": "object",
+            "properties": {"minutes": {"type": "integer", "minimum": 1, "maximum": 180}},
+            "required": ["minutes"],
+            "additionalProperties": False,
+        },
+    },
+}
+TIMER_ASK = [{"role": "user", "content": "Set a timer for 10 minutes."}]
+
+
+def tool_call_round_trip():
+    r = client.chat.completions.create(
+        model="local", messages=TIMER_ASK, tools=[TIMER_TOOL], tool_choice="required", max_tokens=60, temperature=0)
+    choice = r.choices[0]
+    assert choice.finish_reason == "tool_calls", choice
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "set_timer" and call.id, call
+    minutes = json.loads(call.function.arguments)["minutes"]
+    assert isinstance(minutes, int) and 1 <= minutes <= 180, call.function.arguments
+    # The result goes back as a `tool` message; `none` makes the model answer in text.
+    followup = TIMER_ASK + [choice.message.model_dump(exclude_none=True),
+                            {"role": "tool", "tool_call_id": call.id, "content": json.dumps({"ok": True})}]
+    r2 = client.chat.completions.create(
+        model="local", messages=followup, tools=[TIMER_TOOL], tool_choice="none", max_tokens=30, temperature=0)
+    assert r2.choices[0].message.content and not r2.choices[0].message.tool_calls, r2.choices[0]
+
+
+def tool_calls_streamed():
+    stream = client.chat.completions.create(
+        model="local", messages=TIMER_ASK, tools=[TIMER_TOOL],
+        tool_choice={"type": "function", "function": {"name": "set_timer"}}, max_tokens=60, temperature=0, stream=True)
+    calls, finish = {}, None
+    for chunk in stream:
+        if not chunk.choices:
+            continue
+        delta = chunk.choices[0].delta
+        for part in delta.tool_calls or []:
+            entry = calls.setdefault(part.index, {"id": None, "name": "", "arguments": ""})
+            entry["id"] = part.id or entry["id"]
+            if part.function:
+                entry["name"] += part.function.name or ""
+                entry["arguments"] += part.function.arguments or ""
+        finish = chunk.choices[0].finish_reason or finish
+    assert finish == "tool_calls" and len(calls) == 1, (finish, calls)
+    call = calls[0]
+    assert call["id"] and call["name"] == "set_timer", call
+    assert isinstance(json.loads(call["arguments"])["minutes"], int), call
+
+
+def bad_tool_is_a_bad_request():
+    bad = {"type": "function", "function": {"name": "no spaces allowed", "parameters": {"type": "object"}}}
+    try:
+        client.chat.completions.create(model="local", messages=TIMER_ASK, tools=[bad], max_tokens=8)
+    except openai.BadRequestError as e:
+        assert "no spaces allowed" in str(e), e
+        return
+    raise AssertionError("an invalid tool name was accepted")
+
+
 def rejected_key():
     bad = openai.OpenAI(base_url=base_url, api_key="wrong", max_retries=0)
     try:
@@ -118,6 +184,9 @@ check("chat.completions (streaming, include_usage)", streaming)
 check("response_format json_schema (strict)", json_schema_response_format)
 check("response_format json_object (streaming)", json_object_streaming)
 check("unenforceable schema -> BadRequestError", invalid_schema_is_a_bad_request)
+check("tools: call, tool result, answer", tool_call_round_trip)
+check("tools: streamed tool_calls deltas (named tool_choice)", tool_calls_streamed)
+check("invalid tool -> BadRequestError", bad_tool_is_a_bad_request)
 check("wrong API key -> AuthenticationError", rejected_key)
 passed = sum(results)
 print(f"openai {openai.__version__} client check: {passed} passed, {len(results) - passed} failed")

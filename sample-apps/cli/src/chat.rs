@@ -6,12 +6,13 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 
-use pocketlm::{CancelToken, Constraint, Error, Role, RouteOptions, RoutedChat};
+use pocketlm::{CancelToken, Constraint, Error, Role, RouteOptions, RoutedChat, Tool, ToolChoice};
 
 use crate::output;
 
 /// Runs the chat loop; every answer follows `constraint` when one is given.
-pub fn run(mut chat: RoutedChat, constraint: Option<Constraint>, json: bool) -> Result<(), Error> {
+pub fn run(mut chat: RoutedChat, constraint: Option<Constraint>, tools: (Vec<Tool>, ToolChoice), json: bool) -> Result<(), Error> {
+    let (tools, tool_choice) = tools;
     let interactive = std::io::stdin().is_terminal();
     let current: Arc<Mutex<Option<CancelToken>>> = Arc::default();
     {
@@ -55,7 +56,12 @@ pub fn run(mut chat: RoutedChat, constraint: Option<Constraint>, json: bool) -> 
             }
             _ => {}
         }
-        let options = RouteOptions { constraint: constraint.clone(), ..RouteOptions::default() };
+        let options = RouteOptions {
+            constraint: constraint.clone(),
+            tools: tools.clone(),
+            tool_choice: tool_choice.clone(),
+            ..RouteOptions::default()
+        };
         *current.lock().unwrap_or_else(|p| p.into_inner()) = Some(options.cancel.clone());
         let result = chat.send(line, &options, &mut |event| {
             if !json {

@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use pocketlm::plan::{fit_budget, plan_at, smallest_request, WeightLoading};
 use pocketlm::{
     BackendRequest, BenchOptions, Constraint, Conversation, ConversationOptions, Error, KvType, MemoryPlan, Model, ModelOptions,
-    OverflowPolicy, PlanRequest, RouteOptions, RoutePolicy, RoutedChat, SamplingParams, TurnBenchOptions,
+    OverflowPolicy, PlanRequest, RouteOptions, RoutePolicy, RoutedChat, SamplingParams, Tool, ToolChoice, TurnBenchOptions,
 };
 
 /// Run a small language model on this machine, offline.
@@ -236,6 +236,39 @@ struct RunArgs {
     json: bool,
     #[command(flatten)]
     constraint: ConstraintArgs,
+    #[command(flatten)]
+    tools: ToolArgs,
+}
+
+/// Tools the model may call (answered on the device; the calls are printed).
+#[derive(Args)]
+struct ToolArgs {
+    /// A JSON file with tools in OpenAI's format (`[{"type": "function", "function": {…}}]`).
+    #[arg(long, value_name = "FILE")]
+    tools: Option<PathBuf>,
+    /// auto, none, required, or a tool's name.
+    #[arg(long, default_value = "auto", requires = "tools")]
+    tool_choice: String,
+}
+
+impl ToolArgs {
+    /// The tools and the choice, read and checked.
+    fn read(&self) -> Result<(Vec<Tool>, ToolChoice), Error> {
+        let Some(path) = &self.tools else { return Ok((Vec::new(), ToolChoice::Auto)) };
+        let bad = |detail: String| Error::InvalidConstraint { detail };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("{} is not JSON: {e}", path.display())))?;
+        let list = value.as_array().ok_or_else(|| bad(format!("{} must hold a JSON array of tools", path.display())))?;
+        let tools = list.iter().map(Tool::from_openai).collect::<Result<Vec<_>, _>>()?;
+        let choice = match self.tool_choice.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            name => ToolChoice::Tool(name.to_string()),
+        };
+        pocketlm::tool_validate(&tools, &choice)?;
+        Ok((tools, choice))
+    }
 }
 
 /// What every answer must look like, enforced while decoding (at most one).
@@ -398,10 +431,11 @@ fn run(command: Command) -> Result<(), Error> {
             if let Some(c) = &constraint {
                 c.validate()?;
             }
+            let (tools, tool_choice) = run.tools.read()?;
             let mut chat = run.open()?;
             let json = run.json;
             let mut stdout = std::io::stdout();
-            let options = RouteOptions { constraint, ..RouteOptions::default() };
+            let options = RouteOptions { constraint, tools, tool_choice, ..RouteOptions::default() };
             let reply = chat.send(&prompt, &options, &mut |event| {
                 if !json {
                     output::print_event(&mut stdout, &event);
@@ -413,7 +447,8 @@ fn run(command: Command) -> Result<(), Error> {
         Command::Chat { run } => {
             let json = run.json;
             let constraint = run.constraint.constraint()?;
-            chat::run(run.open()?, constraint, json)
+            let tools = run.tools.read()?;
+            chat::run(run.open()?, constraint, tools, json)
         }
         Command::Plan { model, budget, ctx, kv_type, json } => {
             let path = models::resolve(model)?;

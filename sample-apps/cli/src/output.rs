@@ -59,12 +59,16 @@ pub fn print_event(stdout: &mut std::io::Stdout, event: &RouteEvent) {
 }
 
 /// The JSON object of one answer: text, device metrics (null when the cloud
-/// answered), route, cost, and for a constrained answer the parsed value or
-/// the chosen option with every option's probability (`structured`).
+/// answered), route, cost, for a constrained answer the parsed value or
+/// the chosen option with every option's probability (`structured`), and the
+/// tools the model called (`tool_calls`: id, name, arguments).
 pub fn reply_json(reply: &RoutedReply) -> serde_json::Value {
     let mut out = serde_json::json!({ "text": reply.text, "metrics": reply.metrics, "route": reply.route, "cost": reply.cost });
     if let Some(structured) = &reply.structured {
         out["structured"] = serde_json::json!(structured);
+    }
+    if !reply.tool_calls.is_empty() {
+        out["tool_calls"] = serde_json::json!(reply.tool_calls);
     }
     out
 }
@@ -75,6 +79,9 @@ pub fn print_reply(reply: &RoutedReply, json: bool) {
         println!("{}", reply_json(reply));
     } else {
         println!();
+        for call in &reply.tool_calls {
+            println!("[tool call {}: {}({})]", call.id, call.name, call.arguments);
+        }
         eprintln!("{}", route_line(reply));
     }
 }

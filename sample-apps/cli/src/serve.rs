@@ -1,7 +1,10 @@
 //! `pocketlm serve`: an OpenAI-compatible HTTP server over a local model.
 //!
 //! `POST /v1/chat/completions` (streaming as server-sent events, or not) and
-//! `GET /v1/models`. Each request gets its own conversation (context and KV
+//! `GET /v1/models`. Structured output (`response_format`, and llama-server's
+//! `grammar` field for GBNF) and tools (`tools`, `tool_choice`, `tool` messages,
+//! `tool_calls` in answers and as streamed deltas) follow OpenAI's dialect;
+//! non-streaming answers also carry llama-server's `timings` object. Each request gets its own conversation (context and KV
 //! cache) on the shared model, so concurrent clients never see each other's
 //! history; at most `--parallel` requests generate at once, the rest wait.
 //! Oversized, malformed or unauthorised requests get OpenAI-style error
@@ -19,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pocketlm::{
-    CancelToken, Constraint, Conversation, ConversationOptions, Error, Message, Metrics, Model, Role, SamplingParams, SendOptions,
-    StopReason,
+    CancelToken, ChatEvent, Constraint, Conversation, ConversationOptions, Error, Message, Metrics, Model, Reply, Role, SamplingParams,
+    SendOptions, StopReason, Tool, ToolCall, ToolChoice, ToolResult,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -134,6 +137,11 @@ struct ChatRequest {
     stop: Option<Stop>,
     stream_options: Option<StreamOptions>,
     response_format: Option<ResponseFormat>,
+    /// llama-server's extension: a GBNF grammar the answer must follow.
+    grammar: Option<String>,
+    #[serde(default)]
+    tools: Vec<Value>,
+    tool_choice: Option<Value>,
 }
 
 /// OpenAI's `response_format`: enforced at decode time, never "prompt and hope".
@@ -167,7 +175,13 @@ enum Stop {
 #[derive(Deserialize)]
 struct ChatMessage {
     role: String,
-    content: Content,
+    /// Null for an assistant message that only calls tools.
+    content: Option<Content>,
+    /// An assistant message's calls, OpenAI's shape (arguments as a JSON string).
+    #[serde(default)]
+    tool_calls: Vec<Value>,
+    /// A tool message's call id.
+    tool_call_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -199,10 +213,20 @@ impl Content {
     }
 }
 
-/// A validated request: history, the last user message, and sampling.
+/// What the request asks to answer.
+enum Ask {
+    /// A new user message.
+    Message(String),
+    /// Results for the last answer's tool calls.
+    ToolResults(Vec<ToolResult>),
+}
+
+/// A validated request: history, what to answer, and sampling.
 struct Job {
     history: Vec<Message>,
-    prompt: String,
+    ask: Ask,
+    tools: Vec<Tool>,
+    tool_choice: ToolChoice,
     sampling: SamplingParams,
     stream: bool,
     include_usage: bool,
@@ -217,12 +241,49 @@ fn parse(body: &[u8]) -> Result<Job, Response> {
     let mut messages = Vec::with_capacity(request.messages.len());
     for m in request.messages {
         let role = m.role.parse::<Role>().map_err(|e| bad(e.to_string()))?;
-        messages.push(Message { role, content: m.content.text().map_err(bad)? });
+        let content = m.content.map(Content::text).transpose().map_err(bad)?.unwrap_or_default();
+        let tool_calls = serde_json::from_value::<Message>(json!({"role": "assistant", "tool_calls": m.tool_calls}))
+            .map_err(|e| bad(format!("invalid tool_calls: {e}")))?
+            .tool_calls;
+        messages.push(Message { tool_calls, tool_call_id: m.tool_call_id, ..Message::new(role, content) });
     }
-    let last = messages.pop().ok_or_else(|| bad("messages must not be empty".into()))?;
-    if last.role != Role::User {
-        return Err(bad("the last message must come from the user".into()));
-    }
+    let ask = match messages.last().map(|m| m.role) {
+        Some(Role::User) => Ask::Message(messages.pop().map(|m| m.content).unwrap_or_default()),
+        Some(Role::Tool) => {
+            let first = messages.iter().rposition(|m| m.role != Role::Tool).unwrap_or(0);
+            let results = messages.split_off(first + 1);
+            let calls = match messages.last() {
+                Some(m) if m.role == Role::Assistant && !m.tool_calls.is_empty() => &m.tool_calls,
+                _ => return Err(bad("tool messages must follow an assistant message with tool_calls".into())),
+            };
+            let results = results
+                .into_iter()
+                .map(|r| {
+                    let id = r.tool_call_id.ok_or_else(|| bad("a tool message needs tool_call_id".into()))?;
+                    let call = calls.iter().find(|c| c.id == id).ok_or_else(|| bad(format!("tool_call_id {id:?} matches no call")))?;
+                    Ok(ToolResult { call_id: id, name: call.name.clone(), content: r.content, is_error: false })
+                })
+                .collect::<Result<Vec<_>, Response>>()?;
+            Ask::ToolResults(results)
+        }
+        Some(_) => return Err(bad("the last message must come from the user or a tool".into())),
+        None => return Err(bad("messages must not be empty".into())),
+    };
+    let tools = request.tools.iter().map(Tool::from_openai).collect::<Result<Vec<_>, _>>().map_err(|e| bad(e.to_string()))?;
+    let tool_choice = match request.tool_choice {
+        None => ToolChoice::Auto,
+        Some(Value::String(s)) if s == "auto" => ToolChoice::Auto,
+        Some(Value::String(s)) if s == "none" => ToolChoice::None,
+        Some(Value::String(s)) if s == "required" => ToolChoice::Required,
+        Some(v) => match v.pointer("/function/name").and_then(Value::as_str) {
+            Some(name) => ToolChoice::Tool(name.to_string()),
+            None => {
+                return Err(bad(format!(
+                    "tool_choice {v} is not auto, none, required or {{\"type\": \"function\", \"function\": {{\"name\": …}}}}"
+                )))
+            }
+        },
+    };
     let defaults = SamplingParams::default();
     let sampling = SamplingParams {
         temperature: request.temperature.unwrap_or(1.0),
@@ -240,6 +301,8 @@ fn parse(body: &[u8]) -> Result<Job, Response> {
     };
     sampling.validate().map_err(|e| bad(e.to_string()))?;
     let constraint = match request.response_format {
+        None | Some(ResponseFormat::Text) if request.grammar.is_some() => request.grammar.map(|grammar| Constraint::Gbnf { grammar }),
+        Some(_) if request.grammar.is_some() => return Err(bad("give response_format or grammar, not both".into())),
         None | Some(ResponseFormat::Text) => None,
         Some(ResponseFormat::JsonObject) => Some(Constraint::JsonObject),
         Some(ResponseFormat::JsonSchema { json_schema }) => {
@@ -251,7 +314,9 @@ fn parse(body: &[u8]) -> Result<Job, Response> {
     }
     Ok(Job {
         history: messages,
-        prompt: last.content,
+        ask,
+        tools,
+        tool_choice,
         sampling,
         stream: request.stream,
         include_usage: request.stream_options.is_some_and(|o| o.include_usage),
@@ -264,15 +329,45 @@ struct Outcome {
     finish_reason: &'static str,
     prompt_tokens: u32,
     completion_tokens: u32,
+    tool_calls: Vec<ToolCall>,
+    /// llama-server's `timings` object (absent for a cut-short structured answer).
+    timings: Value,
 }
 
 impl Outcome {
-    fn of(m: &Metrics) -> Outcome {
+    fn of(reply: Reply) -> Outcome {
+        let m: &Metrics = &reply.metrics;
         let finish_reason = match m.stop_reason {
+            _ if !reply.tool_calls.is_empty() => "tool_calls",
             StopReason::MaxTokens | StopReason::ContextFull => "length",
             _ => "stop",
         };
-        Outcome { finish_reason, prompt_tokens: m.prompt_tokens_reused + m.prompt_tokens_evaluated, completion_tokens: m.generated_tokens }
+        let timings = json!({
+            "prompt_n": m.prompt_tokens_evaluated,
+            "prompt_per_second": m.prefill_tokens_per_s,
+            "predicted_n": m.generated_tokens,
+            "predicted_per_second": m.decode_tokens_per_s,
+            "constraint_ms": m.constraint_ms,
+        });
+        Outcome {
+            finish_reason,
+            prompt_tokens: m.prompt_tokens_reused + m.prompt_tokens_evaluated,
+            completion_tokens: m.generated_tokens,
+            tool_calls: reply.tool_calls,
+            timings,
+        }
+    }
+
+    /// The answer's message: its text (null when it only calls tools) and its calls.
+    fn message(&self, text: String) -> Value {
+        let mut message = json!({ "role": "assistant", "content": text });
+        if !self.tool_calls.is_empty() {
+            message["tool_calls"] = self.tool_calls.iter().map(|c| c.to_openai(true)).collect();
+            if text.is_empty() {
+                message["content"] = Value::Null;
+            }
+        }
+        message
     }
 
     fn usage(&self) -> Value {
@@ -287,6 +382,7 @@ fn error_response(e: &Error) -> Response {
         | Error::InvalidSampling { .. }
         | Error::InvalidOption { .. }
         | Error::InvalidConstraint { .. }
+        | Error::ToolCallInvalid { .. }
         | Error::Template(_) => api_error(StatusCode::BAD_REQUEST, "invalid_request_error", e.to_string()),
         _ => api_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.to_string()),
     }
@@ -294,6 +390,7 @@ fn error_response(e: &Error) -> Response {
 
 enum Update {
     Text(String),
+    ToolCall(ToolCall),
     Done(Result<Outcome, Error>),
 }
 
@@ -343,12 +440,14 @@ async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap
         while let Some(update) = rx.recv().await {
             match update {
                 Update::Text(t) => text.push_str(&t),
+                Update::ToolCall(_) => {}
                 Update::Done(Err(e)) => return error_response(&e),
                 Update::Done(Ok(o)) => {
                     return Json(json!({
                         "id": id, "object": "chat.completion", "created": created, "model": state.model_id,
-                        "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": o.finish_reason }],
+                        "choices": [{ "index": 0, "message": o.message(text), "finish_reason": o.finish_reason }],
                         "usage": o.usage(),
+                        "timings": o.timings,
                     }))
                     .into_response()
                 }
@@ -364,11 +463,15 @@ async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap
     };
     let first = chunk(json!({ "role": "assistant", "content": "" }), Value::Null);
     let guard = CancelOnDrop(cancel);
-    let events = futures_util::stream::unfold((rx, Some(first), false, guard), move |(mut rx, first, done, guard)| {
+    // State: the receiver, the first chunk still to send, whether [DONE] was sent, calls streamed so far.
+    let events = futures_util::stream::unfold((rx, Some(first), false, guard, 0usize), move |(mut rx, first, done, guard, calls)| {
         let chunk = chunk.clone();
         async move {
             if let Some(first) = first {
-                return Some((Ok::<_, std::convert::Infallible>(vec![Event::default().data(first.to_string())]), (rx, None, false, guard)));
+                return Some((
+                    Ok::<_, std::convert::Infallible>(vec![Event::default().data(first.to_string())]),
+                    (rx, None, false, guard, calls),
+                ));
             }
             if done {
                 return None;
@@ -376,8 +479,16 @@ async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap
             match rx.recv().await {
                 Some(Update::Text(t)) => Some((
                     Ok(vec![Event::default().data(chunk(json!({ "content": t }), Value::Null).to_string())]),
-                    (rx, None, false, guard),
+                    (rx, None, false, guard, calls),
                 )),
+                Some(Update::ToolCall(call)) => {
+                    // As OpenAI streams a call: its id and name first, then the arguments' text.
+                    let head = json!({ "tool_calls": [{ "index": calls, "id": call.id, "type": "function",
+                                       "function": { "name": call.name, "arguments": "" } }] });
+                    let args = json!({ "tool_calls": [{ "index": calls, "function": { "arguments": call.arguments.to_string() } }] });
+                    let out = [head, args].into_iter().map(|d| Event::default().data(chunk(d, Value::Null).to_string())).collect();
+                    Some((Ok(out), (rx, None, false, guard, calls + 1)))
+                }
                 Some(Update::Done(Ok(o))) => {
                     let mut out = vec![Event::default().data(chunk(json!({}), json!(o.finish_reason)).to_string())];
                     if include_usage {
@@ -387,12 +498,12 @@ async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap
                         out.push(Event::default().data(last.to_string()));
                     }
                     out.push(Event::default().data("[DONE]"));
-                    Some((Ok(out), (rx, None, true, guard)))
+                    Some((Ok(out), (rx, None, true, guard, calls)))
                 }
                 Some(Update::Done(Err(e))) => {
                     // Headers are sent: report in-stream the way OpenAI does, without [DONE].
                     let error = json!({ "error": { "message": e.to_string(), "type": "server_error" } });
-                    Some((Ok(vec![Event::default().data(error.to_string())]), (rx, None, true, guard)))
+                    Some((Ok(vec![Event::default().data(error.to_string())]), (rx, None, true, guard, calls)))
                 }
                 None => None,
             }
@@ -440,14 +551,29 @@ fn generate(state: &AppState, job: Job, cancel: &CancelToken, tx: &mpsc::Unbound
     };
     let mut conversation = Conversation::new(&state.model, options)?;
     conversation.set_messages(job.history);
-    let send = SendOptions { cancel: cancel.clone(), constraint: job.constraint, ..SendOptions::default() };
-    let result = conversation.send(&job.prompt, &send, &mut |delta| {
-        if tx.send(Update::Text(delta.to_string())).is_err() {
+    let send = SendOptions {
+        cancel: cancel.clone(),
+        constraint: job.constraint,
+        tools: job.tools,
+        tool_choice: job.tool_choice,
+        ..SendOptions::default()
+    };
+    let on_event = &mut |event: ChatEvent<'_>| {
+        let update = match event {
+            ChatEvent::Text(delta) => Update::Text(delta.to_string()),
+            ChatEvent::ToolCall(call) => Update::ToolCall(call.clone()),
+            _ => return,
+        };
+        if tx.send(update).is_err() {
             cancel.cancel();
         }
-    });
+    };
+    let result = match &job.ask {
+        Ask::Message(text) => conversation.send_events(text, &send, on_event),
+        Ask::ToolResults(results) => conversation.send_tool_results(results, &send, on_event),
+    };
     match result {
-        Ok(reply) => Ok(Outcome::of(&reply.metrics)),
+        Ok(reply) => Ok(Outcome::of(reply)),
         // Cut by max_tokens inside the JSON value: OpenAI returns the text so far with
         // finish_reason "length" (the conversation is per request: nothing else to keep).
         Err(Error::StructuredOutputIncomplete { partial_text, .. }) => {
@@ -457,6 +583,8 @@ fn generate(state: &AppState, job: Job, cancel: &CancelToken, tx: &mpsc::Unbound
                 finish_reason: "length",
                 prompt_tokens: state.model.prompt_tokens(prompt).map_or(0, |t| t.len() as u32),
                 completion_tokens: state.model.tokenize_plain(&partial_text).len() as u32,
+                tool_calls: Vec::new(),
+                timings: Value::Null,
             })
         }
         Err(e) => Err(e),
