@@ -126,6 +126,12 @@ pub enum FfiError {
     /// A structured answer stopped (`stop_reason`) before its value was complete.
     #[error("{description}")]
     StructuredOutputIncomplete { partial_text: String, stop_reason: String, description: String },
+    /// The model's tool call names an unknown tool or has invalid arguments.
+    #[error("{description}")]
+    ToolCallInvalid { name: String, detail: String, description: String },
+    /// Automatic tool use went past its round limit.
+    #[error("{description}")]
+    ToolRoundsExceeded { rounds: i32, description: String },
     /// Loading was cancelled (Kotlin and Swift turn it into their own cancellation).
     #[error("{description}")]
     LoadCancelled { path: String, description: String },
@@ -179,6 +185,8 @@ impl From<CoreError> for FfiError {
             CoreError::StructuredOutputIncomplete { partial_text, stop_reason } => {
                 FfiError::StructuredOutputIncomplete { partial_text, stop_reason, description }
             }
+            CoreError::ToolCallInvalid { name, detail } => FfiError::ToolCallInvalid { name, detail, description },
+            CoreError::ToolRoundsExceeded { rounds } => FfiError::ToolRoundsExceeded { rounds: saturating_i32(rounds), description },
             CoreError::LoadCancelled { path: p } => FfiError::LoadCancelled { path: path(&p), description },
         }
     }

@@ -33,7 +33,7 @@ impl LiveHistory {
 
     /// A request started answering `text`.
     pub fn begin(&self, text: &str) {
-        lock(&self.0).push(ChatMessage { role: Role::User, content: text.to_owned() });
+        lock(&self.0).push(ChatMessage { role: Role::User, content: text.to_owned(), tool_calls: Vec::new(), tool_call_id: None });
     }
 
     /// The answer grew by `text`.
@@ -41,7 +41,7 @@ impl LiveHistory {
         let mut messages = lock(&self.0);
         match messages.last_mut() {
             Some(last) if last.role == Role::Assistant => last.content.push_str(text),
-            _ => messages.push(ChatMessage { role: Role::Assistant, content: text.to_owned() }),
+            _ => messages.push(ChatMessage { role: Role::Assistant, content: text.to_owned(), tool_calls: Vec::new(), tool_call_id: None }),
         }
     }
 

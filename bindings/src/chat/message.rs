@@ -1,5 +1,7 @@
 //! Messages of a conversation.
 
+use super::structured::ToolCall;
+
 /// Who said a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum Role {
@@ -9,6 +11,8 @@ pub enum Role {
     User,
     /// The model.
     Assistant,
+    /// A tool's result.
+    Tool,
 }
 
 /// One message of a conversation.
@@ -18,6 +22,10 @@ pub struct ChatMessage {
     pub role: Role,
     /// What was said.
     pub content: String,
+    /// The tools an assistant message called.
+    pub tool_calls: Vec<ToolCall>,
+    /// For a tool result: the call it answers.
+    pub tool_call_id: Option<String>,
 }
 
 impl From<&pocketlm::Message> for ChatMessage {
@@ -26,7 +34,9 @@ impl From<&pocketlm::Message> for ChatMessage {
             pocketlm::Role::System => Role::System,
             pocketlm::Role::User => Role::User,
             pocketlm::Role::Assistant => Role::Assistant,
+            pocketlm::Role::Tool => Role::Tool,
         };
-        ChatMessage { role, content: m.content.clone() }
+        let tool_calls = m.tool_calls.iter().map(Into::into).collect();
+        ChatMessage { role, content: m.content.clone(), tool_calls, tool_call_id: m.tool_call_id.clone() }
     }
 }

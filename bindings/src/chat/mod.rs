@@ -11,13 +11,15 @@
 mod config;
 mod message;
 mod reply;
+mod structured;
 
 use std::sync::{Arc, Mutex};
 
 pub use config::{ConversationConfig, SamplingConfig};
 pub use message::{ChatMessage, Role};
-use pocketlm::{Conversation, PartialAnswer, SendOptions};
+use pocketlm::{ChatEvent, Conversation, PartialAnswer, SendOptions};
 pub use reply::{Metrics, Reply, StopReason};
+pub use structured::{OutputConstraint, RequestOptions, StructuredValue, ToolCall, ToolChoice, ToolResult, ToolSpec};
 
 use crate::convert::saturating_i32;
 use crate::error::FfiError;
@@ -32,8 +34,14 @@ use crate::task::{lock, spawn_streaming, GenerationHandle};
 /// partial answer, as after a cancel.
 #[uniffi::export(with_foreign)]
 pub trait ReplyListener: Send + Sync {
-    /// A new piece of the answer (valid UTF-8, never part of a stop sequence).
+    /// A new piece of the answer (valid UTF-8, never part of a stop sequence
+    /// or of tool-call markup).
     fn on_delta(&self, text: String);
+    /// A JSON answer as written so far (complete members, a string cut
+    /// mid-way, open objects and arrays closed), as JSON text.
+    fn on_snapshot(&self, json: String);
+    /// The model decided to call a tool (arguments complete and valid).
+    fn on_tool_call(&self, call: ToolCall);
     /// The answer is finished (also after cancellation: see `metrics.stop_reason`).
     fn on_complete(&self, reply: Reply);
     /// The request failed; the conversation is as it was before it.
@@ -76,32 +84,113 @@ fn snapshot(conversation: &Conversation) -> Vec<ChatMessage> {
 impl PocketConversation {
     /// Sends a user message; the answer streams to `listener`. Returns at once.
     pub fn send(&self, text: String, listener: Arc<dyn ReplyListener>) -> Arc<GenerationHandle> {
+        self.stream(Ok(SendOptions::default()), listener, move |conversation, options, on_event, messages| {
+            messages.begin(&text);
+            conversation.send_events(&text, options, on_event)
+        })
+    }
+
+    /// Like `send`, with a constraint on the answer or tools the model may
+    /// call. Bad JSON in `options` is reported to the listener's `on_error`.
+    pub fn send_with(&self, text: String, options: RequestOptions, listener: Arc<dyn ReplyListener>) -> Arc<GenerationHandle> {
+        self.stream(with_request(options), listener, move |conversation, options, on_event, messages| {
+            messages.begin(&text);
+            conversation.send_events(&text, options, on_event)
+        })
+    }
+
+    /// Answers the last reply's tool calls with their results (one per
+    /// call); the model's next step streams to `listener`.
+    pub fn send_tool_results(
+        &self,
+        results: Vec<ToolResult>,
+        options: RequestOptions,
+        listener: Arc<dyn ReplyListener>,
+    ) -> Arc<GenerationHandle> {
+        self.stream(with_request(options), listener, move |conversation, options, on_event, _| {
+            let results: Vec<pocketlm::ToolResult> = results.into_iter().map(Into::into).collect();
+            conversation.send_tool_results(&results, options, on_event)
+        })
+    }
+}
+
+/// One streamed piece of an answer, in delivery order.
+enum Streamed {
+    Text(String),
+    Snapshot(String),
+    Call(ToolCall),
+}
+
+fn with_request(request: RequestOptions) -> Result<SendOptions, FfiError> {
+    let mut options = SendOptions::default();
+    request.apply(&mut options)?;
+    Ok(options)
+}
+
+impl PocketConversation {
+    /// Runs `request` on the engine as a task streaming to `listener`.
+    fn stream(
+        &self,
+        options: Result<SendOptions, FfiError>,
+        listener: Arc<dyn ReplyListener>,
+        request: impl FnOnce(&mut Conversation, &SendOptions, &mut dyn FnMut(ChatEvent<'_>), &LiveHistory) -> pocketlm::Result<pocketlm::Reply>
+            + Send
+            + 'static,
+    ) -> Arc<GenerationHandle> {
         let inner = Arc::clone(&self.inner);
         let messages = Arc::clone(&self.messages);
         let done = Arc::clone(&listener);
         spawn_streaming(
-            move |cancel, emit: &dyn Fn(String)| {
-                let options = SendOptions { cancel, on_cancel: PartialAnswer::Keep, ..SendOptions::default() };
+            move |cancel, emit: &dyn Fn(Streamed)| {
+                let options = match options {
+                    Ok(options) => SendOptions { cancel, on_cancel: PartialAnswer::Keep, ..options },
+                    Err(e) => return Err(ffi_to_core(e)),
+                };
                 let mut conversation = lock(&inner);
-                messages.begin(&text);
-                let result = conversation.send(&text, &options, &mut |delta| {
-                    messages.append(delta);
-                    emit(delta.to_owned());
-                });
+                let result = request(
+                    &mut conversation,
+                    &options,
+                    &mut |event| match event {
+                        ChatEvent::Text(delta) => {
+                            messages.append(delta);
+                            emit(Streamed::Text(delta.to_owned()));
+                        }
+                        ChatEvent::Snapshot(value) => emit(Streamed::Snapshot(value.to_string())),
+                        ChatEvent::ToolCall(call) => emit(Streamed::Call(call.into())),
+                        ChatEvent::ToolResult(_) => {}
+                    },
+                    &messages,
+                );
                 // Before completion is reported: `messages()` is then the engine's history.
                 messages.set(snapshot(&conversation));
                 drop(conversation);
                 drop(inner);
                 result
             },
-            move |delta| listener.on_delta(delta),
+            move |item| match item {
+                Streamed::Text(text) => listener.on_delta(text),
+                Streamed::Snapshot(json) => listener.on_snapshot(json),
+                Streamed::Call(call) => listener.on_tool_call(call),
+            },
             move |result| match result {
                 Ok(reply) => done.on_complete(reply.into()),
                 Err(e) => done.on_error(e.into()),
             },
         )
     }
+}
 
+/// Options that failed to parse are reported through the task like any
+/// other error (the FFI error came from a core error; its text is kept).
+fn ffi_to_core(e: FfiError) -> pocketlm::Error {
+    match e {
+        FfiError::InvalidConstraint { detail, .. } => pocketlm::Error::InvalidConstraint { detail },
+        other => pocketlm::Error::InvalidConstraint { detail: other.to_string() },
+    }
+}
+
+#[uniffi::export]
+impl PocketConversation {
     /// Sends a user message and blocks until the whole answer is ready.
     pub fn ask(&self, text: String) -> Result<Reply, FfiError> {
         Ok(self.with_engine(|c| c.ask(&text))?.into())

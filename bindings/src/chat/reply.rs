@@ -1,5 +1,6 @@
 //! What an answer returns: its text and what it cost.
 
+use super::structured::{StructuredValue, ToolCall};
 use crate::convert::{saturating_i32, saturating_i64};
 
 /// Why generation stopped.
@@ -85,10 +86,19 @@ pub struct Reply {
     pub text: String,
     /// What it cost.
     pub metrics: Metrics,
+    /// The parsed JSON value or the chosen option, for a constrained answer.
+    pub structured: Option<StructuredValue>,
+    /// The tools the model called; answer them with `send_tool_results`.
+    pub tool_calls: Vec<ToolCall>,
 }
 
 impl From<pocketlm::Reply> for Reply {
     fn from(r: pocketlm::Reply) -> Self {
-        Reply { metrics: (&r.metrics).into(), text: r.text }
+        Reply {
+            metrics: (&r.metrics).into(),
+            structured: r.structured.map(Into::into),
+            tool_calls: r.tool_calls.iter().map(Into::into).collect(),
+            text: r.text,
+        }
     }
 }

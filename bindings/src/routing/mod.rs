@@ -59,10 +59,7 @@ fn router_config(config: RouterConfig, redactor: Option<Arc<dyn Redactor>>) -> R
         confidence: pocketlm::ConfidenceOptions { threshold: config.confidence_threshold, ..Default::default() },
         latency_budget_ms: opt_amount("latency_budget_ms", config.latency_budget_ms)?,
         redact: redactor.map(|r| -> pocketlm::Redactor {
-            Arc::new(move |m: &pocketlm::Message| pocketlm::Message {
-                role: m.role,
-                content: r.redact(m.role.as_str().to_string(), m.content.clone()),
-            })
+            Arc::new(move |m: &pocketlm::Message| m.with_content(r.redact(m.role.as_str().to_string(), m.content.clone())))
         }),
     })
 }
@@ -129,7 +126,7 @@ impl RoutedConversation {
                     allow_cloud: request.allow_cloud,
                     escalate: request.escalate,
                     cancel,
-                    constraint: None,
+                    ..pocketlm::RouteOptions::default()
                 };
                 let mut chat = lock(&inner);
                 messages.begin(&text);

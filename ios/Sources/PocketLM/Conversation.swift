@@ -16,11 +16,44 @@ public final class Conversation: Sendable {
     /// Cancelling the iterating `Task` stops generation within one decode step;
     /// the partial answer stays in the history. Errors are ``LanguageModelError``.
     public func send(_ text: String) -> AsyncThrowingStream<ChatEvent, Error> {
+        stream { inner.send(text: text, listener: $0) }
+    }
+
+    /// Like ``send(_:)``, with a constraint on the answer or tools the model may
+    /// call: a JSON answer also streams `.snapshot`s, calls arrive as `.toolCall`
+    /// and in the reply's `toolCalls`.
+    public func send(_ text: String, options: RequestOptions) -> AsyncThrowingStream<ChatEvent, Error> {
+        stream { inner.sendWith(text: text, options: options, listener: $0) }
+    }
+
+    /// Answers the last reply's tool calls with their `results` (one per call)
+    /// and streams what comes next.
+    public func sendToolResults(_ results: [ToolResult], options: RequestOptions = .plain) -> AsyncThrowingStream<ChatEvent, Error> {
+        stream { inner.sendToolResults(results: results, options: options, listener: $0) }
+    }
+
+    private func stream(_ start: (ReplyListener) -> GenerationHandle) -> AsyncThrowingStream<ChatEvent, Error> {
         // Unbounded: a slow consumer never loses text nor stalls decoding.
         AsyncThrowingStream(bufferingPolicy: .unbounded) { continuation in
-            let handle = inner.send(text: text, listener: StreamListener(continuation))
+            let handle = start(StreamListener(continuation))
             continuation.onTermination = { _ in handle.cancel() }
         }
+    }
+
+    /// Like ``ask(_:)``, with `options`.
+    public func ask(_ text: String, options: RequestOptions) async throws -> Reply {
+        try await Self.reply(of: send(text, options: options))
+    }
+
+    /// The reply that ends `events`, passing every event to `onEvent`.
+    static func reply(of events: AsyncThrowingStream<ChatEvent, Error>, onEvent: (ChatEvent) -> Void = { _ in }) async throws -> Reply {
+        for try await event in events {
+            onEvent(event)
+            if case .done(let reply) = event {
+                return reply
+            }
+        }
+        throw CancellationError()
     }
 
     /// Sends `text` and waits for the whole answer (cancellable like ``send(_:)``).
@@ -65,6 +98,14 @@ private final class StreamListener: ReplyListener {
 
     func onDelta(text: String) {
         continuation.yield(.delta(text))
+    }
+
+    func onSnapshot(json: String) {
+        continuation.yield(.snapshot(json))
+    }
+
+    func onToolCall(call: ToolCall) {
+        continuation.yield(.toolCall(call))
     }
 
     func onComplete(reply: Reply) {

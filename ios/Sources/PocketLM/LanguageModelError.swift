@@ -52,6 +52,10 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
     case invalidConstraint(detail: String, message: String)
     /// A structured answer stopped (`stopReason`) before its value was complete.
     case structuredOutputIncomplete(partialText: String, stopReason: String, message: String)
+    /// The model called an undeclared tool (`name`) or gave invalid arguments; `detail` says what.
+    case toolCallInvalid(name: String, detail: String, message: String)
+    /// Automatic tool use was still calling tools after `rounds` rounds.
+    case toolRoundsExceeded(rounds: Int32, message: String)
     /// Loading was cancelled (`LanguageModel.load` throws `CancellationError` instead).
     case loadCancelled(path: String, message: String)
 
@@ -79,6 +83,8 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
         case .unsupportedCpu(_, _, let message): return message
         case .invalidConstraint(_, let message): return message
         case .structuredOutputIncomplete(_, _, let message): return message
+        case .toolCallInvalid(_, _, let message): return message
+        case .toolRoundsExceeded(_, let message): return message
         case .loadCancelled(_, let message): return message
         }
     }
@@ -134,6 +140,10 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
             self = .invalidConstraint(detail: detail, message: description)
         case .StructuredOutputIncomplete(let partialText, let stopReason, let description):
             self = .structuredOutputIncomplete(partialText: partialText, stopReason: stopReason, message: description)
+        case .ToolCallInvalid(let name, let detail, let description):
+            self = .toolCallInvalid(name: name, detail: detail, message: description)
+        case .ToolRoundsExceeded(let rounds, let description):
+            self = .toolRoundsExceeded(rounds: rounds, message: description)
         case .LoadCancelled(let path, let description):
             self = .loadCancelled(path: path, message: description)
         }

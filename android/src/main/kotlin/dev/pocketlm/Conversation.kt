@@ -4,8 +4,14 @@ import dev.pocketlm.ffi.ChatMessage
 import dev.pocketlm.ffi.PocketConversation
 import dev.pocketlm.ffi.FfiException
 import dev.pocketlm.ffi.Reply
+import dev.pocketlm.ffi.GenerationHandle
 import dev.pocketlm.ffi.ReplyListener
+import dev.pocketlm.ffi.RequestOptions
 import dev.pocketlm.ffi.SamplingConfig
+import dev.pocketlm.ffi.ToolCall
+import dev.pocketlm.ffi.ToolChoice
+import dev.pocketlm.ffi.ToolResult
+import kotlinx.serialization.json.Json
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.awaitClose
@@ -26,10 +32,31 @@ class Conversation internal constructor(private val inner: PocketConversation) :
      * Cancelling the collecting coroutine stops generation within one decode step;
      * the partial answer stays in the history. Errors arrive as [LanguageModelException].
      */
-    fun send(text: String): Flow<ChatEvent> = callbackFlow {
-        val handle = inner.send(text, object : ReplyListener {
+    fun send(text: String): Flow<ChatEvent> = stream { inner.send(text, it) }
+
+    /**
+     * Like [send], with a constraint on the answer or tools the model may call
+     * ([RequestOptions]); a JSON answer also streams [ChatEvent.Snapshot]s, and
+     * calls arrive as [ChatEvent.ToolCallMade] and in the [Reply]'s `toolCalls`.
+     */
+    fun send(text: String, options: RequestOptions): Flow<ChatEvent> = stream { inner.sendWith(text, options, it) }
+
+    /** Answers the last reply's tool calls with their [results] (one per call) and streams what comes next. */
+    fun sendToolResults(results: List<ToolResult>, options: RequestOptions = noOptions): Flow<ChatEvent> =
+        stream { inner.sendToolResults(results, options, it) }
+
+    private fun stream(start: (ReplyListener) -> GenerationHandle): Flow<ChatEvent> = callbackFlow {
+        val handle = start(object : ReplyListener {
             override fun onDelta(text: String) {
                 trySend(ChatEvent.Delta(text))
+            }
+
+            override fun onSnapshot(json: String) {
+                trySend(ChatEvent.Snapshot(Json.parseToJsonElement(json)))
+            }
+
+            override fun onToolCall(call: ToolCall) {
+                trySend(ChatEvent.ToolCallMade(call))
             }
 
             override fun onComplete(reply: Reply) {
@@ -50,6 +77,9 @@ class Conversation internal constructor(private val inner: PocketConversation) :
     /** Sends [text] and waits for the whole answer (cancellable like [send]). */
     suspend fun ask(text: String): Reply = send(text).filterIsInstance<ChatEvent.Done>().single().reply
 
+    /** Like [ask], with [options]. */
+    suspend fun ask(text: String, options: RequestOptions): Reply = send(text, options).filterIsInstance<ChatEvent.Done>().single().reply
+
     /**
      * The messages so far, system prompt first. Returns at once, also during an
      * answer: it then includes the message being answered and the text generated so
@@ -67,6 +97,10 @@ class Conversation internal constructor(private val inner: PocketConversation) :
 
     /** The context window in tokens (fixed; safe to read on the main thread at any time). */
     val contextLength: Int get() = inner.contextLength()
+
+    internal companion object {
+        val noOptions = RequestOptions(constraint = null, tools = emptyList(), toolChoice = ToolChoice.Auto)
+    }
 
     /** Frees the conversation's context and KV cache. */
     override fun close() = inner.close()

@@ -84,6 +84,12 @@ sealed class LanguageModelException(message: String) : Exception(message) {
     /** A structured answer stopped ([stopReason]) before its value was complete; [partialText] is what was generated. */
     class StructuredOutputIncomplete(val partialText: String, val stopReason: String, message: String) : LanguageModelException(message)
 
+    /** The model called a tool that is not declared ([name]) or with invalid arguments; [detail] says what. */
+    class ToolCallInvalid(val name: String, val detail: String, message: String) : LanguageModelException(message)
+
+    /** Automatic tool use was still calling tools after [rounds] rounds. */
+    class ToolRoundsExceeded(val rounds: Int, message: String) : LanguageModelException(message)
+
     /** Loading [path] was cancelled (`LanguageModel.load` turns it into a `CancellationException`). */
     class LoadCancelled(val path: String, message: String) : LanguageModelException(message)
 }
@@ -111,6 +117,8 @@ internal fun FfiException.toPublic(): LanguageModelException = when (this) {
     is FfiException.UnsupportedCpu -> LanguageModelException.UnsupportedCpu(missing, kernels, description)
     is FfiException.InvalidConstraint -> LanguageModelException.InvalidConstraint(detail, description)
     is FfiException.StructuredOutputIncomplete -> LanguageModelException.StructuredOutputIncomplete(partialText, stopReason, description)
+    is FfiException.ToolCallInvalid -> LanguageModelException.ToolCallInvalid(name, detail, description)
+    is FfiException.ToolRoundsExceeded -> LanguageModelException.ToolRoundsExceeded(rounds, description)
     is FfiException.LoadCancelled -> LanguageModelException.LoadCancelled(path, description)
 }.also { it.initCause(this) }
 

@@ -49,6 +49,7 @@ class LanguageModelTest {
                 when (event) {
                     is ChatEvent.Delta -> answer += event.text
                     is ChatEvent.Done -> println("${event.reply.metrics.decodeTokensPerS} tok/s")
+                    else -> {} // snapshots and tool calls: see Structured.kt
                 }
             }
             val next = chat.ask("And of Germany?")

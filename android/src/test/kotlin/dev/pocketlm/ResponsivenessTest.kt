@@ -164,6 +164,10 @@ class ResponsivenessTest {
                         throw IllegalStateException("the UI crashed")
                     }
 
+                    override fun onSnapshot(json: String) {}
+
+                    override fun onToolCall(call: dev.pocketlm.ffi.ToolCall) {}
+
                     override fun onComplete(reply: Reply) {
                         failure.completeExceptionally(AssertionError("completed normally: $reply"))
                     }
