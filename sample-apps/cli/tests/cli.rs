@@ -135,6 +135,45 @@ fn generate_with_a_schema_or_a_choice_prints_the_value_and_the_probabilities() {
 }
 
 #[test]
+fn generate_with_tools_prints_the_calls() {
+    let model = qwen();
+    let dir = std::env::temp_dir().join(format!("pocketlm-cli-tools-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tools = dir.join("tools.json");
+    std::fs::write(
+        &tools,
+        r#"[{"type": "function", "function": {"name": "set_timer", "description": "Start a countdown timer.",
+            "parameters": {"type": "object", "properties": {"minutes": {"type": "integer", "minimum": 1, "maximum": 180}},
+                           "required": ["minutes"], "additionalProperties": false}}}]"#,
+    )
+    .unwrap();
+    let base = ["generate", "--model", model.to_str().unwrap(), "--temperature", "0", "--threads", "2", "--max-tokens", "60"];
+    let mut args = base.to_vec();
+    args.extend_from_slice(&[
+        "--json",
+        "--prompt",
+        "Set a timer for 15 minutes.",
+        "--tools",
+        tools.to_str().unwrap(),
+        "--tool-choice",
+        "required",
+    ]);
+    let out = pocketlm(&args, None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let call = &v["tool_calls"][0];
+    assert_eq!(call["name"], "set_timer", "{v}");
+    assert_eq!(call["arguments"]["minutes"], 15, "{v}");
+    assert!(call["id"].as_str().is_some_and(|id| id.starts_with("call_")), "{v}");
+
+    // A tool choice naming no declared tool fails before the model answers.
+    let mut args = base.to_vec();
+    args.extend_from_slice(&["--prompt", "hi", "--tools", tools.to_str().unwrap(), "--tool-choice", "launch_rocket"]);
+    assert_clean_failure(&pocketlm(&args, None), "launch_rocket");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn generate_streams_plain_text() {
     let model = qwen();
     let out = pocketlm(
