@@ -123,7 +123,8 @@ fn automatic_tool_use_runs_handlers_and_continues() {
     assert!(!seen.is_empty());
     assert_eq!(seen[0].name, "set_timer");
     assert_eq!(seen[0].arguments["minutes"], 25);
-    assert_eq!(results.len(), seen.len());
+    // Every handler call has its result; a repeated call gets an error result without running the handler.
+    assert_eq!(results.iter().filter(|r| !r.is_error).count(), seen.len(), "{results:?}");
     assert!(reply.tool_calls.is_empty() && !reply.text.is_empty(), "a final answer in text: {reply:?}");
     assert_eq!(chat.messages().last().unwrap().role, Role::Assistant);
 }
