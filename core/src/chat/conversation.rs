@@ -584,13 +584,7 @@ impl Conversation {
     /// Answers a [`Constraint::Choice`]: scores every option after the prompt
     /// (teacher-forced, exact), picks the most likely one (or draws one at a
     /// temperature above 0), and streams it as one delta.
-    fn choose(
-        &mut self,
-        choices: &[String],
-        model: &Model,
-        prompt: PromptDone,
-        on_event: &mut dyn FnMut(ChatEvent<'_>),
-    ) -> Result<Reply> {
+    fn choose(&mut self, choices: &[String], model: &Model, prompt: PromptDone, on_event: &mut dyn FnMut(ChatEvent<'_>)) -> Result<Reply> {
         let PromptDone { started, prefill, prefill_done, constraint_ms } = prompt;
         let continuations: Vec<Vec<Token>> = choices.iter().map(|c| model.tokenize_continuation(c)).collect();
         let log_probs = self.session.score_continuations(&continuations)?;
