@@ -121,7 +121,7 @@ enum Streamed {
     Call(ToolCall),
 }
 
-fn with_request(request: RequestOptions) -> Result<SendOptions, FfiError> {
+fn with_request(request: RequestOptions) -> pocketlm::Result<SendOptions> {
     let mut options = SendOptions::default();
     request.apply(&mut options)?;
     Ok(options)
@@ -131,7 +131,7 @@ impl PocketConversation {
     /// Runs `request` on the engine as a task streaming to `listener`.
     fn stream(
         &self,
-        options: Result<SendOptions, FfiError>,
+        options: pocketlm::Result<SendOptions>,
         listener: Arc<dyn ReplyListener>,
         request: impl FnOnce(&mut Conversation, &SendOptions, &mut dyn FnMut(ChatEvent<'_>), &LiveHistory) -> pocketlm::Result<pocketlm::Reply>
             + Send
@@ -144,7 +144,7 @@ impl PocketConversation {
             move |cancel, emit: &dyn Fn(Streamed)| {
                 let options = match options {
                     Ok(options) => SendOptions { cancel, on_cancel: PartialAnswer::Keep, ..options },
-                    Err(e) => return Err(ffi_to_core(e)),
+                    Err(e) => return Err(e),
                 };
                 let mut conversation = lock(&inner);
                 let result = request(
@@ -177,15 +177,6 @@ impl PocketConversation {
                 Err(e) => done.on_error(e.into()),
             },
         )
-    }
-}
-
-/// Options that failed to parse are reported through the task like any
-/// other error (the FFI error came from a core error; its text is kept).
-fn ffi_to_core(e: FfiError) -> pocketlm::Error {
-    match e {
-        FfiError::InvalidConstraint { detail, .. } => pocketlm::Error::InvalidConstraint { detail },
-        other => pocketlm::Error::InvalidConstraint { detail: other.to_string() },
     }
 }
 

@@ -5,7 +5,6 @@
 use pocketlm::{Constraint, Structured};
 
 use crate::convert::saturating_i32;
-use crate::error::FfiError;
 
 /// What an answer must look like, enforced while decoding.
 #[derive(Debug, Clone, PartialEq, uniffi::Enum)]
@@ -23,8 +22,8 @@ pub enum OutputConstraint {
 }
 
 impl TryFrom<OutputConstraint> for Constraint {
-    type Error = FfiError;
-    fn try_from(c: OutputConstraint) -> Result<Self, FfiError> {
+    type Error = pocketlm::Error;
+    fn try_from(c: OutputConstraint) -> pocketlm::Result<Self> {
         Ok(match c {
             OutputConstraint::JsonSchema { schema_json } => Constraint::JsonSchema { schema: parse_json("schema_json", &schema_json)? },
             OutputConstraint::JsonObject => Constraint::JsonObject,
@@ -35,8 +34,8 @@ impl TryFrom<OutputConstraint> for Constraint {
     }
 }
 
-fn parse_json(what: &str, text: &str) -> Result<serde_json::Value, FfiError> {
-    serde_json::from_str(text).map_err(|e| pocketlm::Error::InvalidConstraint { detail: format!("{what} is not valid JSON: {e}") }.into())
+fn parse_json(what: &str, text: &str) -> pocketlm::Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| pocketlm::Error::InvalidConstraint { detail: format!("{what} is not valid JSON: {e}") })
 }
 
 /// A function the model may call.
@@ -112,13 +111,13 @@ pub struct RequestOptions {
 
 impl RequestOptions {
     /// Fills `options` from these, parsing every piece of JSON first.
-    pub(crate) fn apply(self, options: &mut pocketlm::SendOptions) -> Result<(), FfiError> {
+    pub(crate) fn apply(self, options: &mut pocketlm::SendOptions) -> pocketlm::Result<()> {
         options.constraint = self.constraint.map(Constraint::try_from).transpose()?;
         options.tools = self
             .tools
             .into_iter()
             .map(|t| Ok(pocketlm::Tool::new(t.name, t.description, parse_json("parameters_json", &t.parameters_json)?)))
-            .collect::<Result<_, FfiError>>()?;
+            .collect::<pocketlm::Result<_>>()?;
         options.tool_choice = match self.tool_choice {
             ToolChoice::Auto => pocketlm::ToolChoice::Auto,
             ToolChoice::None => pocketlm::ToolChoice::None,
