@@ -408,7 +408,7 @@ impl Conversation {
         let started = Instant::now();
         let sampling = self.options.sampling.clone();
         let model = self.session.model().clone();
-        let tools = ToolUse::new(options, &model)?;
+        let mut tools = ToolUse::new(options, &model)?;
         // Compiled before any work, so a constraint that cannot be enforced fails first.
         let constraint = match &options.constraint {
             Some(c) => constraint_sampler(&model, c)?,
@@ -431,7 +431,7 @@ impl Conversation {
         let mut calls: Vec<ToolCall> = Vec::new();
         let mut call_json = String::new();
         let free_sampler = |constraint| Sampler::constrained(&sampling, &model, constraint);
-        let mut sampler = match &tools {
+        let mut sampler = match tools.as_mut() {
             Some(t) if t.forced() => {
                 let call_started = Instant::now();
                 let s = Sampler::constrained(&sampling, &model, Some(t.call_sampler(&model)?));
@@ -474,7 +474,7 @@ impl Conversation {
             }
             let step = stream.push(&model.token_bytes(token));
             let mut forced: Vec<Token> = Vec::new();
-            match (scanner.as_mut(), tools.as_ref()) {
+            match (scanner.as_mut(), tools.as_mut()) {
                 (Some(scanner), Some(tools)) if scanner.in_call() => {
                     call_json.push_str(&step.text);
                     if call_complete(&call_json) {
@@ -662,6 +662,8 @@ struct ToolUse {
     tools: Vec<Tool>,
     choice: ToolChoice,
     format: tool::ToolFormat,
+    /// The call grammar compiled up front, used for the first call.
+    prepared: Option<ConstraintSampler>,
 }
 
 impl ToolUse {
@@ -677,10 +679,9 @@ impl ToolUse {
             });
         }
         let format = model.tool_format();
-        let tools = ToolUse { tools: options.tools.clone(), choice: options.tool_choice.clone(), format };
-        // Compiled once up front, so parameters that cannot be enforced fail before any work.
-        tools.call_sampler(model)?;
-        Ok(Some(tools))
+        // Compiled up front, so parameters that cannot be enforced fail before any work.
+        let prepared = Some(call_sampler(model, &options.tools, &options.tool_choice, format)?);
+        Ok(Some(ToolUse { tools: options.tools.clone(), choice: options.tool_choice.clone(), format, prepared }))
     }
 
     /// Whether the answer must start with a call.
@@ -693,8 +694,12 @@ impl ToolUse {
         self.forced().then(|| self.format.opener().map(|o| format!("{o}\n"))).flatten()
     }
 
-    fn call_sampler(&self, model: &Model) -> Result<ConstraintSampler> {
-        call_sampler(model, &self.tools, &self.choice, self.format)
+    /// The sampler for the next call: the one compiled up front, then a fresh one per call.
+    fn call_sampler(&mut self, model: &Model) -> Result<ConstraintSampler> {
+        match self.prepared.take() {
+            Some(sampler) => Ok(sampler),
+            None => call_sampler(model, &self.tools, &self.choice, self.format),
+        }
     }
 }
 
