@@ -35,7 +35,7 @@ def gguf(arch: str, kvs: dict, tensor_elems: int = 256) -> bytes:
 
 
 def main(out: Path) -> None:
-    for d in ("gguf", "plan", "template"):
+    for d in ("gguf", "plan", "template", "output"):
         (out / d).mkdir(parents=True, exist_ok=True)
     llama = {f"llama.{k}": v for k, v in {
         "block_count": 16, "embedding_length": 2048, "attention.head_count": 32,
@@ -58,6 +58,15 @@ def main(out: Path) -> None:
         template = chat_template(model)
         if template:
             (out / "template" / model.stem).write_bytes(template + messages)
+    answers = {
+        "hermes": b"Let me check.\0 <tool_\0call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Par\0is\"}}\0</tool_call>",
+        "bare": b"\0 {\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\", \"days\": 3}}",
+        "fenced": b"``\0`json\n{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Rome\"}}\n```",
+        "llama3": b"<|python_\0tag|>{\"name\": \"get_weather\", \"parameters\": {}}",
+        "text": b"The answer is 4.\0 No tools \0needed: {not json",
+    }
+    for name, data in answers.items():
+        (out / "output" / name).write_bytes(data)
     for path in sorted((ROOT / "core" / "tests" / "templates").glob("*.jinja")):
         (out / "template" / path.stem).write_bytes(path.read_bytes() + messages)
 

@@ -13,11 +13,8 @@ fuzz_target!(|data: &[u8]| {
     let mut parts = data.split(|&b| b == 0);
     let source = String::from_utf8_lossy(parts.next().unwrap_or_default());
     let roles = [Role::System, Role::User, Role::Assistant];
-    let messages: Vec<Message> = parts
-        .take(8)
-        .enumerate()
-        .map(|(i, text)| Message { role: roles[i % 3], content: String::from_utf8_lossy(text).into_owned() })
-        .collect();
+    let messages: Vec<Message> =
+        parts.take(8).enumerate().map(|(i, text)| Message::new(roles[i % 3], String::from_utf8_lossy(text))).collect();
     if let Ok(template) = ChatTemplate::with_date(&source, "<s>", "</s>", 2026, 1, 2) {
         let _ = template.render(&messages, data.len() % 2 == 0);
     }
