@@ -50,8 +50,8 @@ pub use chat::{
 };
 #[cfg(feature = "cloud")]
 pub use cloud::{
-    AnsweredBy, CloudClient, CloudConfig, CloudReply, CloudUsage, Cost, CostTotals, Pricing, Redactor, RouteEvent, RouteInfo, RouteOptions,
-    RoutePolicy, RouteReason, RoutedChat, RoutedReply, RouterConfig,
+    AnsweredBy, CloudClient, CloudConfig, CloudReply, CloudRequest, CloudUsage, Cost, CostTotals, Pricing, Redactor, RouteEvent, RouteInfo,
+    RouteOptions, RoutePolicy, RouteReason, RoutedChat, RoutedReply, RouterConfig,
 };
 pub use confidence::{Confidence, ConfidenceOptions};
 pub use constraint::{Constraint, Structured};

@@ -321,6 +321,7 @@ fn send(chat: &mut RoutedChat, text: &str, options: &RouteOptions) -> (Result<po
         events.push(match e {
             RouteEvent::Text(t) => t.to_string(),
             RouteEvent::Restart(r) => format!("<restart:{}>", r.as_str()),
+            RouteEvent::ToolCall(c) => format!("<call:{}>", c.name),
         })
     });
     (result, events)
@@ -491,4 +492,142 @@ fn every_fault_under_every_cloud_policy_falls_back_or_fails_typed_with_the_histo
             assert_eq!(chat.messages()[1].content, reply.text);
         }
     }
+}
+
+// ---- tools on the cloud path ----
+
+fn weather_tool() -> pocketlm::Tool {
+    pocketlm::Tool::new(
+        "get_weather",
+        "Get the current weather for a city.",
+        serde_json::json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+    )
+}
+
+/// An OpenAI-style streamed answer that calls tools: each call's id and name
+/// first, then its arguments' text in `pieces`, with usage.
+fn calls_stream(calls: &[(&str, &str, &[&str])]) -> Behaviour {
+    let mut events = vec![(0, r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}"#.to_string())];
+    for (i, (id, name, pieces)) in calls.iter().enumerate() {
+        let first = serde_json::json!({"index": i, "id": id, "type": "function", "function": {"name": name, "arguments": ""}});
+        events.push((0, serde_json::json!({"choices":[{"index":0,"delta":{"tool_calls":[first]},"finish_reason":null}]}).to_string()));
+        for piece in *pieces {
+            let delta = serde_json::json!({"index": i, "function": {"arguments": piece}});
+            events.push((0, serde_json::json!({"choices":[{"index":0,"delta":{"tool_calls":[delta]},"finish_reason":null}]}).to_string()));
+        }
+    }
+    events.push((0, r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#.to_string()));
+    events.push((0, r#"{"choices":[],"usage":{"prompt_tokens":30,"completion_tokens":12,"total_tokens":42}}"#.to_string()));
+    Behaviour::Stream { events, done: true }
+}
+
+#[test]
+fn cloud_tool_calls_arrive_in_fragments_and_come_back_whole_and_checked() {
+    let server = FaultServer::start(vec![calls_stream(&[
+        ("call_a", "get_weather", &[r#"{"ci"#, r#"ty": "Pa"#, r#"ris"}"#]),
+        ("call_b", "get_weather", &[r#"{"city": "Oslo"}"#]),
+    ])]);
+    let client = CloudClient::new(config(&server.url)).unwrap();
+    let tools = [weather_tool()];
+    let choice = pocketlm::ToolChoice::Required;
+    let request = pocketlm::CloudRequest { tools: &tools, tool_choice: Some(&choice), ..Default::default() };
+    let mut streamed = String::new();
+    let reply = client
+        .chat_with(&[Message::user("Weather in Paris and Oslo?")], &SamplingParams::default(), &request, &CancelToken::new(), &mut |t| {
+            streamed.push_str(t)
+        })
+        .unwrap();
+    assert_eq!(reply.finish_reason, "tool_calls");
+    assert!(streamed.is_empty() && reply.text.is_empty(), "no text: {streamed:?}");
+    let calls: Vec<_> = reply.tool_calls.iter().map(|c| (c.id.as_str(), c.name.as_str(), c.arguments["city"].as_str())).collect();
+    assert_eq!(calls, [("call_a", "get_weather", Some("Paris")), ("call_b", "get_weather", Some("Oslo"))]);
+
+    let body: serde_json::Value = serde_json::from_str(&server.seen.lock().unwrap()[0].body).unwrap();
+    assert_eq!(body["tools"][0]["function"]["name"], "get_weather");
+    assert_eq!(body["tools"][0]["type"], "function");
+    assert_eq!(body["tool_choice"], "required");
+}
+
+#[test]
+fn a_cloud_call_to_an_undeclared_tool_or_with_broken_arguments_is_typed_and_not_retried() {
+    for (name, pieces, expect) in
+        [("launch_rockets", &[r#"{}"#][..], "not a declared tool"), ("get_weather", &[r#"{"city": "#][..], "not JSON")]
+    {
+        let server = FaultServer::start(vec![calls_stream(&[("call_x", name, pieces)])]);
+        let client = CloudClient::new(config(&server.url)).unwrap();
+        let tools = [weather_tool()];
+        let request = pocketlm::CloudRequest { tools: &tools, ..Default::default() };
+        let err =
+            client.chat_with(&[Message::user("hi")], &SamplingParams::default(), &request, &CancelToken::new(), &mut |_| {}).unwrap_err();
+        match &err {
+            Error::ToolCallInvalid { name: n, detail } => assert!(n == name && detail.contains(expect), "{err:?}"),
+            other => panic!("expected ToolCallInvalid, got {other:?}"),
+        }
+        assert_eq!(server.requests(), 1, "a bad call is not retried");
+    }
+}
+
+#[test]
+fn a_routed_tool_round_trip_in_the_cloud_sends_calls_and_results_in_openai_shape() {
+    let server =
+        FaultServer::start(vec![calls_stream(&[("call_7", "get_weather", &[r#"{"city": "Rome"}"#])]), ok_stream(&["Sunny, 24 C."])]);
+    let missing = || Err(Error::ModelNotFound { path: "/nowhere/model.gguf".into() });
+    let mut chat = RoutedChat::new(missing(), router(RoutePolicy::CloudOnly, &server.url), greedy(8)).unwrap();
+    let options = RouteOptions { tools: vec![weather_tool()], ..RouteOptions::default() };
+    let (reply, events) = send(&mut chat, "Weather in Rome?", &options);
+    let reply = reply.unwrap();
+    assert_eq!(reply.route.answered_by, AnsweredBy::Cloud);
+    assert_eq!(reply.tool_calls.len(), 1);
+    assert_eq!(events, ["<call:get_weather>"], "the call arrives as the same event as a device call");
+    assert_eq!(chat.messages().last().unwrap().tool_calls, reply.tool_calls, "the history holds the call");
+
+    // Results must answer the calls, one each; nothing is sent otherwise.
+    let wrong = pocketlm::ToolResult { call_id: "call_9".into(), name: "get_weather".into(), content: "{}".into(), is_error: false };
+    let err = chat.send_tool_results(&[wrong], &options, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, Error::InvalidOption { name: "tool_results", .. }), "{err:?}");
+    assert_eq!(server.requests(), 1);
+
+    let result = pocketlm::ToolResult {
+        call_id: "call_7".into(),
+        name: "get_weather".into(),
+        content: r#"{"sky": "sunny", "celsius": 24}"#.into(),
+        is_error: false,
+    };
+    let answer = chat.send_tool_results(&[result], &options, &mut |_| {}).unwrap();
+    assert_eq!((answer.text.as_str(), answer.route.answered_by), ("Sunny, 24 C.", AnsweredBy::Cloud));
+    let roles: Vec<_> = chat.messages().iter().map(|m| m.role.as_str()).collect();
+    assert_eq!(roles, ["user", "assistant", "tool", "assistant"]);
+
+    // The second request carried the call (arguments as JSON text, as OpenAI
+    // requires) and the result with its call's id.
+    let body: serde_json::Value = serde_json::from_str(&server.seen.lock().unwrap()[1].body).unwrap();
+    let messages = body["messages"].as_array().unwrap();
+    assert_eq!(messages[1]["tool_calls"][0]["id"], "call_7");
+    assert_eq!(messages[1]["tool_calls"][0]["function"]["arguments"], r#"{"city":"Rome"}"#);
+    assert_eq!((messages[2]["role"].as_str(), messages[2]["tool_call_id"].as_str()), (Some("tool"), Some("call_7")));
+    assert!(body["tools"].is_array(), "the tools are offered again");
+}
+
+#[test]
+fn a_routed_tool_call_on_the_device_is_answered_on_the_device() {
+    let server = FaultServer::start(vec![ok_stream(&["cloud"])]);
+    let device = Conversation::new(
+        qwen(),
+        ConversationOptions { context_length: Some(1024), threads: Some(2), sampling: greedy(64), ..Default::default() },
+    );
+    let mut chat = RoutedChat::new(device, router(RoutePolicy::PreferLocal, &server.url), greedy(64)).unwrap();
+    let options = RouteOptions { tools: vec![weather_tool()], tool_choice: pocketlm::ToolChoice::Required, ..RouteOptions::default() };
+    let (reply, events) = send(&mut chat, "What is the weather in Paris?", &options);
+    let reply = reply.unwrap();
+    assert_eq!(reply.route.answered_by, AnsweredBy::Device);
+    assert_eq!(reply.tool_calls.len(), 1, "{reply:?}");
+    assert!(events.contains(&"<call:get_weather>".to_string()), "{events:?}");
+    let call = &reply.tool_calls[0];
+    let result =
+        pocketlm::ToolResult { call_id: call.id.clone(), name: call.name.clone(), content: "18 C, cloudy".into(), is_error: false };
+    let next = RouteOptions { tools: vec![weather_tool()], tool_choice: pocketlm::ToolChoice::None, ..RouteOptions::default() };
+    let answer = chat.send_tool_results(&[result], &next, &mut |_| {}).unwrap();
+    assert_eq!(answer.route.answered_by, AnsweredBy::Device, "the side that made the call continues");
+    assert!(answer.tool_calls.is_empty() && !answer.text.is_empty(), "{answer:?}");
+    assert_eq!(server.requests(), 0, "nothing left the device");
 }

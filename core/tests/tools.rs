@@ -168,6 +168,27 @@ fn a_forced_named_call_is_made_and_none_means_text() {
 }
 
 #[test]
+fn a_call_cut_off_by_the_token_limit_is_a_typed_error_never_text() {
+    let mut chat = conversation(qwen(), greedy(6));
+    let mut shown = String::new();
+    let err = chat
+        .send_events("Weather in Rome, in celsius?", &with_tools(ToolChoice::Tool("get_weather".into())), &mut |e| {
+            if let ChatEvent::Text(t) = e {
+                shown.push_str(t)
+            }
+        })
+        .unwrap_err();
+    match &err {
+        Error::StructuredOutputIncomplete { partial_text, stop_reason } => {
+            assert!(partial_text.starts_with('{') && stop_reason.contains("max_tokens"), "{err:?}")
+        }
+        other => panic!("expected StructuredOutputIncomplete, got {other:?}"),
+    }
+    assert!(shown.is_empty(), "the call's JSON is never shown as text: {shown:?}");
+    assert!(chat.messages().is_empty(), "nothing was shown, so the turn is rolled back");
+}
+
+#[test]
 fn the_generic_convention_works_on_a_template_without_tools() {
     let mut chat = conversation(gemma(), greedy(80));
     let reply = chat.send("Set a timer for 10 minutes.", &with_tools(ToolChoice::Required), &mut |_| {}).unwrap();

@@ -140,6 +140,8 @@ impl RoutedConversation {
                             messages.restart();
                             Streamed::Restart(r.into())
                         }
+                        // This request offers no tools, so no call is made.
+                        RouteEvent::ToolCall(_) => return,
                     })
                 });
                 // Before completion is reported: reads then see the router's own state.

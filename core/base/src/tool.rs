@@ -111,6 +111,36 @@ pub enum ToolChoice {
     Tool(String),
 }
 
+impl ToolChoice {
+    /// OpenAI's `tool_choice`: `"auto"`, `"none"`, `"required"` or
+    /// `{"type": "function", "function": {"name"}}`.
+    pub fn to_openai(&self) -> Value {
+        match self {
+            ToolChoice::Auto => json!("auto"),
+            ToolChoice::None => json!("none"),
+            ToolChoice::Required => json!("required"),
+            ToolChoice::Tool(name) => json!({"type": "function", "function": {"name": name}}),
+        }
+    }
+
+    /// Reads OpenAI's `tool_choice` (see [`ToolChoice::to_openai`]).
+    pub fn from_openai(value: &Value) -> Result<ToolChoice> {
+        match value {
+            Value::String(s) if s == "auto" => Ok(ToolChoice::Auto),
+            Value::String(s) if s == "none" => Ok(ToolChoice::None),
+            Value::String(s) if s == "required" => Ok(ToolChoice::Required),
+            other => match other.pointer("/function/name").and_then(Value::as_str) {
+                Some(name) => Ok(ToolChoice::Tool(name.to_string())),
+                None => Err(Error::InvalidConstraint {
+                    detail: format!(
+                        "tool_choice {other} is not \"auto\", \"none\", \"required\" or {{\"type\": \"function\", \"function\": {{\"name\": …}}}}"
+                    ),
+                }),
+            },
+        }
+    }
+}
+
 /// How a model family writes tool calls (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -265,6 +295,33 @@ pub fn check_call(call: &ToolCall, tools: &[Tool]) -> Result<ToolCall> {
         }
     }
     Ok(call.clone())
+}
+
+/// Checks that `results` answer the tool calls of the last message of
+/// `messages` (an assistant's calls), exactly one result per call.
+pub fn check_results(messages: &[crate::template::Message], results: &[ToolResult]) -> Result<()> {
+    let pending = match messages.last() {
+        Some(m) if m.role == crate::template::Role::Assistant && !m.tool_calls.is_empty() => &m.tool_calls,
+        _ => {
+            return Err(Error::InvalidOption {
+                name: "tool_results",
+                value: format!("{} results", results.len()),
+                expected: "the last answer must have made tool calls".into(),
+            })
+        }
+    };
+    let mut ids: Vec<&str> = results.iter().map(|r| r.call_id.as_str()).collect();
+    ids.sort_unstable();
+    let mut wanted: Vec<&str> = pending.iter().map(|c| c.id.as_str()).collect();
+    wanted.sort_unstable();
+    if ids != wanted {
+        return Err(Error::InvalidOption {
+            name: "tool_results",
+            value: ids.join(", "),
+            expected: format!("one result for each call: {}", wanted.join(", ")),
+        });
+    }
+    Ok(())
 }
 
 /// The system-prompt text that describes tools to a model whose template

@@ -290,27 +290,7 @@ impl Conversation {
         options: &SendOptions,
         on_event: &mut dyn FnMut(ChatEvent<'_>),
     ) -> Result<Reply> {
-        let pending: Vec<&ToolCall> = match self.messages.last() {
-            Some(m) if m.role == Role::Assistant && !m.tool_calls.is_empty() => m.tool_calls.iter().collect(),
-            _ => {
-                return Err(Error::InvalidOption {
-                    name: "tool_results",
-                    value: format!("{} results", results.len()),
-                    expected: "the last answer must have made tool calls".into(),
-                })
-            }
-        };
-        let mut ids: Vec<&str> = results.iter().map(|r| r.call_id.as_str()).collect();
-        ids.sort_unstable();
-        let mut wanted: Vec<&str> = pending.iter().map(|c| c.id.as_str()).collect();
-        wanted.sort_unstable();
-        if ids != wanted {
-            return Err(Error::InvalidOption {
-                name: "tool_results",
-                value: ids.join(", "),
-                expected: format!("one result for each call: {}", wanted.join(", ")),
-            });
-        }
+        crate::tool::check_results(&self.messages, results)?;
         let before = self.messages.clone();
         self.messages.extend(results.iter().map(Message::tool_result));
         self.answer(before, options, on_event)
@@ -542,8 +522,20 @@ impl Conversation {
         let mut tail = stream.finish();
         if let Some(scanner) = scanner.as_mut() {
             if scanner.in_call() {
-                // Stopped inside a call (token limit, cancel): it is not a call.
-                tail = format!("{call_json}{tail}");
+                // Stopped inside a call. Interrupted (cancelled, or stopped by
+                // the router's deadline or confidence check): the unfinished
+                // call is dropped, never shown as text. Cut off (the token
+                // limit, a full context): an error carrying the call's text.
+                match stop_reason {
+                    Some(StopReason::Cancelled | StopReason::Deadline | StopReason::LowConfidence) => tail.clear(),
+                    other => {
+                        let reason = other.unwrap_or(StopReason::MaxTokens).as_str();
+                        return Err(Error::StructuredOutputIncomplete {
+                            partial_text: format!("{call_json}{tail}"),
+                            stop_reason: format!("{reason} inside a tool call"),
+                        });
+                    }
+                }
             } else {
                 tail = format!("{}{tail}", scanner.finish());
             }

@@ -33,6 +33,7 @@ use crate::constraint::Constraint;
 use crate::error::{CloudErrorKind, Error, Result};
 use crate::sampling::SamplingParams;
 use crate::template::Message;
+use crate::tool::{self, Tool, ToolCall, ToolChoice};
 
 use super::sse::SseBuffer;
 
@@ -135,8 +136,11 @@ pub struct CloudReply {
     pub text: String,
     /// Usage from the server, if it sent one.
     pub usage: Option<CloudUsage>,
-    /// The server's finish reason (`stop`, `length`, ...).
+    /// The server's finish reason (`stop`, `length`, `tool_calls`, ...).
     pub finish_reason: String,
+    /// The tools the model called, checked against the declared tools.
+    #[serde(default)]
+    pub tool_calls: Vec<ToolCall>,
     /// Attempts made (1 = no retry).
     pub attempts: u32,
     /// Time to the first streamed text, in ms.
@@ -150,6 +154,21 @@ struct Breaker {
     failures: u32,
     open_until: Option<Instant>,
 }
+
+/// What a cloud request carries besides its messages.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CloudRequest<'a> {
+    /// Sent as OpenAI's `response_format`; see [`CloudClient::chat_with`].
+    pub constraint: Option<&'a Constraint>,
+    /// Tools the model may call, sent as OpenAI's `tools`.
+    pub tools: &'a [Tool],
+    /// Sent as `tool_choice` when there are tools.
+    pub tool_choice: Option<&'a ToolChoice>,
+}
+
+/// Most calls, and most bytes of one call's arguments, accepted in one answer.
+const MAX_CALLS: usize = 64;
+const MAX_CALL_BYTES: usize = 1 << 20;
 
 /// Most of an HTTP error body read for the error's detail; the rest is never read.
 pub(crate) const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
@@ -254,28 +273,38 @@ impl CloudClient {
         cancel: &CancelToken,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<CloudReply> {
-        self.chat_constrained(messages, sampling, None, cancel, on_text)
+        self.chat_with(messages, sampling, &CloudRequest::default(), cancel, on_text)
     }
 
-    /// [`CloudClient::chat`] under a constraint, sent as OpenAI's
-    /// `response_format` (JSON object or JSON Schema with `strict`). A
-    /// constraint the Chat Completions API cannot express (a choice, a
-    /// grammar) is [`Error::InvalidConstraint`]: never sent unconstrained.
-    pub fn chat_constrained(
+    /// [`CloudClient::chat`] with a constraint or tools. A constraint is sent
+    /// as OpenAI's `response_format` (JSON object or JSON Schema with
+    /// `strict`); one the Chat Completions API cannot express (a choice, a
+    /// grammar) is [`Error::InvalidConstraint`], never sent unconstrained.
+    /// Tools go as `tools` and `tool_choice`; the calls that come back are
+    /// checked against them ([`Error::ToolCallInvalid`] otherwise).
+    pub fn chat_with(
         &self,
         messages: &[Message],
         sampling: &SamplingParams,
-        constraint: Option<&Constraint>,
+        request: &CloudRequest<'_>,
         cancel: &CancelToken,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<CloudReply> {
         let mut body = request_body(&self.config.model, messages, sampling);
-        if let Some(constraint) = constraint {
+        if let Some(constraint) = request.constraint {
             body["response_format"] = response_format(constraint)?;
+        }
+        if !request.tools.is_empty() {
+            tool::validate(request.tools, request.tool_choice.unwrap_or(&ToolChoice::Auto))?;
+            body["tools"] = request.tools.iter().map(Tool::to_openai).collect();
+            if let Some(choice) = request.tool_choice {
+                body["tool_choice"] = choice.to_openai();
+            }
         }
         let started = Instant::now();
         self.check_breaker()?;
-        let request = Attempt {
+        let tools = request.tools;
+        let job = Attempt {
             http: self.http.clone(),
             url: format!("{}/chat/completions", self.config.base_url.trim_end_matches('/')),
             api_key: self.config.api_key.clone(),
@@ -287,9 +316,12 @@ impl CloudClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.run(request.clone(), on_text) {
+            match self.run(job.clone(), on_text) {
                 Ok(mut reply) => {
                     self.record(true);
+                    if !reply.tool_calls.is_empty() {
+                        reply.tool_calls = reply.tool_calls.iter().map(|c| tool::check_call(c, tools)).collect::<Result<_>>()?;
+                    }
                     reply.attempts = attempt;
                     reply.total_ms = started.elapsed().as_secs_f64() * 1000.0;
                     return Ok(reply);
@@ -297,7 +329,8 @@ impl CloudClient {
                 Err(failed) => {
                     let kind = match &failed.error {
                         Error::Cloud { kind, .. } => *kind,
-                        _ => CloudErrorKind::Unreachable,
+                        // Not a transport failure (a malformed tool call): not retried.
+                        _ => CloudErrorKind::BadRequest,
                     };
                     let retry = kind.is_transient() && !failed.streamed && attempt <= self.config.max_retries;
                     let wait = failed
@@ -421,7 +454,16 @@ async fn attempt(request: Attempt, tx: &mpsc::Sender<Progress>) -> std::result::
 
     let mut stream = response.bytes_stream();
     let mut events = SseBuffer::default();
-    let mut reply = CloudReply { text: String::new(), usage: None, finish_reason: String::new(), attempts: 0, ttft_ms: 0.0, total_ms: 0.0 };
+    let mut reply = CloudReply {
+        text: String::new(),
+        usage: None,
+        finish_reason: String::new(),
+        tool_calls: Vec::new(),
+        attempts: 0,
+        ttft_ms: 0.0,
+        total_ms: 0.0,
+    };
+    let mut calls = CallDeltas::default();
     loop {
         let chunk = match cancellable(cancel, read_timeout, stream.next()).await {
             Step::Done(Some(Ok(bytes))) => bytes,
@@ -444,6 +486,7 @@ async fn attempt(request: Attempt, tx: &mpsc::Sender<Progress>) -> std::result::
                 if reply.finish_reason.is_empty() {
                     reply.finish_reason = "stop".into();
                 }
+                reply.tool_calls = calls.finish().map_err(|e| fail(e, !reply.text.is_empty()))?;
                 return Ok(reply);
             }
             let event: serde_json::Value = serde_json::from_str(&data).map_err(|e| {
@@ -468,6 +511,9 @@ async fn attempt(request: Attempt, tx: &mpsc::Sender<Progress>) -> std::result::
                     }
                     reply.text.push_str(text);
                 }
+                if let Some(deltas) = choice["delta"]["tool_calls"].as_array() {
+                    calls.push(deltas).map_err(|e| fail(e, !reply.text.is_empty()))?;
+                }
                 if let Some(reason) = choice["finish_reason"].as_str() {
                     reply.finish_reason = reason.to_string();
                 }
@@ -476,6 +522,62 @@ async fn attempt(request: Attempt, tx: &mpsc::Sender<Progress>) -> std::result::
                 reply.usage = Some(CloudUsage { prompt_tokens: p as u32, completion_tokens: c as u32 });
             }
         }
+    }
+}
+
+/// Tool calls assembled from streamed `delta.tool_calls` fragments: each
+/// carries its call's `index`, and its id and name once, then pieces of the
+/// arguments' JSON text. Bounded: [`MAX_CALLS`] calls of [`MAX_CALL_BYTES`].
+#[derive(Debug, Default)]
+struct CallDeltas {
+    calls: Vec<(String, String, String)>,
+}
+
+impl CallDeltas {
+    fn push(&mut self, deltas: &[serde_json::Value]) -> Result<()> {
+        for delta in deltas {
+            let index = delta["index"].as_u64().map_or(self.calls.len().saturating_sub(1), |i| i as usize);
+            if index >= MAX_CALLS {
+                return Err(cloud(CloudErrorKind::MalformedStream, format!("tool call index {index} (at most {MAX_CALLS} calls)")));
+            }
+            if self.calls.len() <= index {
+                self.calls.resize_with(index + 1, Default::default);
+            }
+            let (id, name, arguments) = &mut self.calls[index];
+            if let Some(v) = delta["id"].as_str().filter(|v| !v.is_empty()) {
+                *id = v.to_string();
+            }
+            // The name comes whole, once; some servers repeat it in every fragment.
+            if let Some(v) = delta["function"]["name"].as_str().filter(|v| !v.is_empty()) {
+                *name = v.to_string();
+            }
+            if let Some(v) = delta["function"]["arguments"].as_str() {
+                if arguments.len() + v.len() > MAX_CALL_BYTES {
+                    return Err(cloud(CloudErrorKind::MalformedStream, format!("a tool call's arguments over {MAX_CALL_BYTES} bytes")));
+                }
+                arguments.push_str(v);
+            }
+        }
+        Ok(())
+    }
+
+    /// The calls, with their arguments parsed (an id is made for a call without one).
+    fn finish(&mut self) -> Result<Vec<ToolCall>> {
+        std::mem::take(&mut self.calls)
+            .into_iter()
+            .map(|(id, name, arguments)| {
+                let bad = |detail: String| Error::ToolCallInvalid { name: name.clone(), detail };
+                if name.is_empty() {
+                    return Err(bad("the cloud sent a tool call without a name".into()));
+                }
+                let arguments = match arguments.trim() {
+                    "" => serde_json::json!({}),
+                    text => serde_json::from_str(text).map_err(|e| bad(format!("the cloud's arguments are not JSON: {e}")))?,
+                };
+                let id = if id.is_empty() { tool::new_call_id() } else { id };
+                Ok(ToolCall { id, name, arguments })
+            })
+            .collect()
     }
 }
 
@@ -498,8 +600,7 @@ async fn error_body(response: &mut reqwest::Response, cancel: &CancelToken, time
 
 /// The JSON body of a streaming Chat Completions request.
 fn request_body(model: &str, messages: &[Message], sampling: &SamplingParams) -> serde_json::Value {
-    let messages: Vec<serde_json::Value> =
-        messages.iter().map(|m| serde_json::json!({ "role": m.role.as_str(), "content": m.content })).collect();
+    let messages: Vec<serde_json::Value> = messages.iter().map(wire_message).collect();
     let mut body = serde_json::json!({
         "model": model,
         "messages": messages,
@@ -516,6 +617,19 @@ fn request_body(model: &str, messages: &[Message], sampling: &SamplingParams) ->
         body["seed"] = serde_json::json!(seed);
     }
     body
+}
+
+/// A message as the Chat Completions API takes it: an assistant's calls with
+/// their arguments as JSON text, a tool result with its call's id.
+fn wire_message(m: &Message) -> serde_json::Value {
+    let mut v = serde_json::json!({ "role": m.role.as_str(), "content": m.content });
+    if !m.tool_calls.is_empty() {
+        v["tool_calls"] = m.tool_calls.iter().map(|c| c.to_openai(true)).collect();
+    }
+    if let Some(id) = &m.tool_call_id {
+        v["tool_call_id"] = serde_json::json!(id);
+    }
+    v
 }
 
 /// OpenAI's `response_format` for a constraint it can express.

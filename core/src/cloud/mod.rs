@@ -9,7 +9,7 @@ mod cost;
 mod router;
 mod sse;
 
-pub use client::{CloudClient, CloudConfig, CloudReply, CloudUsage};
+pub use client::{CloudClient, CloudConfig, CloudReply, CloudRequest, CloudUsage};
 pub use cost::{Cost, CostTotals, Pricing};
 pub use router::{
     AnsweredBy, Redactor, RouteEvent, RouteInfo, RouteOptions, RoutePolicy, RouteReason, RoutedChat, RoutedReply, RouterConfig,

@@ -12,16 +12,16 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::client::{CloudClient, CloudConfig, CloudReply};
+use super::client::{CloudClient, CloudConfig, CloudReply, CloudRequest};
 use super::cost::{Cost, CostTotals, Pricing};
 use crate::cancel::CancelToken;
-use crate::chat::{Conversation, Metrics, PartialAnswer, SendOptions, StopReason};
+use crate::chat::{ChatEvent, Conversation, Metrics, PartialAnswer, SendOptions, StopReason};
 use crate::confidence::{Confidence, ConfidenceOptions};
 use crate::constraint::{Constraint, Structured};
 use crate::error::{CloudErrorKind, Error, Result};
 use crate::sampling::SamplingParams;
 use crate::template::Message;
-use crate::tool::{Tool, ToolCall, ToolChoice};
+use crate::tool::{self, Tool, ToolCall, ToolChoice, ToolResult};
 
 /// Where requests go.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,9 +176,8 @@ pub struct RouteOptions {
     /// What the answer must look like, on whichever side answers (the cloud
     /// gets JSON constraints as `response_format`; others stay on the device).
     pub constraint: Option<Constraint>,
-    /// Tools the model may call. A request with tools is answered on the
-    /// device (sending tools to the cloud is not implemented yet): it never
-    /// escalates, and `CloudOnly` refuses it with [`Error::InvalidConstraint`].
+    /// Tools the model may call, on whichever side answers (the cloud gets
+    /// them as OpenAI `tools`). Not together with a constraint.
     pub tools: Vec<Tool>,
     /// Whether and which tools must be called.
     pub tool_choice: ToolChoice,
@@ -213,6 +212,8 @@ pub enum RouteEvent<'a> {
     /// The text streamed so far is abandoned (drop it from the screen); an
     /// answer from the other side follows, for this reason.
     Restart(RouteReason),
+    /// The model called a tool (its arguments are complete and checked).
+    ToolCall(&'a ToolCall),
 }
 
 /// A routed answer.
@@ -230,7 +231,7 @@ pub struct RoutedReply {
     pub confidence: Option<Confidence>,
     /// The parsed value or chosen option, for a request with a constraint.
     pub structured: Option<Structured>,
-    /// The tools the model called (device answers only).
+    /// The tools the model called; answer them with [`RoutedChat::send_tool_results`].
     pub tool_calls: Vec<ToolCall>,
 }
 
@@ -242,6 +243,8 @@ pub struct RoutedChat {
     sampling: SamplingParams,
     messages: Vec<Message>,
     totals: CostTotals,
+    /// Which side gave the last answer (tool results go back to it).
+    last_side: Option<AnsweredBy>,
 }
 
 impl std::fmt::Debug for RoutedChat {
@@ -268,7 +271,7 @@ impl RoutedChat {
             Ok(c) => c.messages().to_vec(),
             Err(_) => Vec::new(),
         };
-        Ok(RoutedChat { local, cloud, config, sampling, messages, totals: CostTotals::default() })
+        Ok(RoutedChat { local, cloud, config, sampling, messages, totals: CostTotals::default(), last_side: None })
     }
 
     /// The history, whichever side answered each turn.
@@ -294,22 +297,24 @@ impl RoutedChat {
     /// Answers `text`, streaming events to `on_event`. On error the history is unchanged.
     pub fn send(&mut self, text: &str, options: &RouteOptions, on_event: &mut dyn FnMut(RouteEvent)) -> Result<RoutedReply> {
         let policy = options.policy.unwrap_or(self.config.policy);
-        if options.uses_tools() && policy == RoutePolicy::CloudOnly {
-            return Err(Error::InvalidConstraint {
-                detail: "tools are answered on the device only (sending them to the cloud is not implemented yet); use another policy"
-                    .into(),
-            });
+        if options.uses_tools() && options.constraint.is_some() {
+            return Err(Error::InvalidConstraint { detail: "tools and an output constraint cannot be combined in one request".into() });
         }
-        let cloud_allowed = options.allow_cloud && policy != RoutePolicy::LocalOnly && self.cloud.is_some() && !options.uses_tools();
+        let cloud_allowed = options.allow_cloud && policy != RoutePolicy::LocalOnly && self.cloud.is_some();
         let route = |answered_by, reason, detail| RouteInfo { answered_by, reason, policy, detail };
 
         if options.escalate && cloud_allowed {
             on_event(RouteEvent::Restart(RouteReason::Requested));
-            return self.answer_in_cloud(text, options, route(AnsweredBy::Cloud, RouteReason::Requested, None), on_event);
+            return self.answer_in_cloud(
+                vec![Message::user(text)],
+                options,
+                route(AnsweredBy::Cloud, RouteReason::Requested, None),
+                on_event,
+            );
         }
         match policy {
             RoutePolicy::CloudOnly if cloud_allowed => {
-                self.answer_in_cloud(text, options, route(AnsweredBy::Cloud, RouteReason::Policy, None), on_event)
+                self.answer_in_cloud(vec![Message::user(text)], options, route(AnsweredBy::Cloud, RouteReason::Policy, None), on_event)
             }
             RoutePolicy::CloudOnly => Err(Error::Cloud {
                 kind: CloudErrorKind::NotConfigured,
@@ -318,7 +323,7 @@ impl RoutedChat {
             }),
             RoutePolicy::PreferCloud if cloud_allowed => {
                 let info = route(AnsweredBy::Cloud, RouteReason::Policy, None);
-                match self.answer_in_cloud(text, options, info, on_event) {
+                match self.answer_in_cloud(vec![Message::user(text)], options, info, on_event) {
                     Err(Error::Cloud { kind: CloudErrorKind::Cancelled, detail }) => {
                         Err(Error::Cloud { kind: CloudErrorKind::Cancelled, detail })
                     }
@@ -330,11 +335,13 @@ impl RoutedChat {
                 // LocalOnly, PreferLocal, and PreferCloud without the cloud.
                 let escalate = policy == RoutePolicy::PreferLocal && cloud_allowed;
                 match self.answer_on_device(text, options, escalate, on_event)? {
-                    Ok(reply) => Ok(self.finish_device(text, reply, route(AnsweredBy::Device, RouteReason::Policy, None))),
+                    Ok(reply) => {
+                        Ok(self.finish_device(vec![Message::user(text)], reply, route(AnsweredBy::Device, RouteReason::Policy, None)))
+                    }
                     Err(Escalation::Failed(e)) => Err(e),
                     Err(Escalation::Reason(reason, detail)) => {
                         on_event(RouteEvent::Restart(reason));
-                        match self.answer_in_cloud(text, options, route(AnsweredBy::Cloud, reason, detail), on_event) {
+                        match self.answer_in_cloud(vec![Message::user(text)], options, route(AnsweredBy::Cloud, reason, detail), on_event) {
                             // The escalation failed but the device can still answer
                             // (unconfident or slow beats nothing): answer there, plainly.
                             Err(e @ Error::Cloud { .. })
@@ -372,20 +379,10 @@ impl RoutedChat {
             Err(e) => return Err(e.clone()),
         };
         local.set_messages(self.messages.clone());
-        let confidence =
-            ConfidenceOptions { threshold: if escalate { self.config.confidence.threshold } else { 0.0 }, ..self.config.confidence };
-        let send = SendOptions {
-            cancel: options.cancel.clone(),
-            on_cancel: PartialAnswer::Discard,
-            confidence: Some(confidence),
-            deadline: if escalate { self.config.latency_budget_ms.map(|ms| Instant::now() + Duration::from_millis(ms)) } else { None },
-            constraint: options.constraint.clone(),
-            tools: options.tools.clone(),
-            tool_choice: options.tool_choice.clone(),
-            ..SendOptions::default()
-        };
+        let send = device_options(&self.config, options, escalate);
+        let confidence = send.confidence.unwrap_or_default();
         // The device conversation's own history is reset from ours before every attempt.
-        let result = local.send(text, &send, &mut |delta| on_event(RouteEvent::Text(delta)));
+        let result = local.send_events(text, &send, &mut device_event(on_event));
         match result {
             Ok(reply) if escalate && reply.metrics.stop_reason == StopReason::LowConfidence => {
                 let score = reply.metrics.confidence.map_or(0.0, |c| c.score);
@@ -418,13 +415,47 @@ impl RoutedChat {
         on_event(RouteEvent::Restart(RouteReason::CloudFailed));
         let route = RouteInfo { answered_by: AnsweredBy::Device, reason: RouteReason::CloudFailed, policy, detail: Some(detail) };
         match self.answer_on_device(text, options, false, on_event)? {
-            Ok(reply) => Ok(self.finish_device(text, reply, route)),
+            Ok(reply) => Ok(self.finish_device(vec![Message::user(text)], reply, route)),
             Err(Escalation::Failed(e)) => Err(e),
             Err(Escalation::Reason(..)) => Err(error),
         }
     }
 
-    fn finish_device(&mut self, text: &str, reply: crate::chat::Reply, route: RouteInfo) -> RoutedReply {
+    /// Answers the tool calls of the last answer with their results and
+    /// returns what comes next (more calls, or the answer). The side that
+    /// made the calls continues: the device, or the cloud (under the
+    /// request's cloud permission; if it is refused or fails, the error is
+    /// returned and the history is unchanged). Every call needs exactly one
+    /// result ([`Error::InvalidOption`] otherwise).
+    pub fn send_tool_results(
+        &mut self,
+        results: &[ToolResult],
+        options: &RouteOptions,
+        on_event: &mut dyn FnMut(RouteEvent),
+    ) -> Result<RoutedReply> {
+        tool::check_results(&self.messages, results)?;
+        let policy = options.policy.unwrap_or(self.config.policy);
+        let new: Vec<Message> = results.iter().map(Message::tool_result).collect();
+        if self.last_side == Some(AnsweredBy::Cloud) {
+            if !options.allow_cloud || policy == RoutePolicy::LocalOnly {
+                return Err(Error::Cloud {
+                    kind: CloudErrorKind::NotConfigured,
+                    detail: "the calls were made in the cloud, and this request does not allow the cloud".into(),
+                });
+            }
+            let route = RouteInfo { answered_by: AnsweredBy::Cloud, reason: RouteReason::Policy, policy, detail: None };
+            return self.answer_in_cloud(new, options, route, on_event);
+        }
+        let local = self.local.as_mut().map_err(|e| e.clone())?;
+        local.set_messages(self.messages.clone());
+        let send = device_options(&self.config, options, false);
+        let reply = local.send_tool_results(results, &send, &mut device_event(on_event))?;
+        let route = RouteInfo { answered_by: AnsweredBy::Device, reason: RouteReason::Policy, policy, detail: None };
+        Ok(self.finish_device(new, reply, route))
+    }
+
+    /// Records a device answer to `new` (the user's message, or tool results).
+    fn finish_device(&mut self, new: Vec<Message>, reply: crate::chat::Reply, route: RouteInfo) -> RoutedReply {
         let m = &reply.metrics;
         let cost = Cost {
             device_input_tokens: m.prompt_tokens_reused + m.prompt_tokens_evaluated,
@@ -432,8 +463,9 @@ impl RoutedChat {
             ..Cost::default()
         };
         // A cancelled answer keeps its partial text, as Conversation does by default.
-        self.messages.push(Message::user(text));
+        self.messages.extend(new);
         self.messages.push(Message::assistant_calls(reply.text.clone(), reply.tool_calls.clone()));
+        self.last_side = Some(AnsweredBy::Device);
         self.totals.requests += 1;
         self.totals.device_answers += 1;
         let confidence = reply.metrics.confidence;
@@ -448,9 +480,10 @@ impl RoutedChat {
         }
     }
 
+    /// Answers in the cloud after the history and `new` (the user's message, or tool results).
     fn answer_in_cloud(
         &mut self,
-        text: &str,
+        new: Vec<Message>,
         options: &RouteOptions,
         route: RouteInfo,
         on_event: &mut dyn FnMut(RouteEvent),
@@ -458,7 +491,7 @@ impl RoutedChat {
         let Some(cloud) = &self.cloud else {
             return Err(Error::Cloud { kind: CloudErrorKind::NotConfigured, detail: "no cloud endpoint is configured".into() });
         };
-        let mut outgoing: Vec<Message> = self.messages.iter().cloned().chain(std::iter::once(Message::user(text))).collect();
+        let mut outgoing: Vec<Message> = self.messages.iter().chain(&new).cloned().collect();
         if let Some(redact) = &self.config.redact {
             outgoing = outgoing.iter().map(|m| redact(m)).collect();
         }
@@ -467,8 +500,16 @@ impl RoutedChat {
             Err(_) => self.sampling.clone(),
         };
         let constraint = options.constraint.as_ref();
+        let request = CloudRequest {
+            constraint,
+            tools: if options.uses_tools() { &options.tools } else { &[] },
+            tool_choice: Some(&options.tool_choice),
+        };
         let reply: CloudReply =
-            cloud.chat_constrained(&outgoing, &sampling, constraint, &options.cancel, &mut |delta| on_event(RouteEvent::Text(delta)))?;
+            cloud.chat_with(&outgoing, &sampling, &request, &options.cancel, &mut |delta| on_event(RouteEvent::Text(delta)))?;
+        for call in &reply.tool_calls {
+            on_event(RouteEvent::ToolCall(call));
+        }
         let structured = match constraint {
             Some(c) if c.is_json() => match serde_json::from_str(&reply.text) {
                 Ok(value) => Some(Structured::Json { value }),
@@ -489,14 +530,15 @@ impl RoutedChat {
         let cloud_cost =
             (f64::from(cloud_input_tokens) * p.input_per_million + f64::from(cloud_output_tokens) * p.output_per_million) / 1e6;
         let cost = Cost { cloud_input_tokens, cloud_output_tokens, cloud_tokens_estimated: estimated, cloud_cost, ..Cost::default() };
-        self.messages.push(Message::user(text));
-        self.messages.push(Message::assistant(reply.text.clone()));
+        self.messages.extend(new);
+        self.messages.push(Message::assistant_calls(reply.text.clone(), reply.tool_calls.clone()));
+        self.last_side = Some(AnsweredBy::Cloud);
         self.totals.requests += 1;
         self.totals.cloud_answers += 1;
         self.totals.cloud_input_tokens += u64::from(cloud_input_tokens);
         self.totals.cloud_output_tokens += u64::from(cloud_output_tokens);
         self.totals.cloud_cost += cloud_cost;
-        Ok(RoutedReply { text: reply.text, route, cost, metrics: None, confidence: None, structured, tool_calls: Vec::new() })
+        Ok(RoutedReply { text: reply.text, route, cost, metrics: None, confidence: None, structured, tool_calls: reply.tool_calls })
     }
 
     /// Tokens in `messages` when the server reports no usage: counted with the
@@ -508,6 +550,31 @@ impl RoutedChat {
             Ok(local) => local.model().tokenize(&text).len() as u32,
             Err(_) => text.chars().count().div_ceil(4) as u32,
         }
+    }
+}
+
+/// The device's send options for a routed request; with `escalate`, the
+/// confidence threshold and latency budget that trigger escalation.
+fn device_options(config: &RouterConfig, options: &RouteOptions, escalate: bool) -> SendOptions {
+    let confidence = ConfidenceOptions { threshold: if escalate { config.confidence.threshold } else { 0.0 }, ..config.confidence };
+    SendOptions {
+        cancel: options.cancel.clone(),
+        on_cancel: PartialAnswer::Discard,
+        confidence: Some(confidence),
+        deadline: if escalate { config.latency_budget_ms.map(|ms| Instant::now() + Duration::from_millis(ms)) } else { None },
+        constraint: options.constraint.clone(),
+        tools: options.tools.clone(),
+        tool_choice: options.tool_choice.clone(),
+        ..SendOptions::default()
+    }
+}
+
+/// Passes a device answer's text and tool calls on as route events.
+fn device_event<'a>(on_event: &'a mut dyn FnMut(RouteEvent)) -> impl FnMut(ChatEvent<'_>) + 'a {
+    move |event| match event {
+        ChatEvent::Text(delta) => on_event(RouteEvent::Text(delta)),
+        ChatEvent::ToolCall(call) => on_event(RouteEvent::ToolCall(call)),
+        ChatEvent::Snapshot(_) | ChatEvent::ToolResult(_) => {}
     }
 }
 

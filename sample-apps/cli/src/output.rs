@@ -43,7 +43,8 @@ pub fn backend_line(b: &BackendInfo) -> String {
     line
 }
 
-/// Streams one routing event: text to stdout, a switch of side as a note on stderr.
+/// Streams one routing event: text to stdout, a tool call as a line
+/// `[call NAME ARGUMENTS]`, a switch of side as a note on stderr.
 pub fn print_event(stdout: &mut std::io::Stdout, event: &RouteEvent) {
     match event {
         RouteEvent::Text(text) => {
@@ -54,6 +55,10 @@ pub fn print_event(stdout: &mut std::io::Stdout, event: &RouteEvent) {
             let _ = stdout.write_all(b"\n");
             let _ = stdout.flush();
             eprintln!("[{}: the answer above is abandoned; answering again on the other side]", reason.as_str());
+        }
+        RouteEvent::ToolCall(call) => {
+            let _ = writeln!(stdout, "[call {} {}]", call.name, call.arguments);
+            let _ = stdout.flush();
         }
     }
 }

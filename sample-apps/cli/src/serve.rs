@@ -270,19 +270,9 @@ fn parse(body: &[u8]) -> Result<Job, Response> {
         None => return Err(bad("messages must not be empty".into())),
     };
     let tools = request.tools.iter().map(Tool::from_openai).collect::<Result<Vec<_>, _>>().map_err(|e| bad(e.to_string()))?;
-    let tool_choice = match request.tool_choice {
+    let tool_choice = match &request.tool_choice {
         None => ToolChoice::Auto,
-        Some(Value::String(s)) if s == "auto" => ToolChoice::Auto,
-        Some(Value::String(s)) if s == "none" => ToolChoice::None,
-        Some(Value::String(s)) if s == "required" => ToolChoice::Required,
-        Some(v) => match v.pointer("/function/name").and_then(Value::as_str) {
-            Some(name) => ToolChoice::Tool(name.to_string()),
-            None => {
-                return Err(bad(format!(
-                    "tool_choice {v} is not auto, none, required or {{\"type\": \"function\", \"function\": {{\"name\": …}}}}"
-                )))
-            }
-        },
+        Some(v) => ToolChoice::from_openai(v).map_err(|e| bad(e.to_string()))?,
     };
     let defaults = SamplingParams::default();
     let sampling = SamplingParams {
