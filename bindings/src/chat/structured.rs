@@ -109,21 +109,30 @@ pub struct RequestOptions {
     pub tool_choice: ToolChoice,
 }
 
+/// [`RequestOptions`] parsed into the core's types.
+pub(crate) type ParsedOptions = (Option<Constraint>, Vec<pocketlm::Tool>, pocketlm::ToolChoice);
+
 impl RequestOptions {
-    /// Fills `options` from these, parsing every piece of JSON first.
-    pub(crate) fn apply(self, options: &mut pocketlm::SendOptions) -> pocketlm::Result<()> {
-        options.constraint = self.constraint.map(Constraint::try_from).transpose()?;
-        options.tools = self
+    /// The constraint, tools and tool choice, parsing every piece of JSON first.
+    pub(crate) fn parse(self) -> pocketlm::Result<ParsedOptions> {
+        let constraint = self.constraint.map(Constraint::try_from).transpose()?;
+        let tools = self
             .tools
             .into_iter()
             .map(|t| Ok(pocketlm::Tool::new(t.name, t.description, parse_json("parameters_json", &t.parameters_json)?)))
             .collect::<pocketlm::Result<_>>()?;
-        options.tool_choice = match self.tool_choice {
+        let tool_choice = match self.tool_choice {
             ToolChoice::Auto => pocketlm::ToolChoice::Auto,
             ToolChoice::None => pocketlm::ToolChoice::None,
             ToolChoice::Required => pocketlm::ToolChoice::Required,
             ToolChoice::Tool { name } => pocketlm::ToolChoice::Tool(name),
         };
+        Ok((constraint, tools, tool_choice))
+    }
+
+    /// Fills `options` from these, parsing every piece of JSON first.
+    pub(crate) fn apply(self, options: &mut pocketlm::SendOptions) -> pocketlm::Result<()> {
+        (options.constraint, options.tools, options.tool_choice) = self.parse()?;
         Ok(())
     }
 }

@@ -1,5 +1,7 @@
 //! How a routed conversation routes: policy, cloud endpoint, thresholds, prices.
 
+use crate::chat::RequestOptions;
+
 /// Where requests go. Nothing leaves the device under `LocalOnly`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum RoutePolicy {
@@ -76,4 +78,8 @@ pub struct RouteRequest {
     /// Ask for the cloud explicitly (when allowed).
     #[uniffi(default = false)]
     pub escalate: bool,
+    /// Structured output or tools, on whichever side answers (the cloud
+    /// gets JSON Schema as `response_format` and tools as OpenAI `tools`).
+    #[uniffi(default = None)]
+    pub options: Option<RequestOptions>,
 }

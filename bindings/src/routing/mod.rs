@@ -12,7 +12,7 @@ pub use config::{CloudEndpoint, RoutePolicy, RouteRequest, RouterConfig};
 use pocketlm::{RouteEvent, RoutedChat};
 pub use reply::{Cost, RouteReason, RoutedReply};
 
-use crate::chat::{ChatMessage, ConversationConfig};
+use crate::chat::{ChatMessage, ConversationConfig, ToolCall, ToolResult};
 use crate::convert::{amount, count, opt_amount};
 use crate::error::FfiError;
 use crate::live::LiveHistory;
@@ -26,14 +26,16 @@ pub trait Redactor: Send + Sync {
     fn redact(&self, role: String, content: String) -> String;
 }
 
-/// Receives one routed answer, in order: text, possibly a restart, then one
-/// `on_complete` or `on_error`.
+/// Receives one routed answer, in order: text and tool calls, possibly a
+/// restart, then one `on_complete` or `on_error`.
 #[uniffi::export(with_foreign)]
 pub trait RouteListener: Send + Sync {
     /// More answer text.
     fn on_text(&self, text: String);
     /// Drop the text shown so far: an answer from the other side follows.
     fn on_restart(&self, reason: RouteReason);
+    /// The model called a tool (its arguments are complete and checked).
+    fn on_tool_call(&self, call: ToolCall);
     /// The answer is finished.
     fn on_complete(&self, reply: RoutedReply);
     /// The request failed; the history is as it was.
@@ -68,6 +70,7 @@ fn router_config(config: RouterConfig, redactor: Option<Arc<dyn Redactor>>) -> R
 enum Streamed {
     Text(String),
     Restart(RouteReason),
+    Call(ToolCall),
 }
 
 /// A conversation answered on the device or in the cloud, by policy.
@@ -115,51 +118,24 @@ impl RoutedConversation {
 
     /// Sends a user message; the answer streams to `listener`. Returns at once.
     pub fn send(&self, text: String, request: RouteRequest, listener: Arc<dyn RouteListener>) -> Arc<GenerationHandle> {
-        let inner = Arc::clone(&self.inner);
-        let messages = Arc::clone(&self.messages);
-        let total_cloud_cost = Arc::clone(&self.total_cloud_cost);
-        let done = Arc::clone(&listener);
-        spawn_streaming(
-            move |cancel, emit: &dyn Fn(Streamed)| {
-                let options = pocketlm::RouteOptions {
-                    policy: request.policy.map(Into::into),
-                    allow_cloud: request.allow_cloud,
-                    escalate: request.escalate,
-                    cancel,
-                    ..pocketlm::RouteOptions::default()
-                };
-                let mut chat = lock(&inner);
-                messages.begin(&text);
-                let result = chat.send(&text, &options, &mut |event| {
-                    emit(match event {
-                        RouteEvent::Text(t) => {
-                            messages.append(t);
-                            Streamed::Text(t.to_owned())
-                        }
-                        RouteEvent::Restart(r) => {
-                            messages.restart();
-                            Streamed::Restart(r.into())
-                        }
-                        // This request offers no tools, so no call is made.
-                        RouteEvent::ToolCall(_) => return,
-                    })
-                });
-                // Before completion is reported: reads then see the router's own state.
-                messages.set(snapshot(&chat));
-                *lock(&total_cloud_cost) = chat.totals().cloud_cost;
-                drop(chat);
-                drop(inner);
-                result
-            },
-            move |event| match event {
-                Streamed::Text(t) => listener.on_text(t),
-                Streamed::Restart(r) => listener.on_restart(r),
-            },
-            move |result| match result {
-                Ok(reply) => done.on_complete(reply.into()),
-                Err(e) => done.on_error(e.into()),
-            },
-        )
+        self.stream(request, listener, move |chat, options, on_event, messages| {
+            messages.begin(&text);
+            chat.send(&text, options, on_event)
+        })
+    }
+
+    /// Answers the last reply's tool calls with their results (one per
+    /// call); the side that made the calls goes on, streaming to `listener`.
+    pub fn send_tool_results(
+        &self,
+        results: Vec<ToolResult>,
+        request: RouteRequest,
+        listener: Arc<dyn RouteListener>,
+    ) -> Arc<GenerationHandle> {
+        self.stream(request, listener, move |chat, options, on_event, _| {
+            let results: Vec<pocketlm::ToolResult> = results.into_iter().map(Into::into).collect();
+            chat.send_tool_results(&results, options, on_event)
+        })
     }
 
     /// The history, whichever side answered each turn. Never waits: during
@@ -179,5 +155,78 @@ impl RoutedConversation {
     /// Why the device model is unavailable, if it is (fixed when opened; never waits).
     pub fn device_error(&self) -> Option<String> {
         self.device_error.clone()
+    }
+}
+
+impl RoutedConversation {
+    /// Runs `call` on the router as a task streaming to `listener`.
+    fn stream(
+        &self,
+        request: RouteRequest,
+        listener: Arc<dyn RouteListener>,
+        call: impl FnOnce(
+                &mut RoutedChat,
+                &pocketlm::RouteOptions,
+                &mut dyn FnMut(RouteEvent<'_>),
+                &LiveHistory,
+            ) -> pocketlm::Result<pocketlm::RoutedReply>
+            + Send
+            + 'static,
+    ) -> Arc<GenerationHandle> {
+        let inner = Arc::clone(&self.inner);
+        let messages = Arc::clone(&self.messages);
+        let total_cloud_cost = Arc::clone(&self.total_cloud_cost);
+        let done = Arc::clone(&listener);
+        spawn_streaming(
+            move |cancel, emit: &dyn Fn(Streamed)| {
+                let (constraint, tools, tool_choice) = match request.options {
+                    Some(options) => options.parse()?,
+                    None => Default::default(),
+                };
+                let options = pocketlm::RouteOptions {
+                    policy: request.policy.map(Into::into),
+                    allow_cloud: request.allow_cloud,
+                    escalate: request.escalate,
+                    cancel,
+                    constraint,
+                    tools,
+                    tool_choice,
+                };
+                let mut chat = lock(&inner);
+                let result = call(
+                    &mut chat,
+                    &options,
+                    &mut |event| {
+                        emit(match event {
+                            RouteEvent::Text(t) => {
+                                messages.append(t);
+                                Streamed::Text(t.to_owned())
+                            }
+                            RouteEvent::Restart(r) => {
+                                messages.restart();
+                                Streamed::Restart(r.into())
+                            }
+                            RouteEvent::ToolCall(c) => Streamed::Call(c.into()),
+                        })
+                    },
+                    &messages,
+                );
+                // Before completion is reported: reads then see the router's own state.
+                messages.set(snapshot(&chat));
+                *lock(&total_cloud_cost) = chat.totals().cloud_cost;
+                drop(chat);
+                drop(inner);
+                result
+            },
+            move |event| match event {
+                Streamed::Text(t) => listener.on_text(t),
+                Streamed::Restart(r) => listener.on_restart(r),
+                Streamed::Call(c) => listener.on_tool_call(c),
+            },
+            move |result| match result {
+                Ok(reply) => done.on_complete(reply.into()),
+                Err(e) => done.on_error(e.into()),
+            },
+        )
     }
 }

@@ -1,6 +1,6 @@
 //! What a routed answer returns: where it came from, why, and what it cost.
 
-use crate::chat::Metrics;
+use crate::chat::{Metrics, StructuredValue, ToolCall};
 use crate::convert::saturating_i32;
 
 /// Why an answer came from where it did.
@@ -71,6 +71,10 @@ pub struct RoutedReply {
     pub cost: Cost,
     /// The device's metrics, when the device answered.
     pub metrics: Option<Metrics>,
+    /// The parsed value or chosen option, for a request with a constraint.
+    pub structured: Option<StructuredValue>,
+    /// The tools the model called; answer them with `send_tool_results`.
+    pub tool_calls: Vec<ToolCall>,
 }
 
 impl From<pocketlm::RoutedReply> for RoutedReply {
@@ -89,6 +93,8 @@ impl From<pocketlm::RoutedReply> for RoutedReply {
                 cloud_cost: c.cloud_cost,
             },
             metrics: r.metrics.as_ref().map(Into::into),
+            structured: r.structured.map(Into::into),
+            tool_calls: r.tool_calls.iter().map(Into::into).collect(),
             text: r.text,
         }
     }

@@ -6,6 +6,8 @@ public enum RouteEvent: Sendable {
     case text(String)
     /// Drop the text shown so far: an answer from the other side follows.
     case restart(RouteReason)
+    /// The model, on the device or in the cloud, called a tool (arguments complete and checked).
+    case toolCall(ToolCall)
     /// The answer is complete: where it came from, why, and what it cost.
     case done(RoutedReply)
 }

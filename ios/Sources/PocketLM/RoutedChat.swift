@@ -37,9 +37,21 @@ public final class RoutedChat: Sendable {
     public var totalCloudCost: Double { inner.totalCloudCost() }
 
     /// Sends `text` and streams the answer; cancelling the `Task` stops it.
+    /// `request.options` asks for structured output or offers tools, on
+    /// whichever side answers.
     public func send(_ text: String, request: RouteRequest = RouteRequest()) -> AsyncThrowingStream<RouteEvent, Error> {
+        stream { inner.send(text: text, request: request, listener: $0) }
+    }
+
+    /// Answers the last reply's tool calls with their `results` (one per
+    /// call); the side that made the calls streams what comes next.
+    public func sendToolResults(_ results: [ToolResult], request: RouteRequest = RouteRequest()) -> AsyncThrowingStream<RouteEvent, Error> {
+        stream { inner.sendToolResults(results: results, request: request, listener: $0) }
+    }
+
+    private func stream(_ start: (RouteListener) -> GenerationHandle) -> AsyncThrowingStream<RouteEvent, Error> {
         AsyncThrowingStream(bufferingPolicy: .unbounded) { continuation in
-            let handle = inner.send(text: text, request: request, listener: RouteStreamListener(continuation))
+            let handle = start(RouteStreamListener(continuation))
             continuation.onTermination = { _ in handle.cancel() }
         }
     }
@@ -88,6 +100,10 @@ private final class RouteStreamListener: RouteListener {
 
     func onRestart(reason: RouteReason) {
         continuation.yield(.restart(reason))
+    }
+
+    func onToolCall(call: ToolCall) {
+        continuation.yield(.toolCall(call))
     }
 
     func onComplete(reply: RoutedReply) {

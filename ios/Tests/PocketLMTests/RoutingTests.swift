@@ -64,4 +64,38 @@ final class RoutingTests: XCTestCase {
             XCTAssertEqual(path, "/nonexistent/model.gguf")
         }
     }
+
+    func testARoutedToolCallIsAnsweredOnTheSideThatMadeIt() async throws {
+        let chat = try await RoutedChat.open(
+            modelPath: try modelPath, router: RouterConfig(policy: .localOnly, cloud: deadCloud),
+            modelConfig: modelConfig, conversation: ConversationConfig(sampling: SamplingConfig(temperature: 0, maxTokens: 64)))
+        let weather = ToolSpec(
+            name: "get_weather", description: "Get the current weather for a city.",
+            parametersJson: #"{"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}"#)
+        let request = RouteRequest(options: RequestOptions(constraint: nil, tools: [weather], toolChoice: .required))
+        var calls: [ToolCall] = []
+        var reply: RoutedReply?
+        for try await event in chat.send("What is the weather in Paris?", request: request) {
+            switch event {
+            case .toolCall(let call): calls.append(call)
+            case .done(let done): reply = done
+            default: break
+            }
+        }
+        XCTAssertEqual(calls.count, 1)
+        XCTAssertEqual(reply?.toolCalls, calls)
+        XCTAssertEqual(calls.first?.name, "get_weather")
+        let call = try XCTUnwrap(calls.first)
+        let after = RouteRequest(options: RequestOptions(constraint: nil, tools: [weather], toolChoice: ToolChoice.none))
+        var answer: RoutedReply?
+        for try await event in chat.sendToolResults(
+            [ToolResult(callId: call.id, name: call.name, content: #"{"celsius": 18}"#, isError: false)], request: after) {
+            if case .done(let done) = event { answer = done }
+        }
+        XCTAssertEqual(answer?.answeredByCloud, false)
+        XCTAssertEqual(answer?.toolCalls.isEmpty, true)
+        XCTAssertFalse(answer?.text.isEmpty ?? true)
+        let roles = await chat.messages().map(\.role)
+        XCTAssertEqual(roles, [.user, .assistant, .tool, .assistant])
+    }
 }

@@ -11,6 +11,9 @@ import dev.pocketlm.ffi.RouteRequest
 import dev.pocketlm.ffi.RoutedConversation
 import dev.pocketlm.ffi.RoutedReply
 import dev.pocketlm.ffi.RouterConfig
+import dev.pocketlm.ffi.ToolCall
+import dev.pocketlm.ffi.ToolResult
+import dev.pocketlm.ffi.GenerationHandle
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.awaitClose
@@ -27,15 +30,32 @@ import kotlinx.coroutines.withContext
  * `RoutePolicy.LOCAL_ONLY` or with `RouteRequest(allowCloud = false)`.
  */
 class RoutedChat internal constructor(private val inner: RoutedConversation) : AutoCloseable {
-    /** Sends [text] and streams the answer; cancelling the collector stops it. */
-    fun send(text: String, request: RouteRequest = RouteRequest()): Flow<RouteEvent> = callbackFlow {
-        val handle = inner.send(text, request, object : RouteListener {
+    /**
+     * Sends [text] and streams the answer; cancelling the collector stops it.
+     * `request.options` asks for structured output or offers tools, on whichever side answers.
+     */
+    fun send(text: String, request: RouteRequest = RouteRequest()): Flow<RouteEvent> =
+        stream { listener -> inner.send(text, request, listener) }
+
+    /**
+     * Answers the last reply's tool calls with their [results] (one per call); the side
+     * that made the calls streams what comes next (more calls, or the answer).
+     */
+    fun sendToolResults(results: List<ToolResult>, request: RouteRequest = RouteRequest()): Flow<RouteEvent> =
+        stream { listener -> inner.sendToolResults(results, request, listener) }
+
+    private fun stream(start: (RouteListener) -> GenerationHandle): Flow<RouteEvent> = callbackFlow {
+        val handle = start(object : RouteListener {
             override fun onText(text: String) {
                 trySend(RouteEvent.Text(text))
             }
 
             override fun onRestart(reason: RouteReason) {
                 trySend(RouteEvent.Restart(reason))
+            }
+
+            override fun onToolCall(call: ToolCall) {
+                trySend(RouteEvent.ToolCallMade(call))
             }
 
             override fun onComplete(reply: RoutedReply) {

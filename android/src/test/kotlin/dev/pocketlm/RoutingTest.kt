@@ -10,6 +10,12 @@ import dev.pocketlm.ffi.RouteReason
 import dev.pocketlm.ffi.RouteRequest
 import dev.pocketlm.ffi.RouterConfig
 import dev.pocketlm.ffi.SamplingConfig
+import dev.pocketlm.ffi.OutputConstraint
+import dev.pocketlm.ffi.RequestOptions
+import dev.pocketlm.ffi.StructuredValue
+import dev.pocketlm.ffi.ToolChoice
+import dev.pocketlm.ffi.ToolResult
+import dev.pocketlm.ffi.ToolSpec
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.runBlocking
 import org.junit.jupiter.api.Assertions.assertEquals
@@ -45,6 +51,66 @@ class RoutingTest {
     }
 
     private fun HttpServer.url() = "http://127.0.0.1:${address.port}/v1"
+
+    /** Streams each request's next scripted answer (SSE `data:` payloads); records request bodies. */
+    private fun scripted(bodies: MutableList<String>, answers: List<List<String>>): HttpServer {
+        val server = HttpServer.create(InetSocketAddress("127.0.0.1", 0), 0)
+        server.createContext("/v1/chat/completions") { exchange ->
+            bodies.add(exchange.requestBody.readBytes().decodeToString())
+            val events = answers[minOf(bodies.size, answers.size) - 1]
+            exchange.responseHeaders.add("Content-Type", "text/event-stream")
+            exchange.sendResponseHeaders(200, 0)
+            exchange.responseBody.use { out ->
+                for (data in events + "[DONE]") out.write("data: $data\n\n".toByteArray())
+            }
+        }
+        server.start()
+        return server
+    }
+
+    @Test
+    fun `tools and schemas go to the cloud and come back typed`() = runBlocking {
+        val bodies = Collections.synchronizedList(mutableListOf<String>())
+        val call = listOf(
+            """{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]}}]}""",
+            """{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\": \"Oslo\"}"}}]}}]}""",
+            """{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}""",
+        )
+        val answer = listOf("""{"choices":[{"index":0,"delta":{"content":"Snowing in Oslo."},"finish_reason":"stop"}]}""")
+        val json = listOf("""{"choices":[{"index":0,"delta":{"content":"{\"city\": \"Oslo\"}"},"finish_reason":"stop"}]}""")
+        val server = scripted(bodies, listOf(call, answer, json))
+        try {
+            val router = RouterConfig(policy = RoutePolicy.CLOUD_ONLY, cloud = CloudEndpoint(baseUrl = server.url(), model = "big"))
+            RoutedChat.open("/nonexistent/model.gguf", router, conversation = greedy).use { chat ->
+                val weather = ToolSpec(
+                    "get_weather",
+                    "Weather for a city.",
+                    """{"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}""",
+                )
+                val tools = RouteRequest(options = RequestOptions(constraint = null, tools = listOf(weather), toolChoice = ToolChoice.Auto))
+                val events = chat.send("Weather in Oslo?", tools).toList()
+                val made = events.filterIsInstance<RouteEvent.ToolCallMade>().single().call
+                assertEquals("get_weather" to """{"city":"Oslo"}""", made.name to made.argumentsJson)
+                val reply = (events.last() as RouteEvent.Done).reply
+                assertEquals(listOf(made), reply.toolCalls)
+                assertTrue(bodies[0].contains("\"tools\"") && bodies[0].contains("get_weather"), bodies[0])
+
+                val results = listOf(ToolResult(made.id, made.name, """{"sky": "snow"}""", isError = false))
+                val next = chat.sendToolResults(results, tools).toList()
+                assertEquals("Snowing in Oslo.", (next.last() as RouteEvent.Done).reply.text)
+                assertTrue(bodies[1].contains("\"tool_call_id\":\"call_1\""), bodies[1])
+                assertEquals(listOf("user", "assistant", "tool", "assistant"), chat.messages().map { it.role.name.lowercase() })
+
+                val schema = """{"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}"""
+                val typed = RouteRequest(options = RequestOptions(OutputConstraint.JsonSchema(schema), emptyList(), ToolChoice.Auto))
+                val value = chat.ask("Which city?", typed).structured
+                assertEquals(StructuredValue.Json("""{"city":"Oslo"}"""), value)
+                assertTrue(bodies[2].contains("\"response_format\""), bodies[2])
+            }
+        } finally {
+            server.stop(0)
+        }
+    }
 
     @Test
     fun `a missing model escalates to the cloud, redacted and costed`() = runBlocking {
