@@ -7,7 +7,11 @@
 # tests/bench/tool_cases.json (scripts/bench_structured.py). Results (Markdown
 # and raw JSON) go to OUT_DIR (default
 # ~/.cache/pocketlm/bench-results/structured-DATE).
-# Usage: scripts/bench-structured.sh [OUT_DIR]
+# With GBNF_DIR set (grammars from scripts/bench-engines.sh), also validity
+# and speed under llama.cpp's converted GBNF; MODELS picks the models
+# (default "qwen2.5-0.5b qwen2.5-1.5b"), ONLY the sections (default all:
+# validity,speed,tools).
+# Usage: [GBNF_DIR=DIR] [MODELS="..."] [ONLY=...] scripts/bench-structured.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -28,7 +32,11 @@ export POCKETLM_BENCH_KEY="bench-key-$$"
 
 SERVER=""
 trap '[ -z "$SERVER" ] || kill "$SERVER" 2>/dev/null || true' EXIT
-for LABEL in qwen2.5-0.5b qwen2.5-1.5b; do
+MODELS="${MODELS:-qwen2.5-0.5b qwen2.5-1.5b}"
+EXTRA=()
+[ -z "${GBNF_DIR:-}" ] || EXTRA=(--gbnf-dir "$GBNF_DIR")
+[ -z "${ONLY:-}" ] || EXTRA+=(--only "$ONLY")
+for LABEL in $MODELS; do
     MODEL="$(python3 scripts/fetch_models.py --print-path "$LABEL")"
     LOG="$OUT/serve-$LABEL.log"
     "$BIN" serve --model "$MODEL" --port 0 --ctx 2048 --api-key-env POCKETLM_BENCH_KEY > "$LOG" 2>&1 &
@@ -42,11 +50,11 @@ for LABEL in qwen2.5-0.5b qwen2.5-1.5b; do
     [ -n "$URL" ] || { echo "pocketlm serve did not start for $LABEL (see $LOG)" >&2; exit 1; }
     echo "== $LABEL at $URL"
     "$VENV/bin/python" scripts/bench_structured.py "$URL" "$POCKETLM_BENCH_KEY" --label "$LABEL" --out "$OUT" \
-        --machine "$MACHINE"
+        --machine "$MACHINE" "${EXTRA[@]}"
     kill "$SERVER" 2>/dev/null || true
     wait "$SERVER" 2>/dev/null || true
     SERVER=""
 done
 
-for LABEL in qwen2.5-0.5b qwen2.5-1.5b; do echo "$OUT/structured-$LABEL.md"; done
-for LABEL in qwen2.5-0.5b qwen2.5-1.5b; do echo; cat "$OUT/structured-$LABEL.md"; done
+for LABEL in $MODELS; do echo "$OUT/structured-$LABEL.md"; done
+for LABEL in $MODELS; do echo; cat "$OUT/structured-$LABEL.md"; done

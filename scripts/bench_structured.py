@@ -2,17 +2,21 @@
 """Structured output and tool calling of `pocketlm serve`, measured with the openai client.
 
 Usage: bench_structured.py BASE_URL API_KEY --label LABEL --out OUT_DIR
-                           [--only validity,speed,tools] [--machine TEXT]
+                           [--only validity,speed,tools] [--machine TEXT] [--gbnf-dir DIR]
 
 validity  every case of tests/bench/structured_cases.json (10 schemas x 10 prompts):
           response_format json_schema (strict), temperature 0, max_tokens 256; the
-          answer is parsed and checked with jsonschema (Draft 2020-12).
+          answer is parsed and checked with jsonschema (Draft 2020-12). With
+          --gbnf-dir (grammars made by llama.cpp's converter, scripts/bench-engines.sh),
+          the same again constrained by the converted GBNF instead.
 speed     the first 2 prompts of every schema, unconstrained, constrained by the
-          schema, and by the case's GBNF grammar where it has one (llama-server's
-          `grammar` body field); max_tokens 64. Decode tok/s comes from the
+          schema, by the case's hand-written GBNF grammar where it has one, and by
+          the converted one with --gbnf-dir (llama-server's `grammar` body field);
+          max_tokens 64. Decode tok/s comes from the
           response's non-standard `timings` object (llama-server's convention).
-          Then a 20-field schema is sent 3 times with max_tokens 1 for
-          `timings.constraint_ms`, the time spent preparing the constraint.
+          Then a 20-field schema is sent 3 times (max_tokens 512, so the answer
+          completes and carries `timings`) for `timings.constraint_ms`, the time
+          spent preparing the constraint.
 tools     every case of tests/bench/tool_cases.json with its tools and
           tool_choice auto; a case is right when the multiset of (name, arguments)
           equals the expected one (strings compared stripped and case-insensitively,
@@ -109,24 +113,39 @@ def check_json(validator, r):
     return (True, "") if error is None else (False, f"{error.json_path}: {error.message}")
 
 
-def run_validity(bench, schemas):
+def converted(gbnf_dir, name):
+    """llama.cpp's converted GBNF for a benchmark schema, or None."""
+    path = gbnf_dir / f"bench-{name}.gbnf" if gbnf_dir else None
+    return path.read_text() if path and path.exists() else None
+
+
+def run_validity(bench, schemas, gbnf_dir=None):
+    """Validity under the schema (llguidance), or with gbnf_dir under llama.cpp's converted grammars."""
     cases = []
     for s in schemas:
         validator = jsonschema.Draft202012Validator(s["schema"])
+        if gbnf_dir:
+            grammar = converted(gbnf_dir, s["name"])
+            if grammar is None:
+                continue
+            constraint = {"extra_body": {"grammar": grammar}}
+        else:
+            constraint = {"response_format": response_format(s["name"], s["schema"])}
         for prompt in s["prompts"]:
-            r = bench.call(messages=user(prompt), max_tokens=256, response_format=response_format(s["name"], s["schema"]))
+            r = bench.call(messages=user(prompt), max_tokens=256, **constraint)
             r["valid"], r["why"] = check_json(validator, r)
             cases.append({"schema": s["name"], "prompt": prompt, **r})
         ok = sum(c["valid"] for c in cases if c["schema"] == s["name"])
         print(f"validity {s['name']}: {ok}/{len(s['prompts'])}", file=sys.stderr)
-    per_schema = {s["name"]: [sum(c["valid"] for c in cases if c["schema"] == s["name"]), len(s["prompts"])] for s in schemas}
+    per_schema = {s["name"]: [sum(c["valid"] for c in cases if c["schema"] == s["name"]), len(s["prompts"])]
+                  for s in schemas if any(c["schema"] == s["name"] for c in cases)}
     return {"valid": sum(c["valid"] for c in cases), "total": len(cases), "per_schema": per_schema, "cases": cases}
 
 
 def run_form_timing(bench):
     runs = []
     for _ in range(3):
-        r = bench.call(messages=user("Fill in a sample user profile as JSON."), max_tokens=1,
+        r = bench.call(messages=user("Fill in a sample user profile as JSON."), max_tokens=512,
                        response_format=response_format("profile", FORM_SCHEMA))
         runs.append({"constraint_ms": r.get("timings", {}).get("constraint_ms"), **r})
     return runs
@@ -137,7 +156,7 @@ def mean(values):
     return statistics.mean(values) if values else None
 
 
-def run_speed(bench, schemas):
+def run_speed(bench, schemas, gbnf_dir=None):
     runs = []
     for s in schemas:
         validator = jsonschema.Draft202012Validator(s["schema"])
@@ -145,6 +164,8 @@ def run_speed(bench, schemas):
             modes = {"unconstrained": {}, "schema": {"response_format": response_format(s["name"], s["schema"])}}
             if "gbnf" in s:
                 modes["gbnf"] = {"extra_body": {"grammar": s["gbnf"]}}
+            if converted(gbnf_dir, s["name"]):
+                modes["gbnf (converted)"] = {"extra_body": {"grammar": converted(gbnf_dir, s["name"])}}
             for mode, extra in modes.items():  # interleaved, so drift hits every mode alike
                 r = bench.call(messages=user(prompt), max_tokens=64, **extra)
                 t = r.get("timings", {})
@@ -160,6 +181,9 @@ def run_speed(bench, schemas):
     every = {s["name"] for s in schemas}
     gbnf = {s["name"] for s in schemas if "gbnf" in s}
     rows = {"unconstrained": summary("unconstrained", every), "schema": summary("schema", every)}
+    conv = {r["schema"] for r in runs if r["mode"] == "gbnf (converted)"}
+    if conv:
+        rows["gbnf (converted)"] = summary("gbnf (converted)", conv)
     if gbnf:
         rows.update({"unconstrained (GBNF prompts)": summary("unconstrained", gbnf),
                      "schema (GBNF prompts)": summary("schema", gbnf), "gbnf": summary("gbnf", gbnf)})
@@ -238,6 +262,15 @@ def markdown(res):
             out += [f"- {c['schema']}: finish_reason {c.get('finish_reason')}; {c['why'][:160]}" for c in failures[:20]]
             out += [f"- ... and {len(failures) - 20} more (see the JSON)"] if len(failures) > 20 else []
         out.append("")
+    if "validity_gbnf" in res:
+        v = res["validity_gbnf"]
+        out += ["### Validity under llama.cpp's converted GBNF (same prompts, max_tokens 256)", "",
+                f"Valid: **{pct(v['valid'], v['total'])}**", "", "| schema | valid |", "|---|---|"]
+        out += [f"| {name} | {n}/{total} |" for name, (n, total) in v["per_schema"].items()]
+        failures = [c for c in v["cases"] if not c["valid"]]
+        out += ["", "Failures:", ""] if failures else []
+        out += [f"- {c['schema']}: finish_reason {c.get('finish_reason')}; {c['why'][:160]}" for c in failures[:20]]
+        out.append("")
     if "speed" in res:
         s = res["speed"]["rows"]
         out += ["### Decode speed (max_tokens 64; tok/s from `timings.predicted_per_second`)", "",
@@ -245,13 +278,16 @@ def markdown(res):
         out += [f"| {m} | {r['prompts']} | {fmt(r['decode_tps'], 2)} | {fmt(r['tokens'])} | "
                 f"{fmt(r['end_to_end_tps'], 2)} | {r['valid_json']}/{r['prompts']} |" for m, r in s.items()]
         out += ["", f"- JSON Schema (llguidance) vs unconstrained: {slowdown(s['unconstrained']['decode_tps'], s['schema']['decode_tps'])}"]
+        if "gbnf (converted)" in s:
+            out += [f"- llama.cpp's converted GBNF vs unconstrained: "
+                    f"{slowdown(s['unconstrained']['decode_tps'], s['gbnf (converted)']['decode_tps'])}"]
         if "gbnf" in s:
             base = s["unconstrained (GBNF prompts)"]["decode_tps"]
             out += [f"- GBNF (llama.cpp) vs unconstrained: {slowdown(base, s['gbnf']['decode_tps'])}",
                     f"- JSON Schema vs unconstrained, same prompts: {slowdown(base, s['schema (GBNF prompts)']['decode_tps'])}"]
         out += ["- End-to-end tok/s is completion tokens over wall time (includes prefill); "
                 "valid JSON counts answers cut at 64 tokens as invalid.", ""]
-        out += ["### Constraint preparation (20-field schema, max_tokens 1)", "", "| run | constraint_ms |", "|---|---|"]
+        out += ["### Constraint preparation (20-field schema)", "", "| run | constraint_ms |", "|---|---|"]
         out += [f"| {i + 1} | {fmt(r['constraint_ms'])} |" for i, r in enumerate(res["speed"]["form"])]
         out += ["", "Run 1 is the first constrained request of this benchmark: on a freshly started server it "
                 "includes the one-time vocabulary preparation; runs 2-3 compile the schema only.", ""]
@@ -270,9 +306,11 @@ def short_summary(res):
     lines = [f"{res['label']} ({res['model']}):"]
     if "validity" in res:
         lines.append(f"  validity {pct(res['validity']['valid'], res['validity']['total'])}")
+    if "validity_gbnf" in res:
+        lines.append(f"  validity under converted GBNF {pct(res['validity_gbnf']['valid'], res['validity_gbnf']['total'])}")
     if "speed" in res:
         rows = res["speed"]["rows"]
-        lines.append("  decode tok/s " + ", ".join(f"{m} {fmt(rows[m]['decode_tps'], 2)}" for m in ("unconstrained", "schema", "gbnf")
+        lines.append("  decode tok/s " + ", ".join(f"{m} {fmt(rows[m]['decode_tps'], 2)}" for m in ("unconstrained", "schema", "gbnf", "gbnf (converted)")
                                                   if m in rows))
         lines.append("  20-field constraint_ms " + ", ".join(fmt(r["constraint_ms"]) for r in res["speed"]["form"]))
     if "tools" in res:
@@ -289,6 +327,7 @@ def main():
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated: validity,speed,tools")
     parser.add_argument("--machine", default=f"{os.cpu_count()} CPUs", help="machine description for the Markdown")
+    parser.add_argument("--gbnf-dir", type=Path, help="llama.cpp's converted grammars (bench-NAME.gbnf)")
     args = parser.parse_args()
     only = [s for s in args.only.split(",") if s]
     if not only or set(only) - set(SECTIONS):
@@ -307,8 +346,10 @@ def main():
     form = run_form_timing(bench) if "speed" in only else None  # first, to catch the vocabulary preparation
     if "validity" in only:
         res["validity"] = run_validity(bench, schemas)
+        if args.gbnf_dir:
+            res["validity_gbnf"] = run_validity(bench, schemas, args.gbnf_dir)
     if "speed" in only:
-        res["speed"] = {**run_speed(bench, schemas), "form": form}
+        res["speed"] = {**run_speed(bench, schemas, args.gbnf_dir), "form": form}
     if "tools" in only:
         res["tools"] = run_tools(bench, json.loads((CASES / "tool_cases.json").read_text()))
 
