@@ -38,6 +38,58 @@ pub enum CloudErrorKind {
     Cancelled,
 }
 
+/// The kinds of download failure (see the core's `DownloadErrorKind` for remedies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum DownloadErrorKind {
+    /// The request is invalid (URL, file name, hash) before anything is sent.
+    InvalidRequest,
+    /// The server could not be reached, still after the retries.
+    Unreachable,
+    /// No data for longer than the read timeout, still after the retries.
+    Timeout,
+    /// The server wants a token, or refused the one given (HTTP 401/403).
+    Unauthorized,
+    /// No such file on the server (HTTP 404/410).
+    NotFound,
+    /// Too many requests (HTTP 429), still limited after the retries.
+    RateLimited,
+    /// The server failed (HTTP 5xx), still failing after the retries.
+    Server,
+    /// Another HTTP answer the downloader cannot use.
+    Http,
+    /// The connection kept dropping mid-file; the part is kept for a resume.
+    Interrupted,
+    /// The file's SHA-256 is not the expected one; nothing was installed.
+    HashMismatch,
+    /// Not enough free space for the rest of the file.
+    InsufficientStorage,
+    /// Writing or renaming the file failed.
+    Storage,
+    /// The caller cancelled; the part is kept for a resume.
+    Cancelled,
+}
+
+impl From<pocketlm::DownloadErrorKind> for DownloadErrorKind {
+    fn from(k: pocketlm::DownloadErrorKind) -> Self {
+        use pocketlm::DownloadErrorKind as K;
+        match k {
+            K::InvalidRequest => DownloadErrorKind::InvalidRequest,
+            K::Unreachable => DownloadErrorKind::Unreachable,
+            K::Timeout => DownloadErrorKind::Timeout,
+            K::Unauthorized => DownloadErrorKind::Unauthorized,
+            K::NotFound => DownloadErrorKind::NotFound,
+            K::RateLimited => DownloadErrorKind::RateLimited,
+            K::Server => DownloadErrorKind::Server,
+            K::Http => DownloadErrorKind::Http,
+            K::Interrupted => DownloadErrorKind::Interrupted,
+            K::HashMismatch => DownloadErrorKind::HashMismatch,
+            K::InsufficientStorage => DownloadErrorKind::InsufficientStorage,
+            K::Storage => DownloadErrorKind::Storage,
+            K::Cancelled => DownloadErrorKind::Cancelled,
+        }
+    }
+}
+
 impl From<pocketlm::CloudErrorKind> for CloudErrorKind {
     fn from(k: pocketlm::CloudErrorKind) -> Self {
         use pocketlm::CloudErrorKind as K;
@@ -111,9 +163,9 @@ pub enum FfiError {
     /// The history keeps the shown part unless the request discards it.
     #[error("{description}")]
     AnswerFailed { partial_text: String, failure: String, description: String },
-    /// A model download failed.
+    /// A model download failed; `transient` when trying again may help (it resumes).
     #[error("{description}")]
-    Download { detail: String, description: String },
+    Download { kind: DownloadErrorKind, transient: bool, detail: String, description: String },
     /// The cloud endpoint failed or refused (only with cloud routing configured).
     #[error("{description}")]
     Cloud { kind: CloudErrorKind, transient: bool, detail: String, description: String },
@@ -178,7 +230,9 @@ impl From<CoreError> for FfiError {
             CoreError::AnswerFailed { partial_text, cause } => {
                 FfiError::AnswerFailed { partial_text, failure: cause.to_string(), description }
             }
-            CoreError::Download(detail) => FfiError::Download { detail, description },
+            CoreError::Download { kind, detail } => {
+                FfiError::Download { kind: kind.into(), transient: kind.is_transient(), detail, description }
+            }
             CoreError::Cloud { kind, detail } => FfiError::Cloud { kind: kind.into(), transient: kind.is_transient(), detail, description },
             CoreError::UnsupportedCpu { missing, kernels } => FfiError::UnsupportedCpu { missing, kernels, description },
             CoreError::InvalidConstraint { detail } => FfiError::InvalidConstraint { detail, description },

@@ -40,6 +40,10 @@ mod chat;
 mod bench;
 #[cfg(feature = "cloud")]
 mod cloud;
+#[cfg(feature = "download")]
+mod download;
+#[cfg(any(feature = "cloud", feature = "download"))]
+mod net;
 
 #[cfg(feature = "bench")]
 pub use bench::{bench, bench_turns, BenchOptions, BenchReport, BenchRun, TurnBenchOptions, TurnBenchReport, TurnTiming};
@@ -55,12 +59,16 @@ pub use cloud::{
 };
 pub use confidence::{Confidence, ConfidenceOptions};
 pub use constraint::{Constraint, Structured};
+#[cfg(feature = "download")]
+pub use download::{
+    DownloadControl, DownloadOptions, DownloadProgress, DownloadRequest, DownloadState, Downloader, InstalledModel, ModelStore,
+};
 pub use engine::{
     choose_backend, compiled_gpu_backends, default_threads, describe, inspect_file, live_model_count, peak_rss_bytes, set_llama_log_level,
     BackendInfo, BackendRequest, CpuInfo, Model, ModelInfo, ModelOptions, ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD,
     FORCE_PROBE_FAILURE_ENV,
 };
-pub use error::{CloudErrorKind, Error, Result};
+pub use error::{CloudErrorKind, DownloadErrorKind, Error, Result};
 /// Snapshots of JSON still being written (what [`ChatEvent::Snapshot`] carries).
 pub use partial::snapshot as json_snapshot;
 pub use plan::{KvType, MemoryEstimate, MemoryPlan, PlanRequest, WeightLoading};

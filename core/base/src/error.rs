@@ -134,9 +134,14 @@ pub enum Error {
         /// What went wrong.
         cause: Box<Error>,
     },
-    /// Fetching a model failed.
-    #[error("model download failed: {0}")]
-    Download(String),
+    /// Downloading a model failed.
+    #[error("model download failed ({}): {detail} ({})", kind.as_str(), kind.hint())]
+    Download {
+        /// What kind of failure.
+        kind: DownloadErrorKind,
+        /// What happened, from the server, the network or the disk.
+        detail: String,
+    },
     /// This library's CPU kernels use instructions the CPU lacks (running them
     /// would crash the process with an illegal instruction).
     #[error("this CPU lacks {} needed by this build's kernels ({kernels}); load the armv8-a build of PocketLM on this device (the Android SDK picks it automatically)", missing.join(", "))]
@@ -191,6 +196,90 @@ pub enum Error {
         /// The path that was given.
         path: PathBuf,
     },
+}
+
+/// The kinds of download failure, each with its own remedy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DownloadErrorKind {
+    /// The request is invalid (URL, file name, hash) before anything is sent.
+    InvalidRequest,
+    /// The server could not be reached (refused, DNS, TLS), still after the retries.
+    Unreachable,
+    /// No data for longer than the read timeout, still after the retries.
+    Timeout,
+    /// The server wants a token, or refused the one given (HTTP 401/403).
+    Unauthorized,
+    /// No such file on the server (HTTP 404/410).
+    NotFound,
+    /// Too many requests (HTTP 429), still limited after the retries.
+    RateLimited,
+    /// The server failed (HTTP 5xx), still failing after the retries.
+    Server,
+    /// Another HTTP answer the downloader cannot use.
+    Http,
+    /// The connection kept dropping mid-file; the part is kept for a resume.
+    Interrupted,
+    /// The file's SHA-256 is not the expected one; nothing was installed.
+    HashMismatch,
+    /// Not enough free space for the rest of the file.
+    InsufficientStorage,
+    /// Writing or renaming the file failed (the disk filled, permissions).
+    Storage,
+    /// The caller cancelled; the part is kept for a resume.
+    Cancelled,
+}
+
+impl DownloadErrorKind {
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DownloadErrorKind::InvalidRequest => "invalid_request",
+            DownloadErrorKind::Unreachable => "unreachable",
+            DownloadErrorKind::Timeout => "timeout",
+            DownloadErrorKind::Unauthorized => "unauthorized",
+            DownloadErrorKind::NotFound => "not_found",
+            DownloadErrorKind::RateLimited => "rate_limited",
+            DownloadErrorKind::Server => "server",
+            DownloadErrorKind::Http => "http",
+            DownloadErrorKind::Interrupted => "interrupted",
+            DownloadErrorKind::HashMismatch => "hash_mismatch",
+            DownloadErrorKind::InsufficientStorage => "insufficient_storage",
+            DownloadErrorKind::Storage => "storage",
+            DownloadErrorKind::Cancelled => "cancelled",
+        }
+    }
+
+    /// What the user can do about it.
+    pub fn hint(self) -> &'static str {
+        match self {
+            DownloadErrorKind::InvalidRequest => "fix the URL, file name or SHA-256",
+            DownloadErrorKind::Unreachable => "check the network and the URL; the download resumes where it stopped",
+            DownloadErrorKind::Timeout => "the server or network is slow; try again, the download resumes",
+            DownloadErrorKind::Unauthorized => "this model needs an access token (accept its licence on the host, then pass the token)",
+            DownloadErrorKind::NotFound => "check the URL and the revision",
+            DownloadErrorKind::RateLimited => "wait and try again",
+            DownloadErrorKind::Server => "the host is failing; try later, the download resumes",
+            DownloadErrorKind::Http => "the host answered in a way the downloader cannot use; check the URL",
+            DownloadErrorKind::Interrupted => "the connection kept dropping; try again, the download resumes",
+            DownloadErrorKind::HashMismatch => "the file is not the expected one; check the URL and the SHA-256 (the bad file was deleted)",
+            DownloadErrorKind::InsufficientStorage => "free some space, then try again",
+            DownloadErrorKind::Storage => "check free space and permissions of the models directory",
+            DownloadErrorKind::Cancelled => "cancelled; starting it again resumes",
+        }
+    }
+
+    /// Whether trying again (after a pause) may help.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            DownloadErrorKind::Unreachable
+                | DownloadErrorKind::Timeout
+                | DownloadErrorKind::RateLimited
+                | DownloadErrorKind::Server
+                | DownloadErrorKind::Interrupted
+        )
+    }
 }
 
 /// The kinds of cloud failure, each with its own remedy.

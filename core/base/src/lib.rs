@@ -29,4 +29,4 @@ pub mod stream;
 pub mod template;
 pub mod tool;
 
-pub use error::{CloudErrorKind, Error, Result};
+pub use error::{CloudErrorKind, DownloadErrorKind, Error, Result};

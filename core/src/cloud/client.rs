@@ -22,7 +22,7 @@
 //! another runtime). Streamed text is handed to the caller's callback on the
 //! caller's thread.
 
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -173,24 +173,9 @@ const MAX_CALL_BYTES: usize = 1 << 20;
 /// Most of an HTTP error body read for the error's detail; the rest is never read.
 pub(crate) const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 
-/// The one async runtime every [`CloudClient`] in the process runs its
-/// requests on, created at first use. Its worker thread keeps driving
-/// connections between calls, so a cancelled or failed stream's socket is
-/// closed at once, not at the next request. A runtime per client would also
-/// panic when a client is dropped inside async code.
+/// The process-wide async runtime (see [`crate::net::runtime`]), or why it could not start.
 fn runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("pocketlm-cloud")
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| cloud(CloudErrorKind::NotConfigured, format!("async runtime: {e}")))
+    crate::net::runtime().map_err(|e| cloud(CloudErrorKind::NotConfigured, format!("async runtime: {e}")))
 }
 
 /// An OpenAI-compatible client. Blocking calls, safe from any thread,

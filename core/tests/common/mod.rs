@@ -1,6 +1,7 @@
 //! Shared helpers for the real-model integration tests.
 #![allow(dead_code)]
 
+pub mod files;
 pub mod http;
 
 use std::path::PathBuf;

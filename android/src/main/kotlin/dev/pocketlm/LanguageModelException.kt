@@ -1,6 +1,7 @@
 package dev.pocketlm
 
 import dev.pocketlm.ffi.CloudErrorKind
+import dev.pocketlm.ffi.DownloadErrorKind
 import dev.pocketlm.ffi.FfiException
 
 /**
@@ -68,8 +69,9 @@ sealed class LanguageModelException(message: String) : Exception(message) {
      */
     class AnswerFailed(val partialText: String, val failure: String, message: String) : LanguageModelException(message)
 
-    /** A model download failed. */
-    class Download(val detail: String, message: String) : LanguageModelException(message)
+    /** A model download failed; [transient] failures may succeed when retried (the download resumes). */
+    class Download(val kind: DownloadErrorKind, val transient: Boolean, val detail: String, message: String) :
+        LanguageModelException(message)
 
     /** The cloud endpoint failed or refused; [transient] failures may succeed when retried later. */
     class Cloud(val kind: CloudErrorKind, val transient: Boolean, val detail: String, message: String) :
@@ -112,7 +114,7 @@ internal fun FfiException.toPublic(): LanguageModelException = when (this) {
     is FfiException.Template -> LanguageModelException.Template(detail, description)
     is FfiException.Inference -> LanguageModelException.Inference(detail, description)
     is FfiException.AnswerFailed -> LanguageModelException.AnswerFailed(partialText, failure, description)
-    is FfiException.Download -> LanguageModelException.Download(detail, description)
+    is FfiException.Download -> LanguageModelException.Download(kind, transient, detail, description)
     is FfiException.Cloud -> LanguageModelException.Cloud(kind, transient, detail, description)
     is FfiException.UnsupportedCpu -> LanguageModelException.UnsupportedCpu(missing, kernels, description)
     is FfiException.InvalidConstraint -> LanguageModelException.InvalidConstraint(detail, description)
