@@ -6,6 +6,7 @@ mod models;
 mod output;
 mod route;
 mod serve;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -172,6 +173,40 @@ enum Command {
         /// Which model.
         #[arg(default_value = "qwen2.5-0.5b")]
         name: String,
+    },
+    /// Download a model file into the models directory: verified, resumed when run again.
+    Pull {
+        /// The file's http(s) URL.
+        url: String,
+        /// Expected SHA-256 (64 hex digits); without it, the host's own is checked when it sends one.
+        #[arg(long)]
+        sha256: Option<String>,
+        /// File name in the directory (default: the URL's last segment).
+        #[arg(long)]
+        name: Option<String>,
+        /// Models directory (default: $XDG_DATA_HOME/pocketlm/models).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Environment variable holding a bearer token for gated models (e.g. HF_TOKEN).
+        #[arg(long)]
+        token_env: Option<String>,
+    },
+    /// List the models in the models directory.
+    Models {
+        /// Models directory (default: $XDG_DATA_HOME/pocketlm/models).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a model from the models directory.
+    Rm {
+        /// The file's name in the directory.
+        name: String,
+        /// Models directory (default: $XDG_DATA_HOME/pocketlm/models).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -520,6 +555,11 @@ fn run(command: Command) -> Result<(), Error> {
             println!("{}", path.display());
             Ok(())
         }
+        Command::Pull { url, sha256, name, dir, token_env } => {
+            store::pull(&url, sha256, name, &dir.unwrap_or_else(store::default_dir), token_env.as_deref())
+        }
+        Command::Models { dir, json } => store::list(&dir.unwrap_or_else(store::default_dir), json),
+        Command::Rm { name, dir } => store::remove(&dir.unwrap_or_else(store::default_dir), &name),
     }
 }
 

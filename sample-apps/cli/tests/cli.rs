@@ -368,3 +368,57 @@ fn typed_control_tokens_are_plain_text_in_generate() {
     let words = evaluated("word word word word word word word word");
     assert!(markers >= words + 8 * 3, "{markers} tokens for eight typed markers vs {words} for eight words");
 }
+
+/// Serves `body` at `/model.gguf` on loopback (HTTP/1.1, one request per connection, no ranges).
+fn serve_file(body: Vec<u8>) -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/model.gguf", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let mut out = stream;
+            let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = out.write_all(&body);
+        }
+    });
+    url
+}
+
+#[test]
+fn pull_models_and_rm_manage_the_models_directory() {
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"; // of nothing: a wrong hash
+    let url = serve_file(body.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+
+    // Progress lines come first on stderr, then the error.
+    let out = pocketlm(&["pull", &url, "--dir", d, "--sha256", sha], None);
+    assert_eq!(out.status.code(), Some(1), "{:?}", out.status);
+    let err = stderr(&out);
+    assert!(err.lines().any(|l| l.starts_with("error: ") && l.contains("not the expected file")), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let out = pocketlm(&["models", "--dir", d, "--json"], None);
+    let listed: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(listed["models"].as_array().map(Vec::len), Some(0), "a wrong file is never listed: {listed}");
+
+    let out = pocketlm(&["pull", &url, "--dir", d], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let path = PathBuf::from(stdout(&out).trim());
+    assert_eq!(std::fs::read(&path).unwrap(), body);
+    assert!(stderr(&out).contains("done"), "plain progress lines when not on a terminal: {}", stderr(&out));
+    let listed: Value = serde_json::from_str(&stdout(&pocketlm(&["models", "--dir", d, "--json"], None))).unwrap();
+    let model = &listed["models"][0];
+    assert_eq!((model["file_name"].as_str(), model["size"].as_u64()), (Some("model.gguf"), Some(body.len() as u64)));
+    assert_eq!(model["sha256"].as_str().map(str::len), Some(64));
+
+    assert!(pocketlm(&["rm", "model.gguf", "--dir", d], None).status.success());
+    assert!(!path.exists());
+    assert_clean_failure(&pocketlm(&["rm", "model.gguf", "--dir", d], None), "not found");
+    assert_clean_failure(&pocketlm(&["pull", "ftp://example.com/x.gguf", "--dir", d], None), "http(s) URL");
+}
