@@ -9,6 +9,7 @@
 //! - [`model`]: loading (`PocketModel`), model configuration and description, memory planning;
 //! - [`chat`]: conversations (`PocketConversation`), sampling, messages, replies and metrics;
 //! - [`routing`]: hybrid routing to a cloud model (cargo feature `cloud`, on by default);
+//! - [`download`]: resumable, verified model downloads (cargo feature `download`, on by default);
 //! - [`logging`]: one logging initialisation for the SDK and llama.cpp;
 //! - [`error`]: the fielded error crossing the FFI.
 //!
@@ -18,6 +19,8 @@
 
 pub mod chat;
 mod convert;
+#[cfg(feature = "download")]
+pub mod download;
 pub mod error;
 mod live;
 pub mod logging;
@@ -27,7 +30,11 @@ pub mod routing;
 mod task;
 
 pub use chat::{ChatMessage, ConversationConfig, Metrics, PocketConversation, Reply, ReplyListener, Role, SamplingConfig, StopReason};
-pub use error::{CloudErrorKind, FfiError};
+#[cfg(feature = "download")]
+pub use download::{
+    DownloadHandle, DownloadListener, DownloadOptions, DownloadProgress, DownloadRequest, DownloadState, InstalledModel, ModelDownloader,
+};
+pub use error::{CloudErrorKind, DownloadErrorKind, FfiError};
 pub use logging::{init_logging, LogLevel, LogSink};
 pub use model::{
     BackendInfo, BackendRequest, CancelSignal, LoadProgressListener, MemoryPlan, ModelConfig, ModelInfo, PocketModel, WeightLoading,

@@ -133,6 +133,11 @@ impl DownloadControl {
     pub fn new() -> DownloadControl {
         DownloadControl::default()
     }
+    /// A control sharing this one's pause state, cancelled by `cancel` instead
+    /// (for an SDK layer that already has a cancel token per task).
+    pub fn with_cancel(&self, cancel: CancelToken) -> DownloadControl {
+        DownloadControl { cancel, paused: Arc::clone(&self.paused) }
+    }
     /// Stops transferring (the connection is closed, the part kept) until [`DownloadControl::resume`].
     pub fn pause(&self) {
         self.paused.store(true, Ordering::SeqCst);
