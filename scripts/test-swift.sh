@@ -3,6 +3,7 @@
 # the Swift bindings from it (library mode) into the package, then runs
 # `swift test` (Swift 6.0.3 from Debian trixie, in a debootstrapped rootfs
 # cached outside the repo) against the real engine and the Qwen2.5 0.5B model.
+# SWIFT_TEST_FILTER=REGEX runs only the matching tests (for development).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -22,7 +23,7 @@ mkdir -p "$scratch"
 
 # A private mount namespace: every bind mount disappears when this ends.
 exec unshare --mount --propagation private bash -euo pipefail -c '
-  root="$1"; src="$2"; libdir="$3"; modeldir="$4"; scratch="$5"; model="$6"
+  root="$1"; src="$2"; libdir="$3"; modeldir="$4"; scratch="$5"; model="$6"; filter="$7"
   for d in proc dev src target models scratch; do mkdir -p "$root/$d"; done
   mount -t proc proc "$root/proc"
   mount --rbind /dev "$root/dev"
@@ -32,5 +33,5 @@ exec unshare --mount --propagation private bash -euo pipefail -c '
   mount --bind "$scratch" "$root/scratch"
   chroot "$root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
     LD_LIBRARY_PATH=/target POCKETLM_TEST_MODEL="/models/$model" \
-    timeout 1200 bash -c "cd /src && swift test --scratch-path /scratch -Xswiftc -warnings-as-errors -Xlinker -L/target 2>&1"
-' _ "$root" "$PWD" "$libdir" "$(dirname "$model")" "$scratch" "$(basename "$model")"
+    timeout 1200 bash -c "cd /src && swift test --scratch-path /scratch -Xswiftc -warnings-as-errors -Xlinker -L/target ${filter:+--filter $filter} 2>&1"
+' _ "$root" "$PWD" "$libdir" "$(dirname "$model")" "$scratch" "$(basename "$model")" "${SWIFT_TEST_FILTER:-}"

@@ -342,3 +342,39 @@ fn a_real_model_file_downloads_and_verifies() {
     let info = pocketlm::inspect_file(&model.path).expect("the downloaded model reads as GGUF");
     assert!(info.architecture().is_some_and(|a| !a.is_empty()));
 }
+
+#[test]
+fn the_same_file_is_not_downloaded_twice_at_once() {
+    let bytes = content(2 << 20, 15);
+    // The first takes about 3 s: longer than the 2 s a second one waits for the lock.
+    let server = FileServer::start(bytes.clone(), vec![Fault::Slow(100)]);
+    let (_dir, d) = downloader(options());
+    let d = Arc::new(d);
+    let first = {
+        let (d, r) = (Arc::clone(&d), request(&server.url(), &bytes));
+        std::thread::spawn(move || run(&d, &r, &DownloadControl::new()).0)
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let (second, _) = run(&d, &request(&server.url(), &bytes), &DownloadControl::new());
+    assert_eq!(kind(&second), DownloadErrorKind::InvalidRequest, "{second:?}");
+    assert!(second.unwrap_err().to_string().contains("already being downloaded"));
+    first.join().unwrap().unwrap();
+    assert_installed(&d, &bytes);
+}
+
+#[test]
+fn a_file_downloaded_by_other_means_is_verified_before_it_is_adopted() {
+    let bytes = content(400_000, 16);
+    let (_dir, d) = downloader(options());
+    let elsewhere = tempfile::tempdir().unwrap();
+    let source = elsewhere.path().join("CFNetworkDownload_1234.tmp");
+    std::fs::write(&source, &bytes).unwrap();
+    let wrong = "0".repeat(64);
+    let err = d.store().adopt(&source, "model.gguf", Some(&wrong)).unwrap_err();
+    assert!(matches!(err, Error::Download { kind: DownloadErrorKind::HashMismatch, .. }), "{err:?}");
+    assert!(source.exists() && d.store().installed().unwrap().is_empty(), "a wrong file is left where it was");
+    let model = d.store().adopt(&source, "model.gguf", Some(&sha(&bytes))).unwrap();
+    assert_eq!(model.sha256, Some(sha(&bytes)));
+    assert!(!source.exists());
+    assert_installed(&d, &bytes);
+}

@@ -200,6 +200,14 @@ impl ModelDownloader {
         Arc::new(DownloadHandle { task, control })
     }
 
+    /// Installs a file downloaded by other means (an iOS background
+    /// `URLSession`, Android's `DownloadManager`) after checking its SHA-256:
+    /// moved into the directory as `file_name`. A wrong file is a
+    /// `HashMismatch` error and stays where it was.
+    pub fn adopt(&self, source_path: String, file_name: String, sha256: Option<String>) -> Result<InstalledModel, FfiError> {
+        Ok(self.inner.store().adopt(std::path::Path::new(&source_path), &file_name, sha256.as_deref())?.into())
+    }
+
     /// The installed files, by name.
     pub fn installed(&self) -> Result<Vec<InstalledModel>, FfiError> {
         Ok(self.inner.store().installed()?.into_iter().map(Into::into).collect())

@@ -249,11 +249,18 @@ impl Downloader {
         meter.set(DownloadState::Queued, 0, on_progress);
         let _slot = self.wait_for_slot(control)?;
         let paths = self.store.part_paths(&request.file_name);
+        // One download per file at a time, across threads and processes. The
+        // lock is on a file that is never renamed or deleted while in use.
+        let lock =
+            OpenOptions::new().create(true).truncate(false).write(true).open(&paths.lock).map_err(|e| storage("open the lock file", e))?;
+        lock_file(&lock, control, &request.file_name)?;
+        if let Some(done) = self.store.installed_as(&request.file_name, request.sha256.as_deref())? {
+            // Another download of the same file finished while this one waited.
+            meter.set(DownloadState::Done, done.size, on_progress);
+            return Ok(done);
+        }
         let part =
             OpenOptions::new().create(true).read(true).append(true).open(&paths.part).map_err(|e| storage("open the part file", e))?;
-        if let Err(fs4::TryLockError::WouldBlock) = fs4::FileExt::try_lock(&part) {
-            return Err(invalid(format!("{} is already being downloaded", request.file_name)));
-        }
         let saved = PartInfo::load(&paths.info).filter(|i| i.url == request.url);
         // A part is resumed when the server can guard the range (If-Range) or
         // the expected hash will catch a file that changed; else it starts over.
@@ -433,6 +440,23 @@ impl Downloader {
         let until = Instant::now() + wait;
         while Instant::now() < until && !control.is_cancelled() && !control.is_paused() {
             std::thread::sleep((until - Instant::now()).min(Duration::from_millis(20)));
+        }
+    }
+}
+
+/// Locks `lock` for this download (released when it is closed). A download
+/// of the same file that is still stopping (just cancelled) gets two seconds
+/// to let go; one still running after that is an error.
+fn lock_file(lock: &File, control: &DownloadControl, file_name: &str) -> Result<()> {
+    let until = Instant::now() + Duration::from_secs(2);
+    loop {
+        match fs4::FileExt::try_lock(lock) {
+            Ok(()) => return Ok(()),
+            Err(fs4::TryLockError::WouldBlock) if Instant::now() < until && !control.is_cancelled() => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(fs4::TryLockError::WouldBlock) => return Err(invalid(format!("{file_name} is already being downloaded"))),
+            Err(fs4::TryLockError::Error(e)) => return Err(storage("lock the download", e)),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{invalid, storage};
-use crate::error::Result;
+use crate::error::{DownloadErrorKind, Result};
 
 /// One installed file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +26,8 @@ pub struct InstalledModel {
 pub(super) struct PartPaths {
     pub(super) part: PathBuf,
     pub(super) info: PathBuf,
+    /// Locked while a download of the file runs (kept between downloads).
+    pub(super) lock: PathBuf,
 }
 
 /// A models directory chosen by the app.
@@ -71,7 +73,11 @@ impl ModelStore {
     }
 
     pub(super) fn part_paths(&self, file_name: &str) -> PartPaths {
-        PartPaths { part: self.dir.join(format!(".{file_name}.part")), info: self.dir.join(format!(".{file_name}.part.json")) }
+        PartPaths {
+            part: self.dir.join(format!(".{file_name}.part")),
+            info: self.dir.join(format!(".{file_name}.part.json")),
+            lock: self.dir.join(format!(".{file_name}.lock")),
+        }
     }
 
     /// Every installed file, by name.
@@ -121,6 +127,32 @@ impl ModelStore {
         Ok(InstalledModel { file_name: file_name.to_string(), path, size, sha256: Some(sha256.to_string()) })
     }
 
+    /// Installs a file downloaded by other means (an iOS background
+    /// `URLSession`, Android's `DownloadManager`): hashes it, checks it against
+    /// `sha256` when given ([`DownloadErrorKind::HashMismatch`] otherwise, the
+    /// source left where it is), then moves it into the store as `file_name`
+    /// (copying when the source is on another file system).
+    pub fn adopt(&self, source: &Path, file_name: &str, sha256: Option<&str>) -> Result<InstalledModel> {
+        let path = self.path(file_name)?;
+        let (hasher, size) = super::hash_file(source, &super::DownloadControl::new())?;
+        let actual = super::hex(&sha2::Digest::finalize(hasher));
+        if let Some(expected) = sha256.filter(|e| !e.eq_ignore_ascii_case(&actual)) {
+            return Err(super::fail(
+                DownloadErrorKind::HashMismatch,
+                format!("{} is not the expected file: SHA-256 {actual}, expected {expected}", source.display()),
+            ));
+        }
+        std::fs::write(self.hash_record(file_name), format!("{actual} {size}\n")).map_err(|e| storage("write the hash record", e))?;
+        if std::fs::rename(source, &path).is_err() {
+            // Another file system: copy to a part beside the target, then rename.
+            let part = self.part_paths(file_name).part;
+            std::fs::copy(source, &part).map_err(|e| storage("copy the file into the store", e))?;
+            std::fs::rename(&part, &path).map_err(|e| storage("move the file into place", e))?;
+            let _ = std::fs::remove_file(source);
+        }
+        Ok(InstalledModel { file_name: file_name.to_string(), path, size, sha256: Some(actual) })
+    }
+
     /// Deletes a download's part and its record.
     pub(super) fn remove_part(&self, file_name: &str) {
         let paths = self.part_paths(file_name);
@@ -137,6 +169,7 @@ impl ModelStore {
         }
         let _ = std::fs::remove_file(self.hash_record(file_name));
         self.remove_part(file_name);
+        let _ = std::fs::remove_file(self.part_paths(file_name).lock);
         Ok(existed)
     }
 

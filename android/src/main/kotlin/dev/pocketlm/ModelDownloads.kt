@@ -38,6 +38,13 @@ class ModelDownloads(dir: String, options: DownloadOptions = DownloadOptions()) 
     /** A download of [request]; it runs while its [Download.events] are collected. */
     fun download(request: DownloadRequest): Download = Download(inner, request)
 
+    /**
+     * Installs a file downloaded by other means (e.g. `DownloadManager`) after checking
+     * its SHA-256; a wrong file throws [LanguageModelException.Download] and stays put.
+     */
+    suspend fun adopt(path: String, fileName: String, sha256: String?): InstalledModel =
+        withContext(Dispatchers.IO) { ffiCall { inner.adopt(path, fileName, sha256) } }
+
     /** The installed files, by name. */
     suspend fun installed(): List<InstalledModel> = withContext(Dispatchers.IO) { ffiCall { inner.installed() } }
 

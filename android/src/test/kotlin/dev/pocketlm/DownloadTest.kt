@@ -124,6 +124,8 @@ class DownloadTest {
                 // first() cancels the flow once 300 kB are in.
                 downloads.download(request).events.first { it is DownloadEvent.Progress && it.progress.downloaded > 300_000 }
                 assertTrue(downloads.installed().isEmpty())
+                // The cancelled download flushes its part as it stops.
+                repeat(100) { if (downloads.usedBytes <= 300_000) kotlinx.coroutines.delay(20) }
                 assertTrue(downloads.usedBytes > 300_000, "the part is kept: ${downloads.usedBytes}")
                 val model = downloads.download(request).await()
                 assertEquals(bytes.size.toLong(), model.size)
@@ -153,6 +155,22 @@ class DownloadTest {
             }
         } finally {
             server.stop(0)
+        }
+    }
+
+    @Test
+    fun `a file downloaded by other means is verified before it is adopted`() = runBlocking {
+        ModelDownloads(dir()).use { downloads ->
+            val source = Files.createTempFile("download", ".tmp").toFile()
+            source.writeBytes(bytes)
+            val wrong = assertThrows<LanguageModelException.Download> {
+                runBlocking { downloads.adopt(source.path, "model.gguf", "0".repeat(64)) }
+            }
+            assertEquals(DownloadErrorKind.HASH_MISMATCH, wrong.kind)
+            assertTrue(source.exists() && downloads.installed().isEmpty())
+            val model = downloads.adopt(source.path, "model.gguf", sha)
+            assertEquals(sha, model.sha256)
+            assertArrayEquals(bytes, File(model.path).readBytes())
         }
     }
 }
