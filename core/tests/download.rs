@@ -305,12 +305,29 @@ fn concurrent_downloads_are_bounded_and_the_rest_wait_queued() {
     let server = FileServer::start(bytes.clone(), vec![Fault::Slow(5), Fault::Slow(5), Fault::Slow(5)]);
     let (_dir, d) = downloader(DownloadOptions { max_concurrent: 1, ..options() });
     let d = Arc::new(d);
+    // Downloads between their first `Downloading` report and `Done` (both
+    // inside the slot), counted on the client side.
+    let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let handles: Vec<_> = (0..3)
         .map(|i| {
             let (d, url, bytes) = (Arc::clone(&d), server.url(), bytes.clone());
+            let (active, most) = (Arc::clone(&active), Arc::clone(&most));
             std::thread::spawn(move || {
                 let r = DownloadRequest { sha256: Some(sha(&bytes)), ..DownloadRequest::new(url, format!("model-{i}.gguf")) };
-                run(&d, &r, &DownloadControl::new())
+                let mut reports = Vec::new();
+                let mut started = false;
+                let result = d.download(&r, &DownloadControl::new(), &mut |p| {
+                    reports.push(*p);
+                    use std::sync::atomic::Ordering::SeqCst;
+                    if p.state == DownloadState::Downloading && !started {
+                        started = true;
+                        most.fetch_max(active.fetch_add(1, SeqCst) + 1, SeqCst);
+                    } else if p.state == DownloadState::Done && started {
+                        active.fetch_sub(1, SeqCst);
+                    }
+                });
+                (result, reports)
             })
         })
         .collect();
@@ -319,7 +336,7 @@ fn concurrent_downloads_are_bounded_and_the_rest_wait_queued() {
         result.unwrap();
         assert_eq!(reports[0].state, DownloadState::Queued);
     }
-    assert_eq!(server.max_open.load(std::sync::atomic::Ordering::SeqCst), 1, "one transfer at a time");
+    assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 1, "one download at a time");
     assert_eq!(d.store().installed().unwrap().len(), 3);
     assert!(d.store().delete("model-1.gguf").unwrap());
     assert_eq!(d.store().installed().unwrap().len(), 2);

@@ -3,7 +3,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -49,9 +48,6 @@ pub struct FileServer {
     pub port: u16,
     pub seen: Arc<Mutex<Vec<SeenRequest>>>,
     state: Arc<Mutex<State>>,
-    /// Connections open right now, and the most at once.
-    pub open: Arc<AtomicUsize>,
-    pub max_open: Arc<AtomicUsize>,
 }
 
 impl FileServer {
@@ -60,27 +56,13 @@ impl FileServer {
         let port = listener.local_addr().unwrap().port();
         let seen: Arc<Mutex<Vec<SeenRequest>>> = Arc::default();
         let state = Arc::new(Mutex::new(State { content: Arc::new(content), etag: "\"v1\"".into() }));
-        let (open, max_open) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let script = Arc::new(Mutex::new(script.into_iter()));
-        let server = FileServer {
-            base: format!("http://127.0.0.1:{port}"),
-            port,
-            seen: Arc::clone(&seen),
-            state: Arc::clone(&state),
-            open: Arc::clone(&open),
-            max_open: Arc::clone(&max_open),
-        };
+        let server = FileServer { base: format!("http://127.0.0.1:{port}"), port, seen: Arc::clone(&seen), state: Arc::clone(&state) };
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
                 let (seen, state, script) = (Arc::clone(&seen), Arc::clone(&state), Arc::clone(&script));
-                let (open, max_open) = (Arc::clone(&open), Arc::clone(&max_open));
-                thread::spawn(move || {
-                    let now = open.fetch_add(1, Ordering::SeqCst) + 1;
-                    max_open.fetch_max(now, Ordering::SeqCst);
-                    serve(stream, port, &seen, &state, &script);
-                    open.fetch_sub(1, Ordering::SeqCst);
-                });
+                thread::spawn(move || serve(stream, port, &seen, &state, &script));
             }
         });
         server
