@@ -248,29 +248,26 @@ def slowdown(base, other):
     return f"slowdown {100 * (1 - other / base):+.1f} % ({base:.2f} -> {other:.2f} tok/s), {1000 / other - 1000 / base:+.2f} ms/token"
 
 
+def validity_markdown(title, v):
+    """A validity section: the total, one row per schema, the first 20 failures."""
+    out = [f"### {title}", "", f"Valid: **{pct(v['valid'], v['total'])}**", "", "| schema | valid |", "|---|---|"]
+    out += [f"| {name} | {n}/{total} |" for name, (n, total) in v["per_schema"].items()]
+    failures = [c for c in v["cases"] if not c["valid"]]
+    if failures:
+        out += ["", "Failures:", ""]
+        out += [f"- {c['schema']}: finish_reason {c.get('finish_reason')}; {c['why'][:160]}" for c in failures[:20]]
+        out += [f"- ... and {len(failures) - 20} more (see the JSON)"] if len(failures) > 20 else []
+    return out + [""]
+
+
 def markdown(res):
     out = [f"## Structured output and tool calling: {res['label']}", "",
            f"{res['machine']}; model `{res['model']}`; openai {res['openai']}, jsonschema {res['jsonschema']}.", ""]
-    if "validity" in res:
-        v = res["validity"]
-        out += ["### Validity (json_schema strict, temperature 0, max_tokens 256)", "",
-                f"Valid: **{pct(v['valid'], v['total'])}**", "", "| schema | valid |", "|---|---|"]
-        out += [f"| {name} | {n}/{total} |" for name, (n, total) in v["per_schema"].items()]
-        failures = [c for c in v["cases"] if not c["valid"]]
-        if failures:
-            out += ["", "Failures:", ""]
-            out += [f"- {c['schema']}: finish_reason {c.get('finish_reason')}; {c['why'][:160]}" for c in failures[:20]]
-            out += [f"- ... and {len(failures) - 20} more (see the JSON)"] if len(failures) > 20 else []
-        out.append("")
-    if "validity_gbnf" in res:
-        v = res["validity_gbnf"]
-        out += ["### Validity under llama.cpp's converted GBNF (same prompts, max_tokens 256)", "",
-                f"Valid: **{pct(v['valid'], v['total'])}**", "", "| schema | valid |", "|---|---|"]
-        out += [f"| {name} | {n}/{total} |" for name, (n, total) in v["per_schema"].items()]
-        failures = [c for c in v["cases"] if not c["valid"]]
-        out += ["", "Failures:", ""] if failures else []
-        out += [f"- {c['schema']}: finish_reason {c.get('finish_reason')}; {c['why'][:160]}" for c in failures[:20]]
-        out.append("")
+    sections = (("validity", "Validity (json_schema strict, temperature 0, max_tokens 256)"),
+                ("validity_gbnf", "Validity under llama.cpp's converted GBNF (same prompts, max_tokens 256)"))
+    for key, title in sections:
+        if key in res:
+            out += validity_markdown(title, res[key])
     if "speed" in res:
         s = res["speed"]["rows"]
         out += ["### Decode speed (max_tokens 64; tok/s from `timings.predicted_per_second`)", "",
