@@ -24,3 +24,15 @@ pub(crate) fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
         .as_ref()
         .map_err(Clone::clone)
 }
+
+/// A reqwest error with every cause behind it (`error: cause: cause …`).
+pub(crate) fn error_chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -666,14 +666,7 @@ fn sleep_unless_cancelled(wait: Duration, cancel: &CancelToken) -> bool {
 }
 
 fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+    crate::net::error_chain(e)
 }
 
 /// At most `max` characters of `s`, with an ellipsis when cut.

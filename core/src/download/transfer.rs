@@ -259,15 +259,9 @@ fn linked_hash(headers: &HeaderMap) -> Option<String> {
 
 fn describe(e: &reqwest::Error) -> String {
     // Without the URL: a signed CDN URL carries credentials.
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(url.as_str(), "<url>");
+    let text = crate::net::error_chain(e);
+    match e.url() {
+        Some(url) => text.replace(url.as_str(), "<url>"),
+        None => text,
     }
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
