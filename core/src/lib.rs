@@ -29,7 +29,7 @@
 // The pure layer, re-exported so `pocketlm::gguf`, `pocketlm::plan` and
 // `crate::error` keep their paths.
 use pocketlm_base::{arch, cancel, confidence, constraint, error, partial, sampling, stream, template, tool};
-pub use pocketlm_base::{gguf, plan};
+pub use pocketlm_base::{catalog, gguf, plan};
 
 #[allow(unsafe_code)] // the one layer that may: see engine/mod.rs
 mod engine;
@@ -48,6 +48,7 @@ mod net;
 #[cfg(feature = "bench")]
 pub use bench::{bench, bench_turns, BenchOptions, BenchReport, BenchRun, TurnBenchOptions, TurnBenchReport, TurnTiming};
 pub use cancel::CancelToken;
+pub use catalog::{Catalog, CatalogEntry, CatalogFile, RecommendRequest, Recommendation};
 pub use chat::{
     ChatEvent, Conversation, ConversationOptions, Metrics, OverflowPolicy, PartialAnswer, Reply, SendOptions, StopReason,
     DEFAULT_CONTEXT_LENGTH, DEFAULT_MAX_TOOL_ROUNDS,
@@ -71,7 +72,7 @@ pub use engine::{
 pub use error::{CloudErrorKind, DownloadErrorKind, Error, Result};
 /// Snapshots of JSON still being written (what [`ChatEvent::Snapshot`] carries).
 pub use partial::snapshot as json_snapshot;
-pub use plan::{KvType, MemoryEstimate, MemoryPlan, PlanRequest, WeightLoading};
+pub use plan::{KvType, MemoryEstimate, MemoryPlan, ModelShape, PlanRequest, WeightLoading};
 pub use sampling::SamplingParams;
 pub use stream::{Step, TextStream};
 pub use template::{render_plain, ChatTemplate, Message, Role};

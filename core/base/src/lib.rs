@@ -4,6 +4,7 @@
 //!
 //! - [`gguf`]: the strict, allocation-bounded GGUF header reader;
 //! - [`plan`]: the memory planner (predicted peak RSS from the header);
+//! - [`catalog`]: the models PocketLM targets, and which fit a device;
 //! - [`template`]: chat messages and the Jinja chat template, with a fuel limit;
 //! - [`stream`]: UTF-8-safe deltas and stop sequences;
 //! - [`confidence`]: token-level confidence math;
@@ -18,6 +19,7 @@
 
 pub mod arch;
 pub mod cancel;
+pub mod catalog;
 pub mod confidence;
 pub mod constraint;
 pub mod error;

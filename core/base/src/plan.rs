@@ -213,6 +213,96 @@ pub mod limits {
     pub const MAX_PEAK_BYTES: u64 = 1 << 50;
 }
 
+/// A model's shapes as its Hugging Face `config.json` declares them (names
+/// in brackets): what the planner needs to cost a model before its file
+/// exists, as catalog entries carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelShape {
+    /// llama.cpp's architecture name (`llama`, `gemma3`, `qwen2`, `qwen3`, `phi3`).
+    pub architecture: String,
+    /// Transformer layers (`num_hidden_layers`).
+    pub layers: u64,
+    /// Hidden width (`hidden_size`).
+    pub embedding: u64,
+    /// Query heads (`num_attention_heads`).
+    pub heads: u64,
+    /// Key/value heads (`num_key_value_heads`).
+    pub kv_heads: u64,
+    /// Width of one head (`head_dim`, else `hidden_size / num_attention_heads`).
+    pub head_dim: u64,
+    /// Feed-forward width (`intermediate_size`).
+    pub feed_forward: u64,
+    /// Rows of the embedding matrix (`vocab_size`).
+    pub vocab: u64,
+    /// Trained context length (`max_position_embeddings`).
+    pub context_length: u64,
+    /// Sliding-window length (`sliding_window`, Gemma 3); 0 for none.
+    #[serde(default)]
+    pub sliding_window: u64,
+    /// The output matrix is the embedding matrix (`tie_word_embeddings`).
+    pub tied_embeddings: bool,
+}
+
+impl ModelShape {
+    /// The shapes of the model in `gguf` (its first layer's KV heads when they vary).
+    pub fn from_gguf(gguf: &GgufFile) -> Result<ModelShape> {
+        let s = shapes(gguf)?;
+        Ok(ModelShape {
+            architecture: gguf.architecture().unwrap_or_default().to_string(),
+            layers: s.n_layer,
+            embedding: s.n_embd,
+            heads: s.n_head,
+            kv_heads: s.n_head_kv.first().copied().unwrap_or(s.n_head),
+            head_dim: s.head_dim_k,
+            feed_forward: s.n_ff,
+            vocab: s.n_vocab,
+            context_length: s.n_ctx_train,
+            sliding_window: s.n_swa,
+            tied_embeddings: !gguf.tensors.iter().any(|t| t.name == "output.weight"),
+        })
+    }
+
+    /// Checks every value against the planner's [`limits`], as a header's
+    /// would be: a catalog entry is input too.
+    pub fn validate(&self) -> Result<()> {
+        self.shapes().map(|_| ())
+    }
+
+    fn shapes(&self) -> Result<Shapes> {
+        use limits::*;
+        let name = &self.architecture;
+        let bad = |field: &str, value: u64, min: u64, max: u64| {
+            corrupt(format!("shape {field} = {value} of a {name:?} model is outside {min}..={max}"))
+        };
+        let check = |field: &str, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(bad(field, value, min, max))
+            }
+        };
+        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(corrupt(format!("shape architecture {name:?} is not an architecture name")));
+        }
+        let n_layer = check("layers", self.layers, 1, MAX_LAYERS)?;
+        let n_head = check("heads", self.heads, 1, MAX_HEADS)?;
+        let n_swa = check("sliding_window", self.sliding_window, 0, MAX_CONTEXT)?;
+        Ok(Shapes {
+            n_layer,
+            n_embd: check("embedding", self.embedding, 1, MAX_EMBEDDING)?,
+            n_head,
+            n_ff: check("feed_forward", self.feed_forward, 1, MAX_FEED_FORWARD)?,
+            n_vocab: check("vocab", self.vocab, 1, MAX_VOCAB)?,
+            n_head_kv: vec![check("kv_heads", self.kv_heads, 1, n_head)?; n_layer as usize],
+            head_dim_k: check("head_dim", self.head_dim, 1, MAX_HEAD_DIM)?,
+            head_dim_v: self.head_dim,
+            n_swa,
+            swa_layers: swa_layers(name, n_layer, n_swa),
+            n_ctx_train: check("context_length", self.context_length, 1, MAX_CONTEXT)?,
+        })
+    }
+}
+
 fn corrupt(detail: String) -> Error {
     Error::ModelCorrupt { path: Default::default(), detail }
 }
@@ -259,14 +349,7 @@ fn shapes(gguf: &GgufFile) -> Result<Shapes> {
     let head_dim_k = optional("attention.key_length", 1, MAX_HEAD_DIM, (n_embd / n_head).max(1))?;
     let head_dim_v = optional("attention.value_length", 1, MAX_HEAD_DIM, head_dim_k)?;
     let n_swa = optional("attention.sliding_window", 0, MAX_CONTEXT, 0)?;
-    // llama.cpp's sliding-window layouts: Gemma 2 alternates, Gemma 3 uses the
-    // window on 5 of every 6 layers.
-    let period = match arch.as_str() {
-        "gemma2" => 2,
-        "gemma3" => 6,
-        _ => 0,
-    };
-    let swa_layers = (0..n_layer).map(|il| n_swa > 0 && period > 0 && il % period < period - 1).collect();
+    let swa_layers = swa_layers(&arch, n_layer, n_swa);
     let n_vocab = match gguf.get("tokenizer.ggml.tokens") {
         Some(GgufValue::Array { len, .. }) => bounded("(tokenizer.ggml.tokens)", Some(*len), 1, MAX_VOCAB)?,
         _ => optional("vocab_size", 1, MAX_VOCAB, 32_000)?,
@@ -284,6 +367,17 @@ fn shapes(gguf: &GgufFile) -> Result<Shapes> {
         swa_layers,
         n_ctx_train: optional("context_length", 0, MAX_CONTEXT, 0)?,
     })
+}
+
+/// Which layers use the sliding window, in llama.cpp's layouts: Gemma 2
+/// alternates, Gemma 3 uses the window on 5 of every 6 layers.
+fn swa_layers(arch: &str, n_layer: u64, n_swa: u64) -> Vec<bool> {
+    let period = match arch {
+        "gemma2" => 2,
+        "gemma3" => 6,
+        _ => 0,
+    };
+    (0..n_layer).map(|il| n_swa > 0 && period > 0 && il % period < period - 1).collect()
 }
 
 fn pad256(n: u64) -> u64 {
@@ -435,6 +529,27 @@ pub fn fit_budget(gguf: &GgufFile, budget_bytes: u64, max_context: Option<u32>, 
         needed_bytes = needed_bytes.saturating_add(1);
     }
     Err(Error::InsufficientMemory { needed_bytes, budget_bytes })
+}
+
+/// Costs a model known only by its `shape` (a catalog entry, before any
+/// download) holding `weights_bytes` of weights read into memory, at
+/// `context_length` tokens: the first configuration that fits `budget_bytes`
+/// (KV cache f16, q8_0 then q4_0; batch 512, 256 then 128), else the cheapest
+/// one, with `fits` false.
+pub fn plan_shape(shape: &ModelShape, weights_bytes: u64, budget_bytes: u64, context_length: u32) -> Result<MemoryPlan> {
+    let s = shape.shapes()?;
+    let mut cheapest = None;
+    for kv_type in [KvType::F16, KvType::Q8_0, KvType::Q4_0] {
+        for batch_size in [512u32, 256, 128] {
+            let request = PlanRequest { context_length, kv_type, batch_size, full_swa_cache: false, weights: WeightLoading::Read };
+            let plan = MemoryPlan::new(budget_bytes, estimate_with(&s, weights_bytes, request)?);
+            if plan.fits {
+                return Ok(plan);
+            }
+            cheapest = Some(plan);
+        }
+    }
+    Ok(cheapest.expect("at least one configuration is costed"))
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::cancel::CancelToken;
+use crate::catalog::CatalogFile;
 use crate::error::{DownloadErrorKind, Error, Result};
 
 use progress::ProgressMeter;
@@ -69,19 +70,25 @@ impl DownloadRequest {
         DownloadRequest { url: url.into(), file_name: file_name.into(), ..Default::default() }
     }
 
+    /// A request for a catalog file (its URL, name, size and hash).
+    pub fn for_file(file: &CatalogFile) -> DownloadRequest {
+        DownloadRequest {
+            url: file.url.clone(),
+            file_name: file.file_name.clone(),
+            sha256: file.sha256.clone(),
+            size: file.size,
+            token: None,
+        }
+    }
+
     /// Checks the URL, the file name and the hash before anything is sent.
     pub fn validate(&self) -> Result<()> {
         let lower = self.url.to_ascii_lowercase();
         if !(lower.starts_with("https://") || lower.starts_with("http://")) || reqwest::Url::parse(&self.url).is_err() {
             return Err(invalid(format!("{:?} is not an http(s) URL", self.url)));
         }
-        store::check_file_name(&self.file_name)?;
-        if let Some(hash) = &self.sha256 {
-            if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
-                return Err(invalid(format!("{hash:?} is not a SHA-256 (64 hex digits)")));
-            }
-        }
-        Ok(())
+        crate::catalog::check_file_name(&self.file_name)?;
+        self.sha256.as_deref().map_or(Ok(()), crate::catalog::check_sha256)
     }
 }
 

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, storage};
+use super::storage;
+use crate::catalog::check_file_name;
 use crate::error::{DownloadErrorKind, Result};
 
 /// One installed file.
@@ -34,19 +35,6 @@ pub(super) struct PartPaths {
 #[derive(Debug, Clone)]
 pub struct ModelStore {
     dir: PathBuf,
-}
-
-/// A file name that stays inside the store: no separators, no `..`, not hidden.
-pub(super) fn check_file_name(name: &str) -> Result<()> {
-    let bad = name.is_empty()
-        || name.starts_with('.')
-        || name.contains(['/', '\\', '\0'])
-        || name.len() > 200
-        || name.chars().any(char::is_control);
-    if bad {
-        return Err(invalid(format!("{name:?} is not a plain file name (no path separators, not hidden, at most 200 bytes)")));
-    }
-    Ok(())
 }
 
 impl ModelStore {
