@@ -395,3 +395,76 @@ fn a_file_downloaded_by_other_means_is_verified_before_it_is_adopted() {
     assert!(!source.exists());
     assert_installed(&d, &bytes);
 }
+
+/// A small tmpfs mounted over a temporary directory, so the disk really
+/// fills. Mounting needs root (CI and `scripts/test.sh` run as root).
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(kib: u64) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mounting a tmpfs needs root: run this test as root (scripts/test.sh does)");
+        Tmpfs { dir }
+    }
+
+    fn resize(&self, kib: u64) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={kib}k")])
+            .arg(self.dir.path())
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "remount the tmpfs");
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+#[ignore = "mounts a tmpfs, which needs root: scripts/test.sh runs it with --ignored"]
+fn a_disk_that_fills_up_is_a_typed_error_and_the_download_resumes_once_space_is_freed() {
+    let fs = Tmpfs::mount(2048);
+    let bytes = content(4 << 20, 21);
+    let d = Downloader::new(fs.path().join("models"), options()).unwrap();
+
+    // Known size: refused before a byte is written.
+    let server = FileServer::start(bytes.clone(), vec![]);
+    let (result, _) = run(&d, &request(&server.url(), &bytes), &DownloadControl::new());
+    assert_eq!(kind(&result), DownloadErrorKind::InsufficientStorage);
+    assert!(server.file_requests().len() == 1, "one request, to learn the size");
+    let part = fs.path().join("models/.model.gguf.part");
+    assert_eq!(std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0), 0, "nothing was written");
+
+    // Unknown size (no Content-Length): the write itself meets ENOSPC.
+    let server = FileServer::start(bytes.clone(), vec![Fault::NoLength]);
+    let (result, _) = run(&d, &request(&server.url(), &bytes), &DownloadControl::new());
+    assert_eq!(kind(&result), DownloadErrorKind::InsufficientStorage, "{result:?}");
+    let message = result.unwrap_err().to_string();
+    assert!(message.contains("storage is full") && message.contains("kept"), "says what to do: {message}");
+    let kept = std::fs::metadata(&part).unwrap().len();
+    assert!(kept > 1 << 20, "the bytes written are kept for a resume ({kept})");
+    assert!(d.store().installed().unwrap().is_empty(), "the store still answers, and nothing half-written is installed");
+    assert!(d.store().free_space().unwrap() < 64 << 10, "the disk really is full");
+
+    // Space freed: the same request resumes from the kept bytes.
+    fs.resize(32 << 10);
+    let model = run(&d, &request(&server.url(), &bytes), &DownloadControl::new()).0.unwrap();
+    assert_eq!(model.size, bytes.len() as u64);
+    let resumed = server.file_requests().last().cloned().unwrap();
+    assert_eq!(resumed.range, Some(format!("bytes={kept}-")), "resumed from the kept bytes");
+    assert_installed(&d, &bytes);
+}

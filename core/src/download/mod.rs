@@ -176,8 +176,13 @@ fn invalid(detail: impl Into<String>) -> Error {
 }
 
 fn storage(what: &str, e: std::io::Error) -> Error {
-    let kind = if e.raw_os_error() == Some(28) { DownloadErrorKind::InsufficientStorage } else { DownloadErrorKind::Storage };
-    fail(kind, format!("{what}: {e}"))
+    if e.raw_os_error() == Some(libc::ENOSPC) {
+        let detail = format!(
+            "{what}: the device's storage is full ({e}); free some space and download again: the bytes already downloaded are kept"
+        );
+        return fail(DownloadErrorKind::InsufficientStorage, detail);
+    }
+    fail(DownloadErrorKind::Storage, format!("{what}: {e}"))
 }
 
 /// Free bytes kept beside a download (the file system needs some room too).

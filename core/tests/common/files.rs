@@ -24,6 +24,9 @@ pub enum Fault {
     WrongBytes,
     /// Serve slowly (sleep this many ms per 64 KiB).
     Slow(u64),
+    /// Send no `Content-Length` (and `*` as a range's total): the size is
+    /// unknown until the connection closes.
+    NoLength,
 }
 
 /// A request as the server saw it.
@@ -140,6 +143,8 @@ fn serve(stream: TcpStream, port: u16, seen: &Mutex<Vec<SeenRequest>>, state: &M
         .and_then(|r| r.strip_suffix('-'))
         .and_then(|s| s.parse::<u64>().ok())
         .filter(|_| if_range.as_deref().is_none_or(|v| v == etag) && !matches!(fault, Fault::IgnoreRange));
+    let no_length = matches!(fault, Fault::NoLength);
+    let length = |n: u64| if no_length { String::new() } else { format!("Content-Length: {n}\r\n") };
     let from = match start {
         Some(s) if s >= len => {
             let _ = write!(
@@ -149,19 +154,17 @@ fn serve(stream: TcpStream, port: u16, seen: &Mutex<Vec<SeenRequest>>, state: &M
             return;
         }
         Some(s) => {
+            let total = if no_length { "*".to_string() } else { len.to_string() };
             let _ = write!(
                 out,
-                "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {s}-{}/{len}\r\nContent-Length: {}\r\nETag: {etag}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {s}-{}/{total}\r\n{}ETag: {etag}\r\nConnection: close\r\n\r\n",
                 len - 1,
-                len - s
+                length(len - s)
             );
             s
         }
         None => {
-            let _ = write!(
-                out,
-                "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nETag: {etag}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n"
-            );
+            let _ = write!(out, "HTTP/1.1 200 OK\r\n{}ETag: {etag}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n", length(len));
             0
         }
     };
