@@ -174,10 +174,34 @@ enum Command {
         #[arg(default_value = "qwen2.5-0.5b")]
         name: String,
     },
+    /// The model catalog, costed for a memory budget: which models fit, largest first.
+    Catalog {
+        /// Memory budget, e.g. 4GiB, 3500MB, 2.5G (default 4GiB).
+        #[arg(long, default_value = "4GiB", value_parser = parse_size)]
+        budget: u64,
+        /// Context length the app needs, in tokens.
+        #[arg(long, default_value_t = 4096)]
+        ctx: u32,
+        /// Count the vision projector (image input).
+        #[arg(long)]
+        images: bool,
+        /// A catalog JSON file to use instead of the built-in one.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Download a model file into the models directory: verified, resumed when run again.
     Pull {
-        /// The file's http(s) URL.
+        /// The file's http(s) URL, or a catalog id (see `pocketlm catalog`).
         url: String,
+        /// With a catalog id: also download the model's vision projector.
+        #[arg(long)]
+        projector: bool,
+        /// With a catalog id: a catalog JSON file to use instead of the built-in one.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
         /// Expected SHA-256 (64 hex digits); without it, the host's own is checked when it sends one.
         #[arg(long)]
         sha256: Option<String>,
@@ -555,8 +579,11 @@ fn run(command: Command) -> Result<(), Error> {
             println!("{}", path.display());
             Ok(())
         }
-        Command::Pull { url, sha256, name, dir, token_env } => {
-            store::pull(&url, sha256, name, &dir.unwrap_or_else(store::default_dir), token_env.as_deref())
+        Command::Catalog { budget, ctx, images, catalog, json } => store::catalog(catalog.as_deref(), budget, ctx, images, json),
+        Command::Pull { url, projector, catalog, sha256, name, dir, token_env } => {
+            let dir = dir.unwrap_or_else(store::default_dir);
+            let requests = store::requests(&url, projector, catalog.as_deref(), sha256, name)?;
+            store::pull(&requests, &dir, token_env.as_deref())
         }
         Command::Models { dir, json } => store::list(&dir.unwrap_or_else(store::default_dir), json),
         Command::Rm { name, dir } => store::remove(&dir.unwrap_or_else(store::default_dir), &name),

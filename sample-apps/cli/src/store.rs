@@ -1,9 +1,13 @@
-//! `pull`, `models` and `rm`: the models directory, through the core's downloader.
+//! `catalog`, `pull`, `models` and `rm`: the model catalog and the models
+//! directory, through the core's downloader.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use pocketlm::{DownloadControl, DownloadOptions, DownloadProgress, DownloadRequest, DownloadState, Downloader, Error, ModelStore};
+use pocketlm::{
+    Catalog, DownloadControl, DownloadOptions, DownloadProgress, DownloadRequest, DownloadState, Downloader, Error, ModelStore,
+    RecommendRequest,
+};
 
 /// The default models directory: `$XDG_DATA_HOME/pocketlm/models` (or `~/.local/share/…`).
 pub fn default_dir() -> PathBuf {
@@ -21,27 +25,78 @@ fn name_from_url(url: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
-/// `pull`: downloads `url` into `dir`, resuming a part left by an earlier run;
-/// Ctrl-C cancels (the part is kept). Prints the installed path.
-pub fn pull(url: &str, sha256: Option<String>, name: Option<String>, dir: &Path, token_env: Option<&str>) -> Result<(), Error> {
-    let file_name = name.or_else(|| name_from_url(url)).ok_or_else(|| Error::InvalidOption {
-        name: "name",
-        value: url.to_string(),
-        expected: "a URL ending in a file name, or --name".into(),
+/// The catalog in `path`, or the built-in one.
+fn load_catalog(path: Option<&Path>) -> Result<Catalog, Error> {
+    match path {
+        None => Ok(Catalog::builtin()),
+        Some(path) => {
+            let json =
+                std::fs::read_to_string(path).map_err(|e| Error::ModelUnreadable { path: path.to_path_buf(), reason: e.to_string() })?;
+            Catalog::from_json(&json)
+        }
+    }
+}
+
+/// What `pull TARGET` downloads: a URL (named by `name` or its last
+/// segment), or a catalog entry's model file (and projector).
+pub fn requests(
+    target: &str,
+    projector: bool,
+    catalog: Option<&Path>,
+    sha256: Option<String>,
+    name: Option<String>,
+) -> Result<Vec<DownloadRequest>, Error> {
+    let lower = target.to_ascii_lowercase();
+    if lower.starts_with("https://") || lower.starts_with("http://") {
+        let file_name = name.or_else(|| name_from_url(target)).ok_or_else(|| Error::InvalidOption {
+            name: "name",
+            value: target.to_string(),
+            expected: "a URL ending in a file name, or --name".into(),
+        })?;
+        return Ok(vec![DownloadRequest { sha256, ..DownloadRequest::new(target, file_name) }]);
+    }
+    let catalog = load_catalog(catalog)?;
+    let entry = catalog.get(target).ok_or_else(|| Error::InvalidOption {
+        name: "url",
+        value: target.to_string(),
+        expected: format!(
+            "an http(s) URL or a catalog id: {}",
+            catalog.entries().iter().map(|e| e.id.as_str()).collect::<Vec<_>>().join(", ")
+        ),
     })?;
+    let mut requests = vec![DownloadRequest::for_file(&entry.file)];
+    match (&entry.projector, projector) {
+        (Some(file), true) => requests.push(DownloadRequest::for_file(file)),
+        (None, true) => {
+            return Err(Error::InvalidOption {
+                name: "projector",
+                value: entry.id.clone(),
+                expected: "a model with a vision projector".into(),
+            })
+        }
+        _ => {}
+    }
+    Ok(requests)
+}
+
+/// `pull`: downloads `requests` into `dir` in turn, resuming parts left by an
+/// earlier run; Ctrl-C cancels (the part is kept). Prints each installed path.
+pub fn pull(requests: &[DownloadRequest], dir: &Path, token_env: Option<&str>) -> Result<(), Error> {
     let token = token_env.and_then(|var| std::env::var(var).ok()).filter(|t| !t.is_empty());
-    let request = DownloadRequest { sha256, token, ..DownloadRequest::new(url, file_name) };
     let downloader = Downloader::new(dir, DownloadOptions::default())?;
     let control = DownloadControl::new();
     let cancel = control.clone();
     let _ = ctrlc::set_handler(move || cancel.cancel());
     let terminal = std::io::stderr().is_terminal();
-    let mut last_line = String::new();
-    let model = downloader.download(&request, &control, &mut |p| report(p, terminal, &mut last_line))?;
-    if terminal {
-        eprintln!();
+    for request in requests {
+        let request = DownloadRequest { token: token.clone(), ..request.clone() };
+        let mut last_line = String::new();
+        let model = downloader.download(&request, &control, &mut |p| report(p, terminal, &mut last_line))?;
+        if terminal {
+            eprintln!();
+        }
+        println!("{}", model.path.display());
     }
-    println!("{}", model.path.display());
     Ok(())
 }
 
@@ -95,5 +150,41 @@ pub fn remove(dir: &Path, name: &str) -> Result<(), Error> {
         return Err(Error::ModelNotFound { path: store.path(name)? });
     }
     eprintln!("deleted {name}");
+    Ok(())
+}
+
+/// `catalog`: every entry costed for `budget` bytes at `ctx` tokens, the
+/// ones that fit first.
+pub fn catalog(path: Option<&Path>, budget: u64, ctx: u32, images: bool, json: bool) -> Result<(), Error> {
+    let catalog = load_catalog(path)?;
+    let recommendations = catalog.recommend(&RecommendRequest { budget_bytes: budget, context_length: ctx, with_projector: images })?;
+    if json {
+        let rows: Vec<_> =
+            recommendations.iter().map(|r| serde_json::json!({ "recommendation": r, "entry": catalog.get(&r.id) })).collect();
+        println!("{}", serde_json::json!({ "budget_bytes": budget, "context_length": ctx, "images": images, "models": rows }));
+        return Ok(());
+    }
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let mut table = format!("{:<32} {:>4} {:>10} {:>5} {:>10}  licence / why not\n", "id", "fits", "peak MiB", "kv", "file MiB");
+    for r in &recommendations {
+        let entry = catalog.get(&r.id).expect("recommendations name catalog entries");
+        let file = r.download_bytes.map_or("?".to_string(), |b| format!("{:.0}", mib(b)));
+        let note = r.reason.clone().unwrap_or_else(|| entry.license.clone());
+        table += &format!(
+            "{:<32} {:>4} {:>10.0} {:>5} {:>10}  {note}\n",
+            r.id,
+            if r.fits { "yes" } else { "no" },
+            mib(r.plan.predicted_peak_bytes),
+            r.plan.kv_type.as_str(),
+            file
+        );
+    }
+    // A closed pipe (`| head`) is not an error.
+    let _ = std::io::stdout().write_all(table.as_bytes());
+    eprintln!(
+        "budget {:.0} MiB, context {ctx} tokens{}; weights estimated from the shape where the file size is unknown",
+        mib(budget),
+        if images { ", with the vision projector" } else { "" }
+    );
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 const QWEN_FILE: &str = "qwen2.5-coder-0.5b-instruct-q4.gguf";
 const METRIC_KEYS: [&str; 11] = [
@@ -421,4 +422,43 @@ fn pull_models_and_rm_manage_the_models_directory() {
     assert!(!path.exists());
     assert_clean_failure(&pocketlm(&["rm", "model.gguf", "--dir", d], None), "not found");
     assert_clean_failure(&pocketlm(&["pull", "ftp://example.com/x.gguf", "--dir", d], None), "http(s) URL");
+}
+
+#[test]
+fn catalog_recommends_for_a_budget_and_pull_takes_a_catalog_id() {
+    let out = pocketlm(&["catalog", "--budget", "2GiB", "--ctx", "4096"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    let row = |id: &str| table.lines().find(|l| l.starts_with(id)).unwrap_or_else(|| panic!("{id} missing: {table}")).to_string();
+    assert!(row("llama-3.2-1b-instruct-q4_k_m").split_whitespace().nth(1) == Some("yes"), "{table}");
+    assert!(row("gemma-3-4b-it-q4_k_m").contains(" no ") && row("gemma-3-4b-it-q4_k_m").contains("MiB"), "{table}");
+
+    // An app's own catalog: an entry served on loopback, with its size and hash.
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let sha: String = Sha256::digest(&body).iter().map(|b| format!("{b:02x}")).collect();
+    let url = serve_file(body.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.json");
+    let entry = serde_json::json!({
+        "id": "my-model", "name": "My model", "quantization": "Q4_K_M", "license": "MIT",
+        "file": { "url": url, "file_name": "my-model.gguf", "size": body.len(), "sha256": sha },
+        "shape": { "architecture": "qwen2", "layers": 24, "embedding": 896, "heads": 14, "kv_heads": 2, "head_dim": 64,
+                   "feed_forward": 4864, "vocab": 151936, "context_length": 32768, "tied_embeddings": false },
+        "sources": ["test"]
+    });
+    std::fs::write(&catalog, serde_json::json!({ "version": 1, "models": [entry] }).to_string()).unwrap();
+    let c = catalog.to_str().unwrap();
+    let out = pocketlm(&["catalog", "--catalog", c, "--budget", "1GiB", "--json"], None);
+    let listed: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(listed["models"][0]["recommendation"]["id"], "my-model", "{listed}");
+    assert_eq!(listed["models"][0]["recommendation"]["fits"], true, "{listed}");
+    assert_eq!(listed["models"][0]["entry"]["file"]["sha256"], sha.as_str());
+
+    let d = dir.path().join("models");
+    let out = pocketlm(&["pull", "my-model", "--catalog", c, "--dir", d.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(stdout(&out).trim()).unwrap(), body);
+    assert_clean_failure(&pocketlm(&["pull", "my-model", "--projector", "--catalog", c], None), "vision projector");
+    std::fs::write(&catalog, r#"{"version": 1, "models": [{"id": "Bad"}]}"#).unwrap();
+    assert_clean_failure(&pocketlm(&["catalog", "--catalog", c], None), "catalog");
 }
