@@ -9,6 +9,7 @@
 //! - [`model`]: loading (`PocketModel`), model configuration and description, memory planning;
 //! - [`chat`]: conversations (`PocketConversation`), sampling, messages, replies and metrics;
 //! - [`routing`]: hybrid routing to a cloud model (cargo feature `cloud`, on by default);
+//! - [`catalog`]: the model catalog and which models fit a device (`PocketCatalog`);
 //! - [`download`]: resumable, verified model downloads (cargo feature `download`, on by default);
 //! - [`logging`]: one logging initialisation for the SDK and llama.cpp;
 //! - [`error`]: the fielded error crossing the FFI.
@@ -17,6 +18,7 @@
 //! `live` (what reads return while a request runs), `convert` (signed
 //! integers at the boundary).
 
+pub mod catalog;
 pub mod chat;
 mod convert;
 #[cfg(feature = "download")]
@@ -29,6 +31,7 @@ pub mod model;
 pub mod routing;
 mod task;
 
+pub use catalog::{CatalogEntry, CatalogFile, ModelShape, PocketCatalog, Recommendation};
 pub use chat::{ChatMessage, ConversationConfig, Metrics, PocketConversation, Reply, ReplyListener, Role, SamplingConfig, StopReason};
 #[cfg(feature = "download")]
 pub use download::{
