@@ -96,16 +96,25 @@ class CatalogTest {
                 assertFalse(mine.weightsEstimated)
                 assertEquals(model.length(), mine.downloadBytes)
 
-                ModelDownloads(Files.createTempDirectory("pocketlm-catalog").toString()).use { downloads ->
-                    val installed = downloads.download(catalog["my-qwen-0.5b"]!!).await()
-                    assertEquals(sha, installed.sha256)
-                    LanguageModel.load(installed.path, ModelConfig(contextLength = mine.plan.contextLength, threads = 2)).use { lm ->
-                        assertEquals("qwen2", lm.info.architecture)
-                    }
+                val dir = Files.createTempDirectory("pocketlm-catalog").toFile()
+                try {
+                    downloadAndLoad(catalog, dir.path, sha, mine.plan.contextLength)
+                } finally {
+                    dir.deleteRecursively() // a copy of the model: do not leave it in /tmp
                 }
             }
         } finally {
             server.stop(0)
+        }
+    }
+
+    private suspend fun downloadAndLoad(catalog: ModelCatalog, dir: String, sha: String, contextLength: Int) {
+        ModelDownloads(dir).use { downloads ->
+            val installed = downloads.download(catalog["my-qwen-0.5b"]!!).await()
+            assertEquals(sha, installed.sha256)
+            LanguageModel.load(installed.path, ModelConfig(contextLength = contextLength, threads = 2)).use { lm ->
+                assertEquals("qwen2", lm.info.architecture)
+            }
         }
     }
 }
