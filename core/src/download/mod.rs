@@ -12,6 +12,7 @@
 //! [`DownloadControl`]. Memory stays constant whatever the file size: bytes
 //! go from the socket to the disk through a small bounded queue.
 
+mod hash;
 mod progress;
 mod store;
 mod transfer;
@@ -25,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use hash::{hash_file, BackgroundHash};
 
 use crate::cancel::CancelToken;
 use crate::catalog::CatalogFile;
@@ -278,13 +281,14 @@ impl Downloader {
         // the expected hash will catch a file that changed; else it starts over.
         let resumable = saved.as_ref().is_some_and(|i| i.validator.is_some() || request.sha256.is_some());
         let mut info = saved.unwrap_or_else(|| PartInfo::new(&request.url));
-        let (mut hasher, mut offset) = if resumable {
+        let (state, mut offset) = if resumable {
             // What is on disk is hashed again (it may come from an earlier process).
             hash_file(&paths.part, control)?
         } else {
             part.set_len(0).map_err(|e| storage("truncate the part file", e))?;
             (Sha256::new(), 0)
         };
+        let mut hasher = BackgroundHash::new(state)?;
         self.check_space(request, &info, offset)?;
         meter.set(DownloadState::Downloading, offset, on_progress);
         let mut writer = BufWriter::with_capacity(1 << 20, part);
@@ -318,7 +322,7 @@ impl Downloader {
                     Event::Restart { total, validator, linked_sha256 } => {
                         // A full answer (200), or the first request: start the file over.
                         truncate(&mut writer)?;
-                        hasher = Sha256::new();
+                        hasher = BackgroundHash::new(Sha256::new())?;
                         offset = 0;
                         linked_sha = linked_sha256.or(linked_sha);
                         info = PartInfo { url: request.url.clone(), validator, total };
@@ -332,10 +336,12 @@ impl Downloader {
                         }
                         self.check_space(request, &info, offset)?;
                     }
-                    Event::Data(bytes) => {
-                        writer.write_all(&bytes).map_err(|e| storage("write the part file", e))?;
-                        hasher.update(&bytes);
-                        offset += bytes.len() as u64;
+                    Event::Data(batch) => {
+                        for bytes in batch {
+                            writer.write_all(&bytes).map_err(|e| storage("write the part file", e))?;
+                            offset += bytes.len() as u64;
+                            hasher.update(bytes);
+                        }
                         meter.set_total(info.total);
                         meter.bytes(offset, on_progress);
                     }
@@ -348,7 +354,7 @@ impl Downloader {
                         }
                         // The part does not fit the file on the server: start over.
                         truncate(&mut writer)?;
-                        hasher = Sha256::new();
+                        hasher = BackgroundHash::new(Sha256::new())?;
                         offset = 0;
                         info = PartInfo::new(&request.url);
                         continue 'attempts;
@@ -396,7 +402,7 @@ impl Downloader {
         let file = writer.into_inner().map_err(|e| storage("write the part file", e.into_error()))?;
         file.sync_all().map_err(|e| storage("flush the part file", e))?;
         drop(file);
-        let actual = hex(&hasher.finalize());
+        let actual = hasher.finish();
         let expected = request.sha256.as_ref().map(|h| h.to_ascii_lowercase()).or(linked_sha);
         let wrong_size = request.size.filter(|&s| s != offset).map(|s| format!("{offset} bytes, expected {s}"));
         let wrong_hash = expected.filter(|e| *e != actual).map(|e| format!("SHA-256 {actual}, expected {e}"));
@@ -477,28 +483,4 @@ fn lock_file(lock: &File, control: &DownloadControl, file_name: &str) -> Result<
 fn truncate(writer: &mut BufWriter<File>) -> Result<()> {
     writer.flush().map_err(|e| storage("write the part file", e))?;
     writer.get_ref().set_len(0).map_err(|e| storage("truncate the part file", e))
-}
-
-/// The SHA-256 state and length of what is already in the part file.
-fn hash_file(path: &Path, control: &DownloadControl) -> Result<(Sha256, u64)> {
-    let mut file = File::open(path).map_err(|e| storage("read the part file", e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut len = 0u64;
-    loop {
-        if control.is_cancelled() {
-            return Err(fail(DownloadErrorKind::Cancelled, "cancelled while checking the part already downloaded"));
-        }
-        let n = std::io::Read::read(&mut file, &mut buf).map_err(|e| storage("read the part file", e))?;
-        if n == 0 {
-            return Ok((hasher, len));
-        }
-        hasher.update(&buf[..n]);
-        len += n as u64;
-    }
-}
-
-/// Lower-case hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

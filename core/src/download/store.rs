@@ -122,8 +122,8 @@ impl ModelStore {
     /// (copying when the source is on another file system).
     pub fn adopt(&self, source: &Path, file_name: &str, sha256: Option<&str>) -> Result<InstalledModel> {
         let path = self.path(file_name)?;
-        let (hasher, size) = super::hash_file(source, &super::DownloadControl::new())?;
-        let actual = super::hex(&sha2::Digest::finalize(hasher));
+        let (hasher, size) = super::hash::hash_file(source, &super::DownloadControl::new())?;
+        let actual = super::hash::hex(&sha2::Digest::finalize(hasher));
         if let Some(expected) = sha256.filter(|e| !e.eq_ignore_ascii_case(&actual)) {
             return Err(super::fail(
                 DownloadErrorKind::HashMismatch,

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, LOCATION, RANGE, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -14,8 +15,11 @@ use tokio::sync::Semaphore;
 use super::DownloadControl;
 use crate::error::DownloadErrorKind;
 
-/// Chunks in flight between the socket and the disk (each at most a few tens of KiB).
-const QUEUE_CHUNKS: usize = 64;
+/// Batches in flight between the socket and the disk.
+const QUEUE_BATCHES: usize = 16;
+/// Bytes gathered into one batch from what the socket already holds
+/// (never waited for: a slow network still sends each chunk at once).
+const BATCH_BYTES: usize = 256 << 10;
 /// Redirects followed before giving up.
 const MAX_REDIRECTS: usize = 10;
 
@@ -62,8 +66,8 @@ pub(super) enum Event {
     Restart { total: Option<u64>, validator: Option<String>, linked_sha256: Option<String> },
     /// The rest of the file follows (a 206 from the right byte).
     Resume { total: Option<u64>, linked_sha256: Option<String> },
-    /// More of the body.
-    Data(bytes::Bytes),
+    /// More of the body: the chunks that had arrived, in order.
+    Data(Vec<bytes::Bytes>),
     /// The body ended.
     Complete,
     /// The app paused or cancelled: the connection was closed.
@@ -118,7 +122,7 @@ impl Events {
 /// Starts `fetch` on `runtime`.
 pub(super) fn start(runtime: &tokio::runtime::Runtime, fetch: Fetch) -> Events {
     let (tx, rx) = mpsc::channel();
-    let credits = Arc::new(Semaphore::new(QUEUE_CHUNKS));
+    let credits = Arc::new(Semaphore::new(QUEUE_BATCHES));
     let task_credits = Arc::clone(&credits);
     let task = runtime.spawn(async move {
         let last = match run(fetch, &tx, &task_credits).await {
@@ -219,18 +223,45 @@ async fn run(f: Fetch, tx: &mpsc::Sender<Event>, credits: &Semaphore) -> Result<
         }
     }
     loop {
-        match tokio::time::timeout(f.read_timeout, response.chunk()).await {
+        let first = match tokio::time::timeout(f.read_timeout, response.chunk()).await {
             Err(_) => return Err(failed(DownloadErrorKind::Timeout, "no data within the read timeout")),
-            Ok(Err(e)) => return Err(failed(DownloadErrorKind::Interrupted, format!("the connection failed mid-file: {}", describe(&e)))),
+            Ok(Err(e)) => return Err(interrupted(&e)),
             Ok(Ok(None)) => return Ok(()),
-            Ok(Ok(Some(bytes))) => {
-                // Waits while the disk side is behind: memory stays bounded.
-                let permit = credits.acquire().await.map_err(|_| failed(DownloadErrorKind::Interrupted, "stopped"))?;
-                permit.forget();
-                send(tx, Event::Data(bytes))?;
+            Ok(Ok(Some(bytes))) => bytes,
+        };
+        // One hand-over per batch, not per socket read (tens of thousands per GiB).
+        // `chunk()` is cancel-safe: a poll that finds nothing loses nothing.
+        let (mut batch, mut len, mut end) = (vec![first], 0, None);
+        len += batch[0].len();
+        while len < BATCH_BYTES {
+            match response.chunk().now_or_never() {
+                None => break,
+                Some(Ok(Some(bytes))) => {
+                    len += bytes.len();
+                    batch.push(bytes);
+                }
+                Some(Ok(None)) => {
+                    end = Some(Ok(()));
+                    break;
+                }
+                Some(Err(e)) => {
+                    end = Some(Err(interrupted(&e)));
+                    break;
+                }
             }
         }
+        // Waits while the disk side is behind: memory stays bounded.
+        let permit = credits.acquire().await.map_err(|_| failed(DownloadErrorKind::Interrupted, "stopped"))?;
+        permit.forget();
+        send(tx, Event::Data(batch))?;
+        if let Some(end) = end {
+            return end;
+        }
     }
+}
+
+fn interrupted(e: &reqwest::Error) -> Event {
+    failed(DownloadErrorKind::Interrupted, format!("the connection failed mid-file: {}", describe(e)))
 }
 
 fn send(tx: &mpsc::Sender<Event>, event: Event) -> Result<(), Event> {
