@@ -176,8 +176,8 @@ enum Command {
     },
     /// The model catalog, costed for a memory budget: which models fit, largest first.
     Catalog {
-        /// Memory budget, e.g. 4GiB, 3500MB, 2.5G (default 4GiB).
-        #[arg(long, default_value = "4GiB", value_parser = parse_size)]
+        /// Memory the model may use (the device's RAM or a budget), e.g. 4GiB, 3500MB (default 4GiB).
+        #[arg(long, visible_alias = "ram", default_value = "4GiB", value_parser = parse_size)]
         budget: u64,
         /// Context length the app needs, in tokens.
         #[arg(long, default_value_t = 4096)]
