@@ -35,7 +35,7 @@ def gguf(arch: str, kvs: dict, tensor_elems: int = 256) -> bytes:
 
 
 def main(out: Path) -> None:
-    for d in ("gguf", "plan", "template", "output"):
+    for d in ("gguf", "plan", "template", "output", "catalog"):
         (out / d).mkdir(parents=True, exist_ok=True)
     llama = {f"llama.{k}": v for k, v in {
         "block_count": 16, "embedding_length": 2048, "attention.head_count": 32,
@@ -67,6 +67,9 @@ def main(out: Path) -> None:
     }
     for name, data in answers.items():
         (out / "output" / name).write_bytes(data)
+    # The catalog target's first byte picks "parse these bytes as JSON" (odd) mode.
+    builtin = ROOT / "core" / "base" / "src" / "catalog" / "builtin.json"
+    (out / "catalog" / "builtin").write_bytes(b"\x01" + builtin.read_bytes())
     for path in sorted((ROOT / "core" / "tests" / "templates").glob("*.jinja")):
         (out / "template" / path.stem).write_bytes(path.read_bytes() + messages)
 
