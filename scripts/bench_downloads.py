@@ -150,6 +150,8 @@ def main():
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    if not part.exists():
+        raise SystemExit("the first pull finished before it could be stopped half-way: use a larger --size-mib")
     kept = part.stat().st_size
     server.ranges.clear()
     seconds, rss, code = timed([args.pocketlm, "pull", url, "--dir", str(dest), "--sha256", digest])

@@ -21,8 +21,12 @@ cargo clippy -p pocketlm-ffi --quiet -- -D warnings
 cargo clippy -p pocketlm-ffi --no-default-features --quiet -- -D warnings
 bash scripts/check-layering.sh
 cargo test --workspace 2>&1
-# The tests that need root (a real full disk on a tmpfs).
-cargo test -p pocketlm --test download -- --ignored 2>&1
+# The tests that need root (a real full disk on a tmpfs); CI runs as root.
+if [ "$(id -u)" = 0 ]; then
+    cargo test -p pocketlm --test download -- --ignored 2>&1
+else
+    echo "NOT RUN: the tmpfs disk-full test needs root (cargo lists it as ignored)" >&2
+fi
 bash scripts/test-kotlin.sh
 bash scripts/test-swift.sh
 bash scripts/test-openai-client.sh

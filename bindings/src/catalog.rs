@@ -91,8 +91,9 @@ pub struct Recommendation {
     pub id: String,
     /// It fits the budget at the requested context.
     pub fits: bool,
-    /// The configuration the planner chose (the cheapest when nothing fits), with its predicted peak.
-    pub plan: MemoryPlan,
+    /// The configuration the planner chose (the cheapest when nothing fits), with its
+    /// predicted peak; `None` when the shapes are beyond what the planner can cost.
+    pub plan: Option<MemoryPlan>,
     /// Model weights counted, in bytes.
     pub weights_bytes: i64,
     /// The weights are estimated from the shape (the file size is not in the catalog).
@@ -269,7 +270,7 @@ impl From<&pocketlm::Recommendation> for Recommendation {
         Recommendation {
             id: r.id.clone(),
             fits: r.fits,
-            plan: (&r.plan).into(),
+            plan: r.plan.as_ref().map(MemoryPlan::from),
             weights_bytes: saturating_i64(r.weights_bytes),
             weights_estimated: r.weights_estimated,
             projector_bytes: saturating_i64(r.projector_bytes),

@@ -217,6 +217,7 @@ pub mod limits {
 /// in brackets): what the planner needs to cost a model before its file
 /// exists, as catalog entries carry it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelShape {
     /// llama.cpp's architecture name (`llama`, `gemma3`, `qwen2`, `qwen3`, `phi3`).
     pub architecture: String,
@@ -239,7 +240,9 @@ pub struct ModelShape {
     /// Sliding-window length (`sliding_window`, Gemma 3); 0 for none.
     #[serde(default)]
     pub sliding_window: u64,
-    /// The output matrix is the embedding matrix (`tie_word_embeddings`).
+    /// The file has no separate output matrix: it reuses the embedding matrix
+    /// (`tie_word_embeddings`; false when the GGUF carries `output.weight`
+    /// anyway, as Qwen's own Qwen2.5 files do).
     pub tied_embeddings: bool,
 }
 
@@ -535,21 +538,29 @@ pub fn fit_budget(gguf: &GgufFile, budget_bytes: u64, max_context: Option<u32>, 
 /// download) holding `weights_bytes` of weights read into memory, at
 /// `context_length` tokens: the first configuration that fits `budget_bytes`
 /// (KV cache f16, q8_0 then q4_0; batch 512, 256 then 128), else the cheapest
-/// one, with `fits` false.
+/// one, with `fits` false. Fails only when even the cheapest is beyond the
+/// planner's limits (an impossible shape or size).
 pub fn plan_shape(shape: &ModelShape, weights_bytes: u64, budget_bytes: u64, context_length: u32) -> Result<MemoryPlan> {
     let s = shape.shapes()?;
     let mut cheapest = None;
     for kv_type in [KvType::F16, KvType::Q8_0, KvType::Q4_0] {
         for batch_size in [512u32, 256, 128] {
             let request = PlanRequest { context_length, kv_type, batch_size, full_swa_cache: false, weights: WeightLoading::Read };
-            let plan = MemoryPlan::new(budget_bytes, estimate_with(&s, weights_bytes, request)?);
+            // A configuration beyond the planner's limits does not fit; a cheaper one may.
+            let plan = match estimate_with(&s, weights_bytes, request) {
+                Ok(e) => MemoryPlan::new(budget_bytes, e),
+                Err(e) => {
+                    cheapest = Some(Err(e));
+                    continue;
+                }
+            };
             if plan.fits {
                 return Ok(plan);
             }
-            cheapest = Some(plan);
+            cheapest = Some(Ok(plan));
         }
     }
-    Ok(cheapest.expect("at least one configuration is costed"))
+    cheapest.expect("at least one configuration is costed")
 }
 
 #[cfg(test)]

@@ -48,10 +48,11 @@ impl BackgroundHash {
     }
 
     /// The hash of everything added, in lower-case hex.
-    pub(super) fn finish(mut self) -> String {
+    pub(super) fn finish(mut self) -> Result<String> {
         drop(self.tx.take());
-        let state = self.worker.take().and_then(|w| w.join().ok()).unwrap_or_default();
-        hex(&state.finalize())
+        let state = self.worker.take().and_then(|w| w.join().ok());
+        let state = state.ok_or_else(|| fail(DownloadErrorKind::Storage, "the hashing thread failed; download again"))?;
+        Ok(hex(&state.finalize()))
     }
 }
 
@@ -99,12 +100,12 @@ mod tests {
         for chunk in data.chunks(70_001) {
             hash.update(Bytes::copy_from_slice(chunk));
         }
-        assert_eq!(hash.finish(), hex(&Sha256::digest(&data)));
+        assert_eq!(hash.finish().unwrap(), hex(&Sha256::digest(&data)));
         // Continuing from a state, as a resume does.
         let mut state = Sha256::new();
         state.update(&data[..1000]);
         let hash = BackgroundHash::new(state).unwrap();
         hash.update(Bytes::copy_from_slice(&data[1000..]));
-        assert_eq!(hash.finish(), hex(&Sha256::digest(&data)));
+        assert_eq!(hash.finish().unwrap(), hex(&Sha256::digest(&data)));
     }
 }

@@ -180,12 +180,28 @@ fn invalid(detail: impl Into<String>) -> Error {
 
 fn storage(what: &str, e: std::io::Error) -> Error {
     if e.raw_os_error() == Some(libc::ENOSPC) {
-        let detail = format!(
-            "{what}: the device's storage is full ({e}); free some space and download again: the bytes already downloaded are kept"
+        return fail(
+            DownloadErrorKind::InsufficientStorage,
+            format!("{what}: the device's storage is full ({e}); free some space and try again"),
         );
-        return fail(DownloadErrorKind::InsufficientStorage, detail);
     }
     fail(DownloadErrorKind::Storage, format!("{what}: {e}"))
+}
+
+/// A failed write to the part: a full disk says whether the bytes so far
+/// will be resumed (only when the file can be recognised again).
+fn part_write(e: std::io::Error, resumable: bool) -> Error {
+    match storage("write the part file", e) {
+        Error::Download { kind: DownloadErrorKind::InsufficientStorage, detail } => {
+            let then = if resumable {
+                "the bytes already downloaded are kept, and the download resumes from them"
+            } else {
+                "the download starts over (the host gives no ETag and no SHA-256 is known)"
+            };
+            fail(DownloadErrorKind::InsufficientStorage, format!("{detail}: {then}"))
+        }
+        other => other,
+    }
 }
 
 /// Free bytes kept beside a download (the file system needs some room too).
@@ -338,7 +354,7 @@ impl Downloader {
                     }
                     Event::Data(batch) => {
                         for bytes in batch {
-                            writer.write_all(&bytes).map_err(|e| storage("write the part file", e))?;
+                            writer.write_all(&bytes).map_err(|e| part_write(e, info.validator.is_some() || request.sha256.is_some()))?;
                             offset += bytes.len() as u64;
                             hasher.update(bytes);
                         }
@@ -402,7 +418,7 @@ impl Downloader {
         let file = writer.into_inner().map_err(|e| storage("write the part file", e.into_error()))?;
         file.sync_all().map_err(|e| storage("flush the part file", e))?;
         drop(file);
-        let actual = hasher.finish();
+        let actual = hasher.finish()?;
         let expected = request.sha256.as_ref().map(|h| h.to_ascii_lowercase()).or(linked_sha);
         let wrong_size = request.size.filter(|&s| s != offset).map(|s| format!("{offset} bytes, expected {s}"));
         let wrong_hash = expected.filter(|e| *e != actual).map(|e| format!("SHA-256 {actual}, expected {e}"));

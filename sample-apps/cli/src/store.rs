@@ -55,6 +55,13 @@ pub fn requests(
         })?;
         return Ok(vec![DownloadRequest { sha256, ..DownloadRequest::new(target, file_name) }]);
     }
+    if sha256.is_some() || name.is_some() {
+        return Err(Error::InvalidOption {
+            name: "url",
+            value: target.to_string(),
+            expected: "a URL with --sha256/--name; a catalog id brings its own name and hash".into(),
+        });
+    }
     let catalog = load_catalog(catalog)?;
     let entry = catalog.get(target).ok_or_else(|| Error::InvalidOption {
         name: "url",
@@ -174,8 +181,8 @@ pub fn catalog(path: Option<&Path>, budget: u64, ctx: u32, images: bool, json: b
             "{:<32} {:>4} {:>10.0} {:>5} {:>10}  {note}\n",
             r.id,
             if r.fits { "yes" } else { "no" },
-            mib(r.plan.predicted_peak_bytes),
-            r.plan.kv_type.as_str(),
+            r.plan.as_ref().map_or(f64::NAN, |p| mib(p.predicted_peak_bytes)),
+            r.plan.as_ref().map_or("-", |p| p.kv_type.as_str()),
             file
         );
     }

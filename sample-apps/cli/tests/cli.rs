@@ -460,5 +460,6 @@ fn catalog_recommends_for_a_budget_and_pull_takes_a_catalog_id() {
     assert_eq!(std::fs::read(stdout(&out).trim()).unwrap(), body);
     assert_clean_failure(&pocketlm(&["pull", "my-model", "--projector", "--catalog", c], None), "vision projector");
     std::fs::write(&catalog, r#"{"version": 1, "models": [{"id": "Bad"}]}"#).unwrap();
-    assert_clean_failure(&pocketlm(&["catalog", "--catalog", c], None), "catalog");
+    assert_clean_failure(&pocketlm(&["catalog", "--catalog", c], None), "missing field");
+    assert_clean_failure(&pocketlm(&["pull", "qwen3-4b-q4_k_m", "--sha256", &sha], None), "brings its own name and hash");
 }

@@ -29,6 +29,7 @@ pub const MAX_CATALOG_BYTES: usize = 1 << 20;
 
 /// One file of a catalog entry: where it is and what it must be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CatalogFile {
     /// `https://` URL of the file, pinned to a revision where one is known.
     pub url: String,
@@ -47,6 +48,7 @@ pub struct CatalogFile {
 
 /// One model of the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CatalogEntry {
     /// Stable identifier, e.g. `qwen2.5-1.5b-instruct-q4_k_m` (lower case, digits, `.`, `_`, `-`).
     pub id: String,
@@ -119,6 +121,20 @@ impl Catalog {
     /// Adds `entry` after checking it, replacing an entry with the same id.
     pub fn add(&mut self, entry: CatalogEntry) -> Result<()> {
         entry.validate()?;
+        // One name in the store is one file: another entry's file under the
+        // same name would be taken for this one.
+        let files = |e: &CatalogEntry| std::iter::once(e.file.clone()).chain(e.projector.clone()).collect::<Vec<_>>();
+        for other in self.entries.iter().filter(|e| e.id != entry.id) {
+            for mine in files(&entry) {
+                if let Some(theirs) = files(other).into_iter().find(|f| f.file_name == mine.file_name && f.url != mine.url) {
+                    return Err(invalid(
+                        &format!("{}.file_name", entry.id),
+                        theirs.file_name,
+                        format!("a name no other entry uses for another file ({} uses it)", other.id),
+                    ));
+                }
+            }
+        }
         if let Some(existing) = self.entries.iter_mut().find(|e| e.id == entry.id) {
             *existing = entry;
         } else if self.entries.len() >= MAX_ENTRIES {
@@ -209,17 +225,18 @@ impl CatalogFile {
         {
             return Err(invalid(&field("url"), format!("{:?}", self.url), "an http(s) URL of at most 4096 bytes"));
         }
-        check_file_name(&self.file_name)?;
+        let named = |name: &str, e: Error| invalid(&field(name), e.to_string(), "see the message");
+        check_file_name(&self.file_name).map_err(|e| named("file_name", e))?;
         if let Some(hash) = &self.sha256 {
-            check_sha256(hash)?;
+            check_sha256(hash).map_err(|e| named("sha256", e))?;
         }
         if let Some(revision) = &self.revision {
             if revision.is_empty() || revision.len() > 64 || !revision.chars().all(|c| c.is_ascii_alphanumeric()) {
                 return Err(invalid(&field("revision"), format!("{revision:?}"), "a commit id (letters and digits)"));
             }
         }
-        if self.size == Some(0) {
-            return Err(invalid(&field("size"), "0".into(), "a size in bytes, or none when unknown"));
+        if let Some(size) = self.size.filter(|&s| s == 0 || s > crate::plan::limits::MAX_PEAK_BYTES) {
+            return Err(invalid(&field("size"), size.to_string(), "a size in bytes (at most 1 PiB), or none when unknown"));
         }
         Ok(())
     }
@@ -278,8 +295,9 @@ mod tests {
         let cases: Vec<(&str, Breakage)> = vec![
             ("id", Box::new(|e| e.id = "Bad Id".into())),
             ("url", Box::new(|e| e.file.url = "file:///etc/passwd".into())),
-            ("plain file name", Box::new(|e| e.file.file_name = "../x.gguf".into())),
-            ("SHA-256", Box::new(|e| e.file.sha256 = Some("abc".into()))),
+            ("file.file_name", Box::new(|e| e.file.file_name = "../x.gguf".into())),
+            ("file.sha256", Box::new(|e| e.file.sha256 = Some("abc".into()))),
+            ("size", Box::new(|e| e.file.size = Some(u64::MAX))),
             ("shape", Box::new(|e| e.shape.layers = 100_000)),
             ("shape", Box::new(|e| e.shape.kv_heads = e.shape.heads + 1)),
             ("size", Box::new(|e| e.file.size = Some(0))),
@@ -292,6 +310,18 @@ mod tests {
         }
         assert!(Catalog::from_json(r#"{"version": 2, "models": []}"#).unwrap_err().to_string().contains("version"));
         assert!(Catalog::from_json("[").is_err());
+    }
+
+    #[test]
+    fn a_file_name_another_entry_uses_for_another_file_is_refused() {
+        let mut catalog = Catalog::builtin();
+        let gemma = catalog.get("gemma-3-4b-it-q4_k_m").unwrap().clone();
+        let mut mine = catalog.get("qwen3-4b-q4_k_m").unwrap().clone();
+        mine.id = "mine".into();
+        mine.file.file_name = gemma.projector.unwrap().file_name;
+        assert!(catalog.add(mine).unwrap_err().to_string().contains("gemma-3-4b-it-q4_k_m uses it"));
+        let typo = r#"{"version": 1, "models": [{"id": "x", "sha_256": "00"}]}"#;
+        assert!(Catalog::from_json(typo).unwrap_err().to_string().contains("unknown field"));
     }
 
     #[test]

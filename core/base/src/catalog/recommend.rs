@@ -29,8 +29,9 @@ pub struct Recommendation {
     pub fits: bool,
     /// The configuration the planner chose (or the cheapest, when nothing
     /// fits), with its predicted peak; the projector's weights are counted
-    /// in it when asked for.
-    pub plan: MemoryPlan,
+    /// in it when asked for. Its `fits` is this recommendation's. `None`
+    /// when the shapes are beyond what the planner can cost (`reason` says so).
+    pub plan: Option<MemoryPlan>,
     /// Model weights counted, in bytes.
     pub weights_bytes: u64,
     /// The weights are estimated from the shape (the file size is not in the catalog).
@@ -51,21 +52,22 @@ pub(super) fn recommend(entries: &[CatalogEntry], request: &RecommendRequest) ->
             expected: "a budget above 0 bytes and a context of at least 1 token".into(),
         });
     }
-    let mut out = entries.iter().map(|e| costed(e, request)).collect::<Result<Vec<_>>>()?;
+    let mut out: Vec<Recommendation> = entries.iter().map(|e| costed(e, request)).collect();
+    let peak = |r: &Recommendation| r.plan.as_ref().map_or(u64::MAX, |p| p.predicted_peak_bytes);
     out.sort_by(|a, b| match (a.fits, b.fits) {
         (true, true) => b.weights_bytes.cmp(&a.weights_bytes),
-        (false, false) => a.plan.predicted_peak_bytes.cmp(&b.plan.predicted_peak_bytes),
+        (false, false) => peak(a).cmp(&peak(b)),
         (true, false) => std::cmp::Ordering::Less,
         (false, true) => std::cmp::Ordering::Greater,
     });
     Ok(out)
 }
 
-fn costed(entry: &CatalogEntry, request: &RecommendRequest) -> Result<Recommendation> {
+fn costed(entry: &CatalogEntry, request: &RecommendRequest) -> Recommendation {
     let (weights_bytes, weights_estimated) = entry.weights_bytes();
     let projector = if request.with_projector { entry.projector.as_ref() } else { None };
     let projector_bytes = projector.and_then(|p| p.size).unwrap_or(0);
-    let plan = plan_shape(&entry.shape, weights_bytes.saturating_add(projector_bytes), request.budget_bytes, request.context_length)?;
+    let planned = plan_shape(&entry.shape, weights_bytes.saturating_add(projector_bytes), request.budget_bytes, request.context_length);
     let download_bytes = match projector {
         Some(p) => entry.file.size.zip(p.size).map(|(a, b)| a.saturating_add(b)),
         None => entry.file.size,
@@ -77,26 +79,21 @@ fn costed(entry: &CatalogEntry, request: &RecommendRequest) -> Result<Recommenda
         Some("the projector's size is not known, so image input cannot be planned".to_string())
     } else if u64::from(request.context_length) > entry.shape.context_length {
         Some(format!("the model was trained for at most {} tokens", entry.shape.context_length))
-    } else if !plan.fits {
-        Some(format!(
-            "needs {} MiB at {} tokens even with a q4_0 KV cache; the budget is {} MiB (5 % kept free)",
-            mib(plan.predicted_peak_bytes),
-            request.context_length,
-            mib(request.budget_bytes)
-        ))
     } else {
-        None
+        match &planned {
+            Err(e) => Some(format!("cannot be planned: {e}")),
+            Ok(plan) if !plan.fits => Some(format!(
+                "needs {} MiB at {} tokens even with a q4_0 KV cache; the budget is {} MiB (5 % kept free)",
+                mib(plan.predicted_peak_bytes),
+                request.context_length,
+                mib(request.budget_bytes)
+            )),
+            Ok(_) => None,
+        }
     };
-    Ok(Recommendation {
-        id: entry.id.clone(),
-        fits: reason.is_none(),
-        plan,
-        weights_bytes,
-        weights_estimated,
-        projector_bytes,
-        download_bytes,
-        reason,
-    })
+    let fits = reason.is_none();
+    let plan = planned.ok().map(|plan| MemoryPlan { fits, ..plan });
+    Recommendation { id: entry.id.clone(), fits, plan, weights_bytes, weights_estimated, projector_bytes, download_bytes, reason }
 }
 
 #[cfg(test)]
@@ -119,7 +116,7 @@ mod tests {
             assert!(recs[fitting.len()..].iter().all(|r| !r.fits && r.reason.is_some()), "{gib} GiB: fits come first");
             assert!(fitting.windows(2).all(|w| w[0].weights_bytes >= w[1].weights_bytes));
             for r in &fitting {
-                assert!(r.plan.predicted_peak_bytes as f64 <= request(gib, 4096).budget_bytes as f64 * 0.95, "{r:?}");
+                assert!(r.plan.as_ref().unwrap().predicted_peak_bytes as f64 <= request(gib, 4096).budget_bytes as f64 * 0.95, "{r:?}");
             }
             assert!(fitting.len() >= last, "{gib} GiB fits {} models, a smaller budget fitted {last}", fitting.len());
             last = fitting.len();
@@ -135,7 +132,8 @@ mod tests {
         let (short, long) = (at(2048), at(32768));
         for s in &short {
             let l = long.iter().find(|l| l.id == s.id).unwrap();
-            assert!(l.plan.predicted_peak_bytes > s.plan.predicted_peak_bytes, "{}", s.id);
+            let peak = |r: &Recommendation| r.plan.as_ref().unwrap().predicted_peak_bytes;
+            assert!(peak(l) > peak(s), "{}", s.id);
         }
         let too_long = at(1 << 30);
         assert!(too_long.iter().all(|r| !r.fits && r.reason.as_deref().unwrap().contains("trained")));
@@ -158,7 +156,8 @@ mod tests {
                 (_, Some(size)) => {
                     assert!(v.fits, "{v:?}");
                     assert_eq!(v.projector_bytes, size);
-                    assert_eq!(v.plan.predicted_peak_bytes, t.plan.predicted_peak_bytes + size);
+                    let peak = |r: &Recommendation| r.plan.as_ref().unwrap().predicted_peak_bytes;
+                    assert_eq!(peak(v), peak(t) + size);
                 }
                 (Some(_), None) => assert!(v.reason.as_deref().unwrap().contains("size is not known"), "{v:?}"),
                 (None, _) => assert!(v.reason.as_deref().unwrap().contains("no vision projector"), "{v:?}"),
@@ -166,6 +165,22 @@ mod tests {
         }
         assert_eq!(vision.iter().filter(|v| v.fits).count(), 1);
         assert_eq!(vision[0].id, "my-gemma-3-4b");
+    }
+
+    #[test]
+    fn an_entry_beyond_the_planner_does_not_break_the_others() {
+        let mut catalog = Catalog::builtin();
+        let mut huge = catalog.entries()[0].clone();
+        huge.id = "huge".into();
+        (huge.shape.layers, huge.shape.kv_heads, huge.shape.heads, huge.shape.head_dim) = (512, 4096, 4096, 16384);
+        huge.shape.context_length = u64::from(u32::MAX);
+        catalog.add(huge).unwrap();
+        let recs = catalog.recommend(&request(4.0, u32::MAX)).unwrap();
+        let huge = recs.iter().find(|r| r.id == "huge").unwrap();
+        assert!(!huge.fits && huge.plan.is_none() && huge.reason.as_deref().unwrap().contains("cannot be planned"), "{huge:?}");
+        assert_eq!(recs.last().unwrap().id, "huge", "an unplannable entry sorts last");
+        let fine = catalog.recommend(&request(4.0, 4096)).unwrap();
+        assert!(fine.iter().filter(|r| r.id != "huge").all(|r| r.plan.is_some()));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - Q6_K for the output matrix (the embedding matrix when tied), Q4_K for an untied embedding;
 //! - K-quants need rows of a multiple of 256 values: narrower rows fall back
 //!   to Q5_0 (for Q4_K) and Q8_0 (for Q6_K);
+//! - Phi-3's fused QKV matrix in Q5_K;
 //! - norms and biases in F32.
 //!
 //! Checked against the real Q4_K_M files the tests use (`core/tests/catalog.rs`).
@@ -16,6 +17,7 @@ use crate::plan::ModelShape;
 
 /// Bytes per weight of the types a Q4_K_M file holds (block bytes / block values).
 const Q4_K: f64 = 144.0 / 256.0;
+const Q5_K: f64 = 176.0 / 256.0;
 const Q6_K: f64 = 210.0 / 256.0;
 const Q5_0: f64 = 22.0 / 32.0;
 const Q8_0: f64 = 34.0 / 32.0;
@@ -63,12 +65,17 @@ pub fn q4_k_m_weight_bytes(shape: &ModelShape) -> u64 {
         "qwen2" => 2.0 * embd + q_rows + 2.0 * kv_rows,
         _ => 2.0 * embd,
     } * F32;
-    for layer in 0..shape.layers {
-        let more = use_more_bits(layer, shape.layers);
+    // Beyond llama.cpp's layer limit a shape is refused anyway; the clamp
+    // keeps this loop short for any input.
+    let layers = shape.layers.min(crate::plan::limits::MAX_LAYERS);
+    let fused_qkv = shape.architecture == "phi3" && shape.embedding % 256 == 0;
+    for layer in 0..layers {
+        let more = use_more_bits(layer, layers);
         let v = if more { q6(shape.embedding) } else { q4(shape.embedding) };
         let down = if more { q6(shape.feed_forward) } else { q4(shape.feed_forward) };
-        bytes += embd * q_rows * q4(shape.embedding) // Q
-            + embd * kv_rows * q4(shape.embedding) // K
+        let (q, k, v) = if fused_qkv { (Q5_K, Q5_K, Q5_K) } else { (q4(shape.embedding), q4(shape.embedding), v) };
+        bytes += embd * q_rows * q // Q
+            + embd * kv_rows * k // K
             + embd * kv_rows * v // V
             + q_rows * embd * q4(q_width) // attention output
             + 2.0 * embd * ff * q4(shape.embedding) // FFN gate and up

@@ -33,7 +33,7 @@ class CatalogTest {
             val fitting = small.takeWhile { it.fits }
             assertTrue(fitting.isNotEmpty() && fitting.size < small.size, "$small")
             assertTrue(fitting.zipWithNext().all { (a, b) -> a.weightsBytes >= b.weightsBytes })
-            assertTrue(fitting.all { it.plan.predictedPeakBytes <= 2 * gib })
+            assertTrue(fitting.all { it.plan!!.predictedPeakBytes <= 2 * gib * 95 / 100 })
             assertTrue(small.drop(fitting.size).all { !it.fits && it.reason!!.contains("MiB") })
             assertTrue(fitting.any { it.id == "llama-3.2-1b-instruct-q4_k_m" })
             assertTrue(fitting.none { it.id == "gemma-3-4b-it-q4_k_m" })
@@ -51,8 +51,9 @@ class CatalogTest {
         ModelCatalog.builtin().use { catalog ->
             val good = catalog.entries.first()
             val e = assertThrows<LanguageModelException.InvalidOption> { catalog.add(good.copy(id = "Not An Id")) }
-            assertTrue(e.message!!.contains("id"), e.message)
-            assertThrows<LanguageModelException> { catalog.add(good.copy(file = good.file.copy(fileName = "../escape.gguf"))) }
+            assertTrue(e.message!!.contains("Not An Id"), e.message)
+            val escape = assertThrows<LanguageModelException.InvalidOption> { catalog.add(good.copy(file = good.file.copy(fileName = "../escape.gguf"))) }
+            assertTrue(escape.message!!.contains("file.file_name"), escape.message)
             assertThrows<LanguageModelException> { catalog.add(good.copy(shape = good.shape.copy(layers = -3))) }
             ModelCatalog.fromJson(catalog.toJson()).use { copy -> assertEquals(catalog.entries, copy.entries) }
             assertThrows<LanguageModelException.InvalidOption> { ModelCatalog.fromJson("""{"version": 9, "models": []}""") }
@@ -98,7 +99,7 @@ class CatalogTest {
 
                 val dir = Files.createTempDirectory("pocketlm-catalog").toFile()
                 try {
-                    downloadAndLoad(catalog, dir.path, sha, mine.plan.contextLength)
+                    downloadAndLoad(catalog, dir.path, sha, mine.plan!!.contextLength)
                 } finally {
                     dir.deleteRecursively() // a copy of the model: do not leave it in /tmp
                 }
