@@ -468,3 +468,18 @@ fn a_disk_that_fills_up_is_a_typed_error_and_the_download_resumes_once_space_is_
     assert_eq!(resumed.range, Some(format!("bytes={kept}-")), "resumed from the kept bytes");
     assert_installed(&d, &bytes);
 }
+
+#[test]
+fn an_installed_file_of_another_size_is_not_taken_for_the_requested_one() {
+    let (old, new) = (content(100_000, 3), content(150_000, 4));
+    let (_dir, d) = downloader(options());
+    let first = FileServer::start(old.clone(), vec![]);
+    run(&d, &DownloadRequest::new(first.url(), "model.gguf"), &DownloadControl::new()).0.unwrap();
+    // Same name, no hash, but a size: the file on disk is not it.
+    let second = FileServer::start(new.clone(), vec![]);
+    let request = DownloadRequest { size: Some(new.len() as u64), ..DownloadRequest::new(second.url(), "model.gguf") };
+    let model = run(&d, &request, &DownloadControl::new()).0.unwrap();
+    assert_eq!(model.size, new.len() as u64);
+    assert_eq!(std::fs::read(&model.path).unwrap(), new);
+    assert_eq!(second.file_requests().len(), 1, "it was downloaded");
+}

@@ -273,7 +273,7 @@ impl Downloader {
     ) -> Result<InstalledModel> {
         request.validate()?;
         let mut meter = ProgressMeter::new(Duration::from_millis(self.options.progress_interval_ms), request.size);
-        if let Some(done) = self.store.installed_as(&request.file_name, request.sha256.as_deref())? {
+        if let Some(done) = self.store.installed_as(&request.file_name, request.sha256.as_deref(), request.size)? {
             meter.set(DownloadState::Done, done.size, on_progress);
             return Ok(done);
         }
@@ -285,7 +285,7 @@ impl Downloader {
         let lock =
             OpenOptions::new().create(true).truncate(false).write(true).open(&paths.lock).map_err(|e| storage("open the lock file", e))?;
         lock_file(&lock, control, &request.file_name)?;
-        if let Some(done) = self.store.installed_as(&request.file_name, request.sha256.as_deref())? {
+        if let Some(done) = self.store.installed_as(&request.file_name, request.sha256.as_deref(), request.size)? {
             // Another download of the same file finished while this one waited.
             meter.set(DownloadState::Done, done.size, on_progress);
             return Ok(done);

@@ -92,10 +92,13 @@ impl ModelStore {
         InstalledModel { file_name: file_name.to_string(), path: self.dir.join(file_name), size, sha256 }
     }
 
-    /// `file_name` when it is installed (and, with `sha256`, has that hash).
-    pub(super) fn installed_as(&self, file_name: &str, sha256: Option<&str>) -> Result<Option<InstalledModel>> {
+    /// `file_name` when it is installed (and, with `sha256` or `size`, has that hash and size).
+    pub(super) fn installed_as(&self, file_name: &str, sha256: Option<&str>, size: Option<u64>) -> Result<Option<InstalledModel>> {
         let path = self.path(file_name)?;
         let Ok(meta) = std::fs::metadata(&path) else { return Ok(None) };
+        if size.is_some_and(|s| s != meta.len()) {
+            return Ok(None);
+        }
         let model = self.describe(file_name, meta.len());
         let matches = match (sha256, &model.sha256) {
             (Some(want), Some(have)) => want.eq_ignore_ascii_case(have),
