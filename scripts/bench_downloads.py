@@ -3,15 +3,20 @@
 
 A file of random bytes (default 1 GiB) is served by a small HTTP server here
 (Range and If-Range, sendfile) and fetched by:
-  curl               curl -o FILE: the transfer alone
-  curl + sha256sum   what an app needs to verify the file
-  pocketlm pull      transfer, SHA-256 while writing, verify, install
+  curl               curl -o FILE: the transfer alone, left in the page cache
+  curl + sync        the same, then the file flushed to the device (`sync FILE`)
+  curl + sha256sum   the transfer, then the hash an app needs to verify it
+  pocketlm pull      transfer, SHA-256 while writing, flush (fsync before the
+                     atomic rename), verify, install
 each --runs times, in turn; wall time, throughput and the process's peak RSS
 (GNU time) are reported. Then the resume: `pocketlm pull` killed (SIGKILL) at
 half the file and started again, timed to the end, with the bytes the second
 run asked the server for.
 
-Usage: bench_downloads.py POCKETLM WORK_DIR OUT_DIR [--size-mib N] [--runs N] [--machine TEXT]
+The downloads go to --dest (default WORK_DIR/dest): a disk, or a tmpfs such
+as /dev/shm where a flush costs nothing.
+
+Usage: bench_downloads.py POCKETLM WORK_DIR OUT_DIR [--dest DIR] [--size-mib N] [--runs N] [--machine TEXT]
 It is a benchmark: exit 0 whatever the numbers.
 """
 import argparse
@@ -96,6 +101,7 @@ def main():
     parser.add_argument("pocketlm")
     parser.add_argument("work", type=Path)
     parser.add_argument("out", type=Path)
+    parser.add_argument("--dest", type=Path)
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--machine", default="")
@@ -119,7 +125,7 @@ def main():
     server.path, server.ranges = source, []
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/model.gguf"
-    dest = args.work / "dest"
+    dest = args.dest or args.work / "dest"
 
     def clean():
         subprocess.run(["rm", "-rf", str(dest)], check=True)
@@ -127,6 +133,8 @@ def main():
 
     tools = {
         "curl": lambda: timed(["curl", "-sf", "-o", str(dest / "model.gguf"), url]),
+        "curl + sync": lambda: (lambda a, b: (a[0] + b[0], max(a[1], b[1]), a[2] or b[2]))(
+            timed(["curl", "-sf", "-o", str(dest / "model.gguf"), url]), timed(["sync", str(dest / "model.gguf")])),
         "curl + sha256sum": lambda: (lambda a, b: (a[0] + b[0], max(a[1], b[1]), a[2] or b[2]))(
             timed(["curl", "-sf", "-o", str(dest / "model.gguf"), url]), timed(["sha256sum", str(dest / "model.gguf")])),
         "pocketlm pull": lambda: timed([args.pocketlm, "pull", url, "--dir", str(dest), "--sha256", digest]),
@@ -161,9 +169,11 @@ def main():
     subprocess.run(["rm", "-rf", str(dest)], check=True)
 
     result = {"machine": args.machine, "size_bytes": size, "runs": runs, "resume": resume}
-    (args.out / "downloads.json").write_text(json.dumps(result, indent=2))
+    stem = "downloads-" + fs
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2))
     mb = lambda s: size / s / 1e6
-    lines = [f"## Downloads on loopback ({args.size_mib} MiB, {args.runs} runs each)", "", args.machine, "",
+    fs = subprocess.run(["df", "-T", str(dest)], capture_output=True, text=True).stdout.splitlines()[-1].split()[1]
+    lines = [f"## Downloads on loopback ({args.size_mib} MiB, {args.runs} runs each, into {dest} ({fs}))", "", args.machine, "",
              "| tool | median s | median MB/s | peak RSS (MiB) |", "|---|---|---|---|"]
     for name, rs in runs.items():
         med = statistics.median(r["seconds"] for r in rs)
@@ -172,7 +182,7 @@ def main():
                   f"(a fresh download {resume['fresh_seconds']:.2f} s), re-hashing the {kept >> 20} MiB part and asking for "
                   f"bytes from {server.ranges[0] if server.ranges else '?'}; peak RSS {rss:.1f} MiB; "
                   f"{'installed and verified' if code == 0 else 'FAILED'}."]
-    (args.out / "downloads.md").write_text("\n".join(lines) + "\n")
+    (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
