@@ -168,11 +168,11 @@ def main():
     print(f"resume: {kept} bytes kept, second run {seconds:.2f} s, asked from {server.ranges}", flush=True)
     subprocess.run(["rm", "-rf", str(dest)], check=True)
 
+    fs = subprocess.run(["df", "-T", str(dest)], capture_output=True, text=True).stdout.splitlines()[-1].split()[1]
     result = {"machine": args.machine, "size_bytes": size, "runs": runs, "resume": resume}
     stem = "downloads-" + fs
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2))
     mb = lambda s: size / s / 1e6
-    fs = subprocess.run(["df", "-T", str(dest)], capture_output=True, text=True).stdout.splitlines()[-1].split()[1]
     lines = [f"## Downloads on loopback ({args.size_mib} MiB, {args.runs} runs each, into {dest} ({fs}))", "", args.machine, "",
              "| tool | median s | median MB/s | peak RSS (MiB) |", "|---|---|---|---|"]
     for name, rs in runs.items():
