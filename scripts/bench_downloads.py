@@ -126,6 +126,8 @@ def main():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/model.gguf"
     dest = args.dest or args.work / "dest"
+    dest.mkdir(parents=True, exist_ok=True)
+    fs = subprocess.run(["df", "-T", str(dest)], capture_output=True, text=True).stdout.splitlines()[-1].split()[1]
 
     def clean():
         subprocess.run(["rm", "-rf", str(dest)], check=True)
@@ -168,7 +170,6 @@ def main():
     print(f"resume: {kept} bytes kept, second run {seconds:.2f} s, asked from {server.ranges}", flush=True)
     subprocess.run(["rm", "-rf", str(dest)], check=True)
 
-    fs = subprocess.run(["df", "-T", str(dest)], capture_output=True, text=True).stdout.splitlines()[-1].split()[1]
     result = {"machine": args.machine, "size_bytes": size, "runs": runs, "resume": resume}
     stem = "downloads-" + fs
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2))
