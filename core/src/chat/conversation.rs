@@ -138,6 +138,7 @@ pub struct Conversation {
     options: ConversationOptions,
     messages: Vec<Message>,
     fail_decode_after: Option<u32>,
+    answer_prefix: Option<String>,
 }
 
 impl std::fmt::Debug for Conversation {
@@ -186,7 +187,7 @@ impl Conversation {
             SessionParams { context_length, threads, batch_size, kv_type: options.kv_type, full_swa_cache: options.full_swa_cache },
         )?;
         let messages = options.system_prompt.iter().map(Message::system).collect();
-        Ok(Conversation { session, options, messages, fail_decode_after: None })
+        Ok(Conversation { session, options, messages, fail_decode_after: None, answer_prefix: None })
     }
 
     /// The model this conversation runs on.
@@ -384,6 +385,14 @@ impl Conversation {
         self.fail_decode_after = tokens;
     }
 
+    /// Experiment hook: the next answer starts with `prefix`, decoded as if
+    /// the model had written it but not shown (e.g. a finished tool call, to
+    /// see whether the model goes on to a second one). Not for apps.
+    #[doc(hidden)]
+    pub fn inject_answer_prefix(&mut self, prefix: Option<String>) {
+        self.answer_prefix = prefix;
+    }
+
     fn respond(&mut self, options: &SendOptions, on_event: &mut dyn FnMut(ChatEvent<'_>)) -> Result<Reply> {
         let started = Instant::now();
         let sampling = self.options.sampling.clone();
@@ -398,6 +407,9 @@ impl Conversation {
         let mut tokens = self.fit_prompt(tools.as_ref().map_or(&[][..], |t| &t.tools[..]))?;
         if let Some(opener) = tools.as_ref().and_then(ToolUse::forced_opener) {
             tokens.extend(model.tokenize_template(&opener));
+        }
+        if let Some(prefix) = self.answer_prefix.take() {
+            tokens.extend(model.tokenize_template(&prefix));
         }
         let cancel = &options.cancel;
         let prefill = self.session.prefill(&tokens, cancel)?;
