@@ -5,7 +5,8 @@
 # models, then runs the Rust workspace's tests (unit, real-model integration,
 # CLI contract), the Kotlin SDK's JUnit suite on the host JVM, the Swift
 # SDK's XCTest suite (Swift 6 in a Debian trixie rootfs; needs root), the
-# official OpenAI client against `pocketlm serve`, a short fuzz run of the
+# official OpenAI client against `pocketlm serve`, the 16 KB page alignment of
+# every Android native library (JNA's from its AAR, ours when built), a short fuzz run of the
 # pure layer, the aarch64 NEON builds under qemu, the Vulkan build on Mesa's
 # lavapipe, and the README's demo on a fresh minimal Debian.
 set -euo pipefail
@@ -28,6 +29,7 @@ else
     echo "NOT RUN: the tmpfs disk-full test needs root (cargo lists it as ignored)" >&2
 fi
 bash scripts/test-kotlin.sh
+bash scripts/check-16k-pages.sh
 bash scripts/test-swift.sh
 bash scripts/test-openai-client.sh
 bash scripts/fuzz.sh 60
