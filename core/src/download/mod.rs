@@ -86,8 +86,7 @@ impl DownloadRequest {
 
     /// Checks the URL, the file name and the hash before anything is sent.
     pub fn validate(&self) -> Result<()> {
-        let lower = self.url.to_ascii_lowercase();
-        if !(lower.starts_with("https://") || lower.starts_with("http://")) || reqwest::Url::parse(&self.url).is_err() {
+        if !crate::catalog::is_http_url(&self.url) || reqwest::Url::parse(&self.url).is_err() {
             return Err(invalid(format!("{:?} is not an http(s) URL", self.url)));
         }
         crate::catalog::check_file_name(&self.file_name)?;
@@ -293,9 +292,7 @@ impl Downloader {
         let part =
             OpenOptions::new().create(true).read(true).append(true).open(&paths.part).map_err(|e| storage("open the part file", e))?;
         let saved = PartInfo::load(&paths.info).filter(|i| i.url == request.url);
-        // A part is resumed when the server can guard the range (If-Range) or
-        // the expected hash will catch a file that changed; else it starts over.
-        let resumable = saved.as_ref().is_some_and(|i| i.validator.is_some() || request.sha256.is_some());
+        let resumable = saved.as_ref().is_some_and(|i| i.resumable(request));
         let mut info = saved.unwrap_or_else(|| PartInfo::new(&request.url));
         let (state, mut offset) = if resumable {
             // What is on disk is hashed again (it may come from an earlier process).
@@ -354,7 +351,7 @@ impl Downloader {
                     }
                     Event::Data(batch) => {
                         for bytes in batch {
-                            writer.write_all(&bytes).map_err(|e| part_write(e, info.validator.is_some() || request.sha256.is_some()))?;
+                            writer.write_all(&bytes).map_err(|e| part_write(e, info.resumable(request)))?;
                             offset += bytes.len() as u64;
                             hasher.update(bytes);
                         }

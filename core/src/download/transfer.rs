@@ -43,6 +43,13 @@ impl PartInfo {
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
     }
 
+    /// Whether a part of this file can be resumed for `request`: the server can
+    /// guard the range (`If-Range`), or the expected hash will catch a file
+    /// that changed; otherwise it starts over.
+    pub(super) fn resumable(&self, request: &super::DownloadRequest) -> bool {
+        self.validator.is_some() || request.sha256.is_some()
+    }
+
     pub(super) fn save(&self, path: &Path) -> std::io::Result<()> {
         std::fs::write(path, serde_json::to_string(self).unwrap_or_default())
     }
@@ -231,8 +238,8 @@ async fn run(f: Fetch, tx: &mpsc::Sender<Event>, credits: &Semaphore) -> Result<
         };
         // One hand-over per batch, not per socket read (tens of thousands per GiB).
         // `chunk()` is cancel-safe: a poll that finds nothing loses nothing.
-        let (mut batch, mut len, mut end) = (vec![first], 0, None);
-        len += batch[0].len();
+        let mut len = first.len();
+        let (mut batch, mut end) = (vec![first], None);
         while len < BATCH_BYTES {
             match response.chunk().now_or_never() {
                 None => break,

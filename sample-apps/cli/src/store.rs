@@ -46,8 +46,7 @@ pub fn requests(
     sha256: Option<String>,
     name: Option<String>,
 ) -> Result<Vec<DownloadRequest>, Error> {
-    let lower = target.to_ascii_lowercase();
-    if lower.starts_with("https://") || lower.starts_with("http://") {
+    if pocketlm::catalog::is_http_url(target) {
         let file_name = name.or_else(|| name_from_url(target)).ok_or_else(|| Error::InvalidOption {
             name: "name",
             value: target.to_string(),

@@ -123,13 +123,12 @@ impl Catalog {
         entry.validate()?;
         // One name in the store is one file: another entry's file under the
         // same name would be taken for this one.
-        let files = |e: &CatalogEntry| std::iter::once(e.file.clone()).chain(e.projector.clone()).collect::<Vec<_>>();
         for other in self.entries.iter().filter(|e| e.id != entry.id) {
-            for mine in files(&entry) {
-                if let Some(theirs) = files(other).into_iter().find(|f| f.file_name == mine.file_name && f.url != mine.url) {
+            for mine in entry.files() {
+                if let Some(theirs) = other.files().find(|f| f.file_name == mine.file_name && f.url != mine.url) {
                     return Err(invalid(
                         &format!("{}.file_name", entry.id),
-                        theirs.file_name,
+                        theirs.file_name.clone(),
                         format!("a name no other entry uses for another file ({} uses it)", other.id),
                     ));
                 }
@@ -204,6 +203,11 @@ impl CatalogEntry {
         Ok(())
     }
 
+    /// The model file, then the projector if any.
+    fn files(&self) -> impl Iterator<Item = &CatalogFile> {
+        std::iter::once(&self.file).chain(self.projector.as_ref())
+    }
+
     /// Bytes of the model file's weights the planner counts: the file size
     /// when known (a slight over-count: it includes the header), else the
     /// estimate from the shape; and whether it is the estimate.
@@ -218,11 +222,7 @@ impl CatalogEntry {
 impl CatalogFile {
     fn validate(&self, id: &str, what: &str) -> Result<()> {
         let field = |name: &str| format!("{id}.{what}.{name}");
-        let lower = self.url.to_ascii_lowercase();
-        if !(lower.starts_with("https://") || lower.starts_with("http://"))
-            || self.url.len() > 4096
-            || self.url.contains(char::is_whitespace)
-        {
+        if !is_http_url(&self.url) || self.url.len() > 4096 || self.url.contains(char::is_whitespace) {
             return Err(invalid(&field("url"), format!("{:?}", self.url), "an http(s) URL of at most 4096 bytes"));
         }
         let named = |name: &str, e: Error| invalid(&field(name), e.to_string(), "see the message");
@@ -240,6 +240,13 @@ impl CatalogFile {
         }
         Ok(())
     }
+}
+
+/// Whether `url` starts with `http://` or `https://` (either case): the only
+/// schemes a model is downloaded over.
+pub fn is_http_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    lower.starts_with("https://") || lower.starts_with("http://")
 }
 
 /// Checks that `name` is a plain file name: no path separators, not
