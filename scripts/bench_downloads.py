@@ -96,6 +96,11 @@ def timed(cmd):
     return seconds, kib / 1024, done.returncode
 
 
+def then(first, second):
+    """Two timed runs as one: times added, the larger peak, the first failure."""
+    return first[0] + second[0], max(first[1], second[1]), first[2] or second[2]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("pocketlm")
@@ -133,12 +138,11 @@ def main():
         subprocess.run(["rm", "-rf", str(dest)], check=True)
         dest.mkdir()
 
+    curl = lambda: timed(["curl", "-sf", "-o", str(dest / "model.gguf"), url])
     tools = {
-        "curl": lambda: timed(["curl", "-sf", "-o", str(dest / "model.gguf"), url]),
-        "curl + sync": lambda: (lambda a, b: (a[0] + b[0], max(a[1], b[1]), a[2] or b[2]))(
-            timed(["curl", "-sf", "-o", str(dest / "model.gguf"), url]), timed(["sync", str(dest / "model.gguf")])),
-        "curl + sha256sum": lambda: (lambda a, b: (a[0] + b[0], max(a[1], b[1]), a[2] or b[2]))(
-            timed(["curl", "-sf", "-o", str(dest / "model.gguf"), url]), timed(["sha256sum", str(dest / "model.gguf")])),
+        "curl": curl,
+        "curl + sync": lambda: then(curl(), timed(["sync", str(dest / "model.gguf")])),
+        "curl + sha256sum": lambda: then(curl(), timed(["sha256sum", str(dest / "model.gguf")])),
         "pocketlm pull": lambda: timed([args.pocketlm, "pull", url, "--dir", str(dest), "--sha256", digest]),
     }
     runs = {name: [] for name in tools}
