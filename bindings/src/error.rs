@@ -38,6 +38,55 @@ pub enum CloudErrorKind {
     Cancelled,
 }
 
+/// The kinds of session-file failure (see the core's `SessionErrorKind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum SessionErrorKind {
+    /// There is no file at that path.
+    NotFound,
+    /// The file is not a PocketLM session file.
+    NotASession,
+    /// Written by an incompatible PocketLM.
+    UnsupportedVersion,
+    /// The header (and so the transcript) is damaged or cut short.
+    Corrupt,
+    /// The transcript is intact, the saved KV state is damaged or cut short.
+    StateCorrupt,
+    /// Saved with another model file.
+    ModelMismatch,
+    /// Saved with another chat template.
+    TemplateMismatch,
+    /// Saved under other context settings.
+    SettingsMismatch,
+    /// Saved by another llama.cpp build.
+    EngineMismatch,
+    /// llama.cpp refused the saved state.
+    StateRejected,
+    /// The transcript is too large for a session file.
+    TooLarge,
+    /// Reading or writing the file failed.
+    Storage,
+}
+
+impl From<pocketlm::SessionErrorKind> for SessionErrorKind {
+    fn from(k: pocketlm::SessionErrorKind) -> Self {
+        use pocketlm::SessionErrorKind as K;
+        match k {
+            K::NotFound => SessionErrorKind::NotFound,
+            K::NotASession => SessionErrorKind::NotASession,
+            K::UnsupportedVersion => SessionErrorKind::UnsupportedVersion,
+            K::Corrupt => SessionErrorKind::Corrupt,
+            K::StateCorrupt => SessionErrorKind::StateCorrupt,
+            K::ModelMismatch => SessionErrorKind::ModelMismatch,
+            K::TemplateMismatch => SessionErrorKind::TemplateMismatch,
+            K::SettingsMismatch => SessionErrorKind::SettingsMismatch,
+            K::EngineMismatch => SessionErrorKind::EngineMismatch,
+            K::StateRejected => SessionErrorKind::StateRejected,
+            K::TooLarge => SessionErrorKind::TooLarge,
+            K::Storage => SessionErrorKind::Storage,
+        }
+    }
+}
+
 /// The kinds of download failure (see the core's `DownloadErrorKind` for remedies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum DownloadErrorKind {
@@ -169,6 +218,10 @@ pub enum FfiError {
     /// The cloud endpoint failed or refused (only with cloud routing configured).
     #[error("{description}")]
     Cloud { kind: CloudErrorKind, transient: bool, detail: String, description: String },
+    /// A saved conversation could not be saved or restored; `transcript_usable`
+    /// when `restoreTranscript` still brings its messages back.
+    #[error("{description}")]
+    Session { kind: SessionErrorKind, transcript_usable: bool, detail: String, description: String },
     /// This library's CPU kernels need instructions the CPU lacks.
     #[error("{description}")]
     UnsupportedCpu { missing: Vec<String>, kernels: String, description: String },
@@ -242,6 +295,9 @@ impl From<CoreError> for FfiError {
             CoreError::ToolCallInvalid { name, detail } => FfiError::ToolCallInvalid { name, detail, description },
             CoreError::ToolRoundsExceeded { rounds } => FfiError::ToolRoundsExceeded { rounds: saturating_i32(rounds), description },
             CoreError::LoadCancelled { path: p } => FfiError::LoadCancelled { path: path(&p), description },
+            CoreError::Session { kind, detail } => {
+                FfiError::Session { kind: kind.into(), transcript_usable: kind.transcript_usable(), detail, description }
+            }
         }
     }
 }

@@ -32,12 +32,15 @@ pub mod routing;
 mod task;
 
 pub use catalog::{CatalogEntry, CatalogFile, ModelShape, PocketCatalog, Recommendation};
-pub use chat::{ChatMessage, ConversationConfig, Metrics, PocketConversation, Reply, ReplyListener, Role, SamplingConfig, StopReason};
+pub use chat::{
+    read_session_summary, ChatMessage, ConversationConfig, Metrics, PocketConversation, Reply, ReplyListener, RestoredSession, Role,
+    SamplingConfig, SavedSession, SessionSummary, StopReason,
+};
 #[cfg(feature = "download")]
 pub use download::{
     DownloadHandle, DownloadListener, DownloadOptions, DownloadProgress, DownloadRequest, DownloadState, InstalledModel, ModelDownloader,
 };
-pub use error::{CloudErrorKind, DownloadErrorKind, FfiError};
+pub use error::{CloudErrorKind, DownloadErrorKind, FfiError, SessionErrorKind};
 pub use logging::{init_logging, LogLevel, LogSink};
 pub use model::{
     BackendInfo, BackendRequest, CancelSignal, LoadProgressListener, MemoryPlan, ModelConfig, ModelInfo, PocketModel, WeightLoading,

@@ -29,7 +29,7 @@
 // The pure layer, re-exported so `pocketlm::gguf`, `pocketlm::plan` and
 // `crate::error` keep their paths.
 use pocketlm_base::{arch, cancel, confidence, constraint, error, partial, sampling, stream, template, tool};
-pub use pocketlm_base::{catalog, gguf, plan};
+pub use pocketlm_base::{catalog, gguf, plan, session_file};
 
 #[allow(unsafe_code)] // the one layer that may: see engine/mod.rs
 mod engine;
@@ -50,8 +50,8 @@ pub use bench::{bench, bench_turns, BenchOptions, BenchReport, BenchRun, TurnBen
 pub use cancel::CancelToken;
 pub use catalog::{Catalog, CatalogEntry, CatalogFile, RecommendRequest, Recommendation};
 pub use chat::{
-    ChatEvent, Conversation, ConversationOptions, Metrics, OverflowPolicy, PartialAnswer, Reply, SendOptions, StopReason,
-    DEFAULT_CONTEXT_LENGTH, DEFAULT_MAX_TOOL_ROUNDS,
+    read_session_summary, ChatEvent, Conversation, ConversationOptions, Metrics, OverflowPolicy, PartialAnswer, Reply, RestoredSession,
+    SavedSession, SendOptions, SessionSummary, StopReason, DEFAULT_CONTEXT_LENGTH, DEFAULT_MAX_TOOL_ROUNDS,
 };
 #[cfg(feature = "cloud")]
 pub use cloud::{
@@ -69,7 +69,7 @@ pub use engine::{
     BackendInfo, BackendRequest, CpuInfo, Model, ModelInfo, ModelOptions, ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD,
     FORCE_PROBE_FAILURE_ENV,
 };
-pub use error::{CloudErrorKind, DownloadErrorKind, Error, Result};
+pub use error::{CloudErrorKind, DownloadErrorKind, Error, Result, SessionErrorKind};
 /// Snapshots of JSON still being written (what [`ChatEvent::Snapshot`] carries).
 pub use partial::snapshot as json_snapshot;
 pub use plan::{KvType, MemoryEstimate, MemoryPlan, ModelShape, PlanRequest, WeightLoading};

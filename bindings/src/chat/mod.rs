@@ -11,17 +11,20 @@
 mod config;
 mod message;
 mod reply;
+mod session;
 mod structured;
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub use config::{ConversationConfig, SamplingConfig};
 pub use message::{ChatMessage, Role};
 use pocketlm::{ChatEvent, Conversation, PartialAnswer, SendOptions};
 pub use reply::{Metrics, Reply, StopReason};
+pub use session::{read_session_summary, RestoredSession, SavedSession, SessionSummary};
 pub use structured::{OutputConstraint, RequestOptions, StructuredValue, ToolCall, ToolChoice, ToolResult, ToolSpec};
 
-use crate::convert::saturating_i32;
+use crate::convert::{saturating_i32, saturating_i64};
 use crate::error::FfiError;
 use crate::live::LiveHistory;
 use crate::task::{lock, spawn_streaming, GenerationHandle};
@@ -208,6 +211,56 @@ impl PocketConversation {
     pub fn set_sampling(&self, sampling: SamplingConfig) -> Result<(), FfiError> {
         let sampling = sampling.try_into()?;
         Ok(self.with_engine(|c| c.set_sampling(sampling))?)
+    }
+
+    /// Saves the transcript and the KV cache to `path` (atomically). Waits
+    /// for a running answer; call it from a background thread.
+    pub fn save(&self, path: String) -> Result<SavedSession, FfiError> {
+        let saved = self.with_engine(|c| c.save(Path::new(&path)))?;
+        Ok(SavedSession {
+            file_bytes: saturating_i64(saved.file_bytes),
+            messages: saturating_i32(saved.messages),
+            cached_tokens: saturating_i32(saved.cached_tokens),
+        })
+    }
+
+    /// Restores a conversation saved by `save`: its messages and its KV cache,
+    /// so the next answer evaluates only the new tokens. A file from another
+    /// model, template, context settings or engine build, or one damaged or
+    /// cut short, is `FfiError.Session` and changes nothing; with
+    /// `fall_back_to_transcript` the messages are restored anyway when the
+    /// file's transcript is intact (the next answer re-reads them), and
+    /// `fallback_kind` and `fallback_reason` say why the cache was not.
+    pub fn restore(&self, path: String, fall_back_to_transcript: bool) -> Result<RestoredSession, FfiError> {
+        let path = PathBuf::from(path);
+        let (restored, why) =
+            self.with_engine(
+                |c| {
+                    if fall_back_to_transcript {
+                        c.restore_or_transcript(&path)
+                    } else {
+                        c.restore(&path).map(|r| (r, None))
+                    }
+                },
+            )?;
+        let (fallback_kind, fallback_reason) = match why {
+            Some(pocketlm::Error::Session { kind, detail }) => (Some(kind.into()), Some(detail)),
+            Some(other) => (None, Some(other.to_string())),
+            None => (None, None),
+        };
+        Ok(RestoredSession {
+            messages: saturating_i32(restored.messages),
+            cached_tokens: saturating_i32(restored.cached_tokens),
+            fallback_kind,
+            fallback_reason,
+        })
+    }
+
+    /// Restores only the messages of a session file (saved with any model or
+    /// settings); the next answer re-reads them.
+    pub fn restore_transcript(&self, path: String) -> Result<RestoredSession, FfiError> {
+        let restored = self.with_engine(|c| c.restore_transcript(Path::new(&path)))?;
+        Ok(RestoredSession { messages: saturating_i32(restored.messages), cached_tokens: 0, fallback_kind: None, fallback_reason: None })
     }
 
     /// The context window in tokens (fixed at creation; never waits).

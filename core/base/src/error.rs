@@ -196,6 +196,93 @@ pub enum Error {
         /// The path that was given.
         path: PathBuf,
     },
+    /// A saved conversation could not be saved or restored.
+    #[error("session file ({}): {detail} ({})", kind.as_str(), kind.hint())]
+    Session {
+        /// What kind of failure.
+        kind: SessionErrorKind,
+        /// What was found.
+        detail: String,
+    },
+}
+
+/// The kinds of session-file failure, each with its own remedy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionErrorKind {
+    /// There is no file at that path.
+    NotFound,
+    /// The file is not a PocketLM session file.
+    NotASession,
+    /// The file was written by a newer or older, incompatible PocketLM.
+    UnsupportedVersion,
+    /// The file's header (and so its transcript) is damaged or cut short.
+    Corrupt,
+    /// The transcript is intact, but the saved KV-cache state is damaged or cut short.
+    StateCorrupt,
+    /// The state belongs to another model file.
+    ModelMismatch,
+    /// The state was saved with another chat template.
+    TemplateMismatch,
+    /// The state was saved under other context settings (length, KV type, SWA cache).
+    SettingsMismatch,
+    /// The state was saved by another llama.cpp build, whose layout may differ.
+    EngineMismatch,
+    /// llama.cpp refused the state, or it does not fit this conversation's context.
+    StateRejected,
+    /// The transcript is too large for a session file.
+    TooLarge,
+    /// Reading or writing the file failed (permissions, space).
+    Storage,
+}
+
+impl SessionErrorKind {
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionErrorKind::NotFound => "not_found",
+            SessionErrorKind::NotASession => "not_a_session",
+            SessionErrorKind::UnsupportedVersion => "unsupported_version",
+            SessionErrorKind::Corrupt => "corrupt",
+            SessionErrorKind::StateCorrupt => "state_corrupt",
+            SessionErrorKind::ModelMismatch => "model_mismatch",
+            SessionErrorKind::TemplateMismatch => "template_mismatch",
+            SessionErrorKind::SettingsMismatch => "settings_mismatch",
+            SessionErrorKind::EngineMismatch => "engine_mismatch",
+            SessionErrorKind::StateRejected => "state_rejected",
+            SessionErrorKind::TooLarge => "too_large",
+            SessionErrorKind::Storage => "storage",
+        }
+    }
+
+    /// What to do about it.
+    pub fn hint(self) -> &'static str {
+        if self.transcript_usable() {
+            return "restore the transcript alone; the next answer re-reads it";
+        }
+        match self {
+            SessionErrorKind::NotFound => "check the path; start a new conversation if there is none",
+            SessionErrorKind::NotASession => "pass a file written by PocketLM's session saving",
+            SessionErrorKind::UnsupportedVersion => "this PocketLM cannot read it; start a new conversation",
+            SessionErrorKind::Corrupt => "the file is damaged and holds nothing usable; delete it",
+            SessionErrorKind::TooLarge => "start a new conversation, or cut the history",
+            _ => "check free space and permissions of the directory",
+        }
+    }
+
+    /// Whether the file's transcript can still be restored (to be re-evaluated)
+    /// although the saved state cannot be used.
+    pub fn transcript_usable(self) -> bool {
+        matches!(
+            self,
+            SessionErrorKind::StateCorrupt
+                | SessionErrorKind::ModelMismatch
+                | SessionErrorKind::TemplateMismatch
+                | SessionErrorKind::SettingsMismatch
+                | SessionErrorKind::EngineMismatch
+                | SessionErrorKind::StateRejected
+        )
+    }
 }
 
 /// The kinds of download failure, each with its own remedy.

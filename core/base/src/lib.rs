@@ -13,6 +13,7 @@
 //! - [`partial`]: snapshots of JSON still being written;
 //! - [`arch`]: which architectures can chat;
 //! - [`sampling`]: sampling options and their validation;
+//! - [`session_file`]: the saved-conversation file and its checks;
 //! - [`cancel`]: the cancellation flag shared by every layer;
 //! - [`error`]: the one error type of the SDK.
 #![forbid(unsafe_code)]
@@ -27,8 +28,9 @@ pub mod gguf;
 pub mod partial;
 pub mod plan;
 pub mod sampling;
+pub mod session_file;
 pub mod stream;
 pub mod template;
 pub mod tool;
 
-pub use error::{CloudErrorKind, DownloadErrorKind, Error, Result};
+pub use error::{CloudErrorKind, DownloadErrorKind, Error, Result, SessionErrorKind};

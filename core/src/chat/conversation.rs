@@ -134,9 +134,9 @@ pub struct Reply {
 /// already holds. A conversation is used from one thread at a time (`&mut`);
 /// create one per concurrent user of the same [`Model`].
 pub struct Conversation {
-    session: Session,
-    options: ConversationOptions,
-    messages: Vec<Message>,
+    pub(super) session: Session,
+    pub(super) options: ConversationOptions,
+    pub(super) messages: Vec<Message>,
     fail_decode_after: Option<u32>,
     answer_prefix: Option<String>,
 }

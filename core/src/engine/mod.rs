@@ -31,7 +31,7 @@ pub use logging::set_llama_log_level;
 pub use model::{describe, inspect_file, live_model_count, Model, ModelInfo, ModelOptions};
 pub use rss::peak_rss_bytes;
 pub(crate) use sampler::Sampler;
-pub(crate) use session::{Prefill, Session, SessionParams};
+pub(crate) use session::{Prefill, Session, SessionParams, STATE_LAYOUT};
 pub use threads::default_threads;
 
 /// A compiled output constraint (schema, grammar or tool-call grammar),

@@ -17,6 +17,7 @@ use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::plan::WeightLoading;
+use crate::session_file::{hex_digest, ModelIdentity};
 use crate::template::{generic_tool_messages, render_plain, split_prompt, ChatTemplate, Message, PromptPiece, Role};
 use crate::tool::{probe_tool, Tool, ToolFormat};
 
@@ -83,6 +84,8 @@ pub(crate) struct ModelInner {
     pub(crate) prompt: PromptFormat,
     pub(crate) weights: WeightLoading,
     pub(crate) backend: BackendInfo,
+    /// Which file this is (size and header digest), for saved sessions.
+    pub(crate) identity: ModelIdentity,
     /// The constrained-decoding engine for this vocabulary, built on first use.
     pub(crate) constraints: OnceLock<super::constraint::Engine>,
     /// How this model's template writes tool calls, found on first use.
@@ -220,6 +223,8 @@ impl Model {
         let cancelled = || Error::LoadCancelled { path: path.clone() };
         let gguf = inspect_file(&path)?;
         check_can_chat(&gguf, &path)?;
+        let identity =
+            ModelIdentity::of_file(&path, &gguf).map_err(|e| Error::ModelUnreadable { path: path.clone(), reason: e.to_string() })?;
         let llama_backend = backend()?;
         let choice = super::backend::choose(options.backend, options.gpu_layers, &gguf);
         if cancel.is_cancelled() {
@@ -302,6 +307,7 @@ impl Model {
                 prompt,
                 weights,
                 backend,
+                identity,
                 constraints: OnceLock::new(),
                 tool_format: OnceLock::new(),
             }),
@@ -332,6 +338,22 @@ impl Model {
     /// says so in `fallback_reason`).
     pub fn backend(&self) -> &BackendInfo {
         &self.inner.backend
+    }
+
+    /// Which file this is: its size and the SHA-256 of its GGUF header
+    /// (what a saved session is bound to).
+    pub fn identity(&self) -> &ModelIdentity {
+        &self.inner.identity
+    }
+
+    /// SHA-256 (hex) of the chat template prompts are rendered with (empty
+    /// text for plain completion).
+    pub fn template_digest(&self) -> String {
+        hex_digest(match &self.inner.prompt {
+            PromptFormat::Jinja(t) => t.source(),
+            PromptFormat::LlamaCpp(source) => source.as_str(),
+            PromptFormat::Plain => "",
+        })
     }
 
     /// The parsed GGUF header and tensor table.

@@ -11,6 +11,7 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::session::LlamaStateSeqFlags;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
@@ -102,6 +103,11 @@ enum Decoded {
 
 /// llama_decode's return value for an aborted batch (see llama.h).
 const DECODE_ABORTED: i32 = 2;
+
+/// The llama.cpp build whose KV-state layout saved sessions hold: a state
+/// is loaded only by the build that wrote it (the `llama-cpp-sys-2` pin in
+/// the workspace `Cargo.toml`; a test keeps the two equal).
+pub const STATE_LAYOUT: &str = "llama.cpp via llama-cpp-sys-2 0.1.160";
 
 /// Context settings fixed for a session's lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,6 +358,54 @@ impl Session {
         Ok(scores)
     }
 
+    /// The KV cache as saved: the tokens it holds and llama.cpp's state of
+    /// sequence 0 for them.
+    pub fn save_state(&self) -> Result<(Vec<i32>, Vec<u8>)> {
+        let size = self.ctx.state_seq_get_size_ext(0, LlamaStateSeqFlags::default());
+        let mut state = vec![0u8; size];
+        // SAFETY: `state` holds the `size` bytes llama.cpp just asked for, and
+        // nothing changes the context in between (`&self` on a `&mut` API).
+        let written = unsafe { self.ctx.state_seq_get_data_ext(state.as_mut_ptr(), 0, LlamaStateSeqFlags::default()) };
+        if written != size {
+            return Err(Error::Inference(format!("llama.cpp wrote {written} bytes of KV state, not the {size} it announced")));
+        }
+        Ok((self.cached.iter().map(|t| t.0).collect(), state))
+    }
+
+    /// Replaces the KV cache with a saved one (see [`Session::save_state`]).
+    /// The caller has verified the bytes came from `save_state` of a session
+    /// with the same model and settings (the session file's digests and
+    /// identity). On failure the cache is empty and the session usable.
+    pub fn restore_state(&mut self, tokens: &[i32], state: &[u8]) -> std::result::Result<(), String> {
+        let n_vocab = self.model.inner.llama.n_vocab();
+        if let Some(bad) = tokens.iter().find(|&&t| t < 0 || t >= n_vocab) {
+            return Err(format!("token {bad} is not in this model's vocabulary"));
+        }
+        if tokens.len() > self.params.context_length as usize {
+            return Err(format!("{} saved tokens do not fit in a context of {}", tokens.len(), self.params.context_length));
+        }
+        self.clear();
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: llama.cpp reads at most `state.len()` bytes (its reader is
+        // bounds-checked and reports a short or mismatched buffer as failure);
+        // the bytes are ones its own writer produced (checked by the caller).
+        let ok = unsafe { self.ctx.state_seq_set_data_ext(state, 0, LlamaStateSeqFlags::default()) };
+        let end = self.ctx.kv_cache_seq_pos_max(0);
+        if !ok || end + 1 != tokens.len() as i32 {
+            self.clear();
+            return Err(if ok {
+                format!("the restored cache ends at position {end}, not at {} as the file says", tokens.len() - 1)
+            } else {
+                "llama.cpp refused the saved state".into()
+            });
+        }
+        self.cached = tokens.iter().map(|&t| LlamaToken(t)).collect();
+        self.logits_index = -1;
+        Ok(())
+    }
+
     /// The logits of the last evaluated position (one per vocabulary entry).
     pub fn logits(&self) -> &[f32] {
         self.ctx.get_logits_ith(self.logits_index)
@@ -380,4 +434,15 @@ fn log_prob(logits: &[f32], token: LlamaToken) -> f64 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
     logit as f64 - (max + sum.ln())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn state_layout_names_the_pinned_llama_cpp() {
+        let manifest = include_str!("../../../Cargo.toml");
+        let pin = manifest.lines().find(|l| l.starts_with("llama-cpp-sys-2 =")).expect("the workspace pins llama-cpp-sys-2");
+        let version = pin.split('"').nth(1).expect("a quoted version").trim_start_matches('=');
+        assert!(super::STATE_LAYOUT.ends_with(version), "update STATE_LAYOUT to {version}");
+    }
 }

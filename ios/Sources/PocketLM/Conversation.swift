@@ -1,3 +1,4 @@
+import Foundation
 import PocketLMFFI
 
 /// A multi-turn chat. Each turn evaluates only what is new since the cached
@@ -86,6 +87,48 @@ public final class Conversation: Sendable {
     public func setSampling(_ sampling: SamplingConfig) async throws {
         let inner = self.inner
         try await Blocking.run { try inner.setSampling(sampling: sampling) }
+    }
+
+    /// Saves the messages and the KV cache to `url`, atomically (a kill mid-save
+    /// keeps the previous file). Call it after each answer; it waits for a running one.
+    @discardableResult
+    public func save(to url: URL) async throws -> SavedSession {
+        let inner = self.inner
+        let path = url.path
+        return try await Blocking.run { try inner.save(path: path) }
+    }
+
+    /// Restores a conversation saved by ``save(to:)`` (after the app was killed,
+    /// say): its messages and its KV cache, so the next answer evaluates only the
+    /// new text.
+    ///
+    /// A file from another model, chat template, context setting or PocketLM
+    /// build, or one damaged or cut short, cannot give back its cache: with
+    /// `fallBackToTranscript` (the default) the messages are restored anyway when
+    /// they are intact, the next answer re-reads them, and `fallbackKind` says
+    /// why; otherwise it throws ``LanguageModelError/session(kind:transcriptUsable:detail:message:)``
+    /// and changes nothing.
+    @discardableResult
+    public func restore(from url: URL, fallBackToTranscript: Bool = true) async throws -> RestoredSession {
+        let inner = self.inner
+        let path = url.path
+        return try await Blocking.run { try inner.restore(path: path, fallBackToTranscript: fallBackToTranscript) }
+    }
+
+    /// Restores only the messages of a session file (saved with any model); the
+    /// next answer re-reads them.
+    @discardableResult
+    public func restoreTranscript(from url: URL) async throws -> RestoredSession {
+        let inner = self.inner
+        let path = url.path
+        return try await Blocking.run { try inner.restoreTranscript(path: path) }
+    }
+
+    /// A saved conversation's messages and save time, read without loading a
+    /// model (for a list of conversations).
+    public static func summary(of url: URL) async throws -> SessionSummary {
+        let path = url.path
+        return try await Blocking.run { try readSessionSummary(path: path) }
     }
 }
 

@@ -58,6 +58,9 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
     case toolRoundsExceeded(rounds: Int32, message: String)
     /// Loading was cancelled (`LanguageModel.load` throws `CancellationError` instead).
     case loadCancelled(path: String, message: String)
+    /// A saved conversation could not be saved or restored; when `transcriptUsable`,
+    /// ``Conversation/restoreTranscript(from:)`` still brings its messages back.
+    case session(kind: SessionErrorKind, transcriptUsable: Bool, detail: String, message: String)
 
     /// What went wrong and what to do, in English.
     public var message: String {
@@ -86,6 +89,7 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
         case .toolCallInvalid(_, _, let message): return message
         case .toolRoundsExceeded(_, let message): return message
         case .loadCancelled(_, let message): return message
+        case .session(_, _, _, let message): return message
         }
     }
 
@@ -146,6 +150,8 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
             self = .toolRoundsExceeded(rounds: rounds, message: description)
         case .LoadCancelled(let path, let description):
             self = .loadCancelled(path: path, message: description)
+        case .Session(let kind, let transcriptUsable, let detail, let description):
+            self = .session(kind: kind, transcriptUsable: transcriptUsable, detail: detail, message: description)
         }
     }
 

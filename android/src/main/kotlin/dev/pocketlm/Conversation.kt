@@ -7,11 +7,16 @@ import dev.pocketlm.ffi.Reply
 import dev.pocketlm.ffi.GenerationHandle
 import dev.pocketlm.ffi.ReplyListener
 import dev.pocketlm.ffi.RequestOptions
+import dev.pocketlm.ffi.RestoredSession
+import dev.pocketlm.ffi.SavedSession
+import dev.pocketlm.ffi.SessionSummary
+import dev.pocketlm.ffi.readSessionSummary
 import dev.pocketlm.ffi.SamplingConfig
 import dev.pocketlm.ffi.ToolCall
 import dev.pocketlm.ffi.ToolChoice
 import dev.pocketlm.ffi.ToolResult
 import kotlinx.serialization.json.Json
+import java.io.File
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.awaitClose
@@ -95,11 +100,41 @@ class Conversation internal constructor(private val inner: PocketConversation) :
     /** Changes sampling for the next answers. */
     suspend fun setSampling(sampling: SamplingConfig) = withContext(Dispatchers.IO) { ffiCall { inner.setSampling(sampling) } }
 
+    /**
+     * Saves the messages and the KV cache to [file], atomically (a kill mid-save keeps
+     * the previous file). Call it after each answer; it waits for a running one.
+     */
+    suspend fun save(file: File): SavedSession = withContext(Dispatchers.IO) { ffiCall { inner.save(file.path) } }
+
+    /**
+     * Restores a conversation saved by [save] (after the app was killed, say): its
+     * messages and its KV cache, so the next answer evaluates only the new text.
+     *
+     * A file from another model, chat template, context setting or PocketLM build, or
+     * one damaged or cut short, cannot give back its cache: with [fallBackToTranscript]
+     * (the default) the messages are restored anyway when they are intact, the next
+     * answer re-reads them, and [RestoredSession.fallbackKind] says why; otherwise it
+     * throws [LanguageModelException.Session] and changes nothing.
+     */
+    suspend fun restore(file: File, fallBackToTranscript: Boolean = true): RestoredSession =
+        withContext(Dispatchers.IO) { ffiCall { inner.restore(file.path, fallBackToTranscript) } }
+
+    /** Restores only the messages of a session file (saved with any model); the next answer re-reads them. */
+    suspend fun restoreTranscript(file: File): RestoredSession =
+        withContext(Dispatchers.IO) { ffiCall { inner.restoreTranscript(file.path) } }
+
     /** The context window in tokens (fixed; safe to read on the main thread at any time). */
     val contextLength: Int get() = inner.contextLength()
 
-    internal companion object {
-        val noOptions = RequestOptions(constraint = null, tools = emptyList(), toolChoice = ToolChoice.Auto)
+    companion object {
+        internal val noOptions = RequestOptions(constraint = null, tools = emptyList(), toolChoice = ToolChoice.Auto)
+
+        /**
+         * A saved conversation's messages and save time, read without loading a model
+         * (for a list of conversations).
+         */
+        suspend fun summary(file: File): SessionSummary =
+            withContext(Dispatchers.IO) { ffiCall { readSessionSummary(file.path) } }
     }
 
     /** Frees the conversation's context and KV cache. */

@@ -3,6 +3,7 @@ package dev.pocketlm
 import dev.pocketlm.ffi.CloudErrorKind
 import dev.pocketlm.ffi.DownloadErrorKind
 import dev.pocketlm.ffi.FfiException
+import dev.pocketlm.ffi.SessionErrorKind
 
 /**
  * Everything that can go wrong in PocketLM. Each subclass carries the fields an
@@ -94,6 +95,13 @@ sealed class LanguageModelException(message: String) : Exception(message) {
 
     /** Loading [path] was cancelled (`LanguageModel.load` turns it into a `CancellationException`). */
     class LoadCancelled(val path: String, message: String) : LanguageModelException(message)
+
+    /**
+     * A saved conversation could not be saved or restored ([kind] says why). When
+     * [transcriptUsable], `Conversation.restoreTranscript` still brings its messages back.
+     */
+    class Session(val kind: SessionErrorKind, val transcriptUsable: Boolean, val detail: String, message: String) :
+        LanguageModelException(message)
 }
 
 /** The public exception for an error that crossed the FFI. */
@@ -122,6 +130,7 @@ internal fun FfiException.toPublic(): LanguageModelException = when (this) {
     is FfiException.ToolCallInvalid -> LanguageModelException.ToolCallInvalid(name, detail, description)
     is FfiException.ToolRoundsExceeded -> LanguageModelException.ToolRoundsExceeded(rounds, description)
     is FfiException.LoadCancelled -> LanguageModelException.LoadCancelled(path, description)
+    is FfiException.Session -> LanguageModelException.Session(kind, transcriptUsable, detail, description)
 }.also { it.initCause(this) }
 
 /** Runs an FFI call, rethrowing its error as the public [LanguageModelException]. */
