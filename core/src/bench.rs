@@ -319,3 +319,152 @@ pub fn bench_turns(model: &Model, options: &TurnBenchOptions) -> Result<TurnBenc
         turns,
     })
 }
+
+/// What [`bench_restore`] measures: a conversation of about `history_tokens`
+/// tokens saved to a session file, then the next turn in a new conversation
+/// restored from it, against one that re-evaluates the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RestoreBenchOptions {
+    /// Tokens of history (the saved conversation is at least this long).
+    pub history_tokens: u32,
+    /// Measured runs of each side; the median is reported.
+    pub runs: u32,
+    /// Inference threads; `None` uses the default.
+    pub threads: Option<u32>,
+    /// Context length.
+    pub context_length: u32,
+    /// KV cache element type.
+    pub kv_type: crate::plan::KvType,
+    /// Where the session file goes (`None`: the system's temporary directory).
+    pub dir: Option<std::path::PathBuf>,
+}
+
+impl Default for RestoreBenchOptions {
+    fn default() -> Self {
+        RestoreBenchOptions { history_tokens: 2000, runs: 3, threads: None, context_length: 4096, kv_type: Default::default(), dir: None }
+    }
+}
+
+/// The result of [`bench_restore`] (times are medians, in milliseconds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestoreBenchReport {
+    /// The model file's name.
+    pub model: String,
+    /// What ran the model: `cpu`, `vulkan` or `metal`.
+    pub backend: String,
+    /// Threads used.
+    pub threads: u32,
+    /// KV cache element type.
+    pub kv_type: crate::plan::KvType,
+    /// Tokens in the saved KV cache.
+    pub history_tokens: u32,
+    /// The session file's size in bytes.
+    pub file_bytes: u64,
+    /// Time to save (write, flush to disk, rename).
+    pub save_ms: f64,
+    /// Time to restore the file into a new conversation.
+    pub restore_ms: f64,
+    /// Time to first token of the next turn after the restore.
+    pub restored_ttft_ms: f64,
+    /// Prompt tokens the next turn evaluated after the restore.
+    pub restored_evaluated: u32,
+    /// Time to first token of the next turn with the transcript alone (the
+    /// history re-evaluated).
+    pub reevaluated_ttft_ms: f64,
+    /// Prompt tokens the next turn evaluated without the saved cache.
+    pub reevaluated_evaluated: u32,
+    /// Runs per side.
+    pub runs: u32,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// The next turn after an app kill: a history of `history_tokens` is saved
+/// once, then each run restores it into a new conversation (state and
+/// transcript) and times the next turn's first token, against a new
+/// conversation given the transcript alone, which must evaluate it all. The
+/// file is read from the page cache (a phone that just killed the app usually
+/// still has it there).
+pub fn bench_restore(model: &Model, options: &RestoreBenchOptions) -> Result<RestoreBenchReport> {
+    if options.history_tokens == 0 || options.runs == 0 || options.history_tokens + 256 > options.context_length {
+        return Err(Error::InvalidOption {
+            name: "bench_restore",
+            value: format!("{options:?}"),
+            expected: "history_tokens and runs of at least 1, history_tokens + 256 within the context length".into(),
+        });
+    }
+    let threads = options.threads.unwrap_or_else(default_threads);
+    let conversation_options = crate::ConversationOptions {
+        context_length: Some(options.context_length),
+        threads: Some(threads),
+        kv_type: options.kv_type,
+        sampling: SamplingParams { max_tokens: 8, ..SamplingParams::greedy() },
+        ..crate::ConversationOptions::default()
+    };
+    // A history of alternating turns built from the filler text, long enough.
+    let words: Vec<&str> = FILLER.split_whitespace().collect();
+    let mut history = Vec::new();
+    let mut turn = 0usize;
+    while history.is_empty() || model.prompt_tokens(&history)?.len() < options.history_tokens as usize {
+        let text: Vec<&str> = (0..60).map(|i| words[(i + turn * 7) % words.len()]).collect();
+        let text = text.join(" ");
+        history.push(if turn % 2 == 0 { crate::Message::user(text) } else { crate::Message::assistant(text) });
+        turn += 1;
+    }
+    if history.len() % 2 == 1 {
+        history.push(crate::Message::assistant("Noted."));
+    }
+    let dir = options.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let file = dir.join(format!("pocketlm-bench-{}.session", std::process::id()));
+    let mut original = crate::Conversation::new(model, conversation_options.clone())?;
+    original.set_messages(history);
+    original.ask("Say OK.")?;
+    let started = Instant::now();
+    let saved = original.save(&file)?;
+    let save_ms = started.elapsed().as_secs_f64() * 1000.0;
+    drop(original);
+
+    let question = "In one word, what animal was mentioned first?";
+    let (mut restore_ms, mut restored_ttft, mut reevaluated_ttft) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut restored_evaluated, mut reevaluated_evaluated) = (0, 0);
+    let result = (|| {
+        for _ in 0..options.runs {
+            let mut restored = crate::Conversation::new(model, conversation_options.clone())?;
+            let started = Instant::now();
+            restored.restore(&file)?;
+            restore_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            let reply = restored.ask(question)?;
+            restored_ttft.push(reply.metrics.ttft_ms);
+            restored_evaluated = reply.metrics.prompt_tokens_evaluated;
+            drop(restored);
+
+            let mut reevaluated = crate::Conversation::new(model, conversation_options.clone())?;
+            reevaluated.restore_transcript(&file)?;
+            let reply = reevaluated.ask(question)?;
+            reevaluated_ttft.push(reply.metrics.ttft_ms);
+            reevaluated_evaluated = reply.metrics.prompt_tokens_evaluated;
+        }
+        Ok::<(), Error>(())
+    })();
+    let _ = std::fs::remove_file(&file);
+    result?;
+    Ok(RestoreBenchReport {
+        model: model.path().file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        backend: model.backend().backend.clone(),
+        threads,
+        kv_type: options.kv_type,
+        history_tokens: saved.cached_tokens,
+        file_bytes: saved.file_bytes,
+        save_ms,
+        restore_ms: median(restore_ms),
+        restored_ttft_ms: median(restored_ttft),
+        restored_evaluated,
+        reevaluated_ttft_ms: median(reevaluated_ttft),
+        reevaluated_evaluated,
+        runs: options.runs,
+    })
+}

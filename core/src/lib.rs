@@ -46,7 +46,10 @@ mod download;
 mod net;
 
 #[cfg(feature = "bench")]
-pub use bench::{bench, bench_turns, BenchOptions, BenchReport, BenchRun, TurnBenchOptions, TurnBenchReport, TurnTiming};
+pub use bench::{
+    bench, bench_restore, bench_turns, BenchOptions, BenchReport, BenchRun, RestoreBenchOptions, RestoreBenchReport, TurnBenchOptions,
+    TurnBenchReport, TurnTiming,
+};
 pub use cancel::CancelToken;
 pub use catalog::{Catalog, CatalogEntry, CatalogFile, RecommendRequest, Recommendation};
 pub use chat::{

@@ -284,6 +284,35 @@ impl RoutedChat {
         self.messages = messages;
     }
 
+    /// Saves the history and the device's KV cache to `path` (see
+    /// [`Conversation::save`]). Without a device model, only the history is
+    /// kept in memory, and this is the load error.
+    pub fn save(&mut self, path: &std::path::Path) -> Result<crate::SavedSession> {
+        let local = self.local.as_mut().map_err(|e| e.clone())?;
+        local.set_messages(self.messages.clone());
+        local.save(path)
+    }
+
+    /// Restores a conversation saved by [`RoutedChat::save`]: the history, and
+    /// the device's KV cache when the file matches (see
+    /// [`Conversation::restore_or_transcript`]; the error says why the cache
+    /// was not used). Without a device model, the transcript alone.
+    pub fn restore(&mut self, path: &std::path::Path) -> Result<(crate::RestoredSession, Option<Error>)> {
+        let restored = match self.local.as_mut() {
+            Ok(local) => {
+                let restored = local.restore_or_transcript(path)?;
+                self.messages = local.messages().to_vec();
+                restored
+            }
+            Err(_) => {
+                self.messages = crate::read_session_summary(path)?.messages;
+                (crate::RestoredSession { messages: self.messages.len() as u32, cached_tokens: 0 }, None)
+            }
+        };
+        self.last_side = None;
+        Ok(restored)
+    }
+
     /// Running cost totals.
     pub fn totals(&self) -> CostTotals {
         self.totals

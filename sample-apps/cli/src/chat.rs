@@ -2,17 +2,49 @@
 //!
 //! Ctrl-C while an answer streams cancels that answer (the partial answer is
 //! kept); Ctrl-C at the prompt quits. `/reset` starts over, `/quit` leaves.
+//! With `--session FILE` the conversation is restored from FILE and saved
+//! after each answer.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use pocketlm::{CancelToken, Constraint, Error, Role, RouteOptions, RoutedChat, Tool, ToolChoice};
 
 use crate::output;
 
+/// Restores `chat` from `path` when the file exists, saying on stderr what came back.
+fn restore(chat: &mut RoutedChat, path: &Path) -> Result<(), Error> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let (restored, why) = chat.restore(path)?;
+    match why {
+        None => eprintln!("(restored {} messages and {} cached tokens from {})", restored.messages, restored.cached_tokens, path.display()),
+        Some(e) => eprintln!("(restored {} messages from {}; the cache was not: {e})", restored.messages, path.display()),
+    }
+    Ok(())
+}
+
+/// Saves `chat` to `path`; a failure is reported and the chat goes on.
+fn save(chat: &mut RoutedChat, path: &Path) {
+    if let Err(e) = chat.save(path) {
+        eprintln!("warning: the conversation was not saved: {e}");
+    }
+}
+
 /// Runs the chat loop; every answer follows `constraint` when one is given.
-pub fn run(mut chat: RoutedChat, constraint: Option<Constraint>, tools: (Vec<Tool>, ToolChoice), json: bool) -> Result<(), Error> {
+pub fn run(
+    mut chat: RoutedChat,
+    constraint: Option<Constraint>,
+    tools: (Vec<Tool>, ToolChoice),
+    json: bool,
+    session: Option<&Path>,
+) -> Result<(), Error> {
     let (tools, tool_choice) = tools;
+    if let Some(path) = session {
+        restore(&mut chat, path)?;
+    }
     let interactive = std::io::stdin().is_terminal();
     let current: Arc<Mutex<Option<CancelToken>>> = Arc::default();
     {
@@ -49,6 +81,9 @@ pub fn run(mut chat: RoutedChat, constraint: Option<Constraint>, tools: (Vec<Too
             "/reset" => {
                 let system = chat.messages().iter().filter(|m| m.role == Role::System).cloned().collect();
                 chat.set_messages(system);
+                if let Some(path) = session {
+                    save(&mut chat, path);
+                }
                 if interactive {
                     eprintln!("(conversation reset)");
                 }
@@ -69,6 +104,9 @@ pub fn run(mut chat: RoutedChat, constraint: Option<Constraint>, tools: (Vec<Too
             }
         });
         *current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if let Some(path) = session {
+            save(&mut chat, path);
+        }
         match result {
             Ok(reply) if json => println!("{}", output::reply_json(&reply)),
             Ok(reply) => {

@@ -56,6 +56,11 @@ enum Command {
     Chat {
         #[command(flatten)]
         run: RunArgs,
+        /// Keep the conversation in FILE: restored from it when it exists
+        /// (its KV cache too, when it matches the model and settings), saved
+        /// after each answer.
+        #[arg(long, value_name = "FILE")]
+        session: Option<PathBuf>,
     },
     /// Measure prefill and decode speed, time to first token and peak memory.
     Bench {
@@ -89,6 +94,10 @@ enum Command {
         /// (answers of at most --gen-tokens), with KV reuse and with a full re-evaluation.
         #[arg(long)]
         turns: Option<u32>,
+        /// Instead, save a conversation of about N tokens to a session file and time the
+        /// next turn after restoring it, against re-evaluating the history (--runs each).
+        #[arg(long, value_name = "N", conflicts_with = "turns")]
+        restore_history: Option<u32>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -503,11 +512,11 @@ fn run(command: Command) -> Result<(), Error> {
             output::print_reply(&reply, json);
             Ok(())
         }
-        Command::Chat { run } => {
+        Command::Chat { run, session } => {
             let json = run.json;
             let constraint = run.constraint.constraint()?;
             let tools = run.tools.read()?;
-            chat::run(run.open()?, constraint, tools, json)
+            chat::run(run.open()?, constraint, tools, json, session.as_deref())
         }
         Command::Plan { model, budget, ctx, kv_type, json } => {
             let path = models::resolve(model)?;
@@ -515,8 +524,33 @@ fn run(command: Command) -> Result<(), Error> {
             output::print_plan(&plan(&gguf, budget, ctx, kv_type)?, json);
             Ok(())
         }
-        Command::Bench { model, prompt_tokens, gen_tokens, runs, threads, kv_type, ctx, weights, backend, turns, json } => {
+        Command::Bench {
+            model,
+            prompt_tokens,
+            gen_tokens,
+            runs,
+            threads,
+            kv_type,
+            ctx,
+            weights,
+            backend,
+            turns,
+            restore_history,
+            json,
+        } => {
             let model = Model::load(models::resolve(model)?, &backend.model_options(weights))?;
+            if let Some(history_tokens) = restore_history {
+                let options = pocketlm::RestoreBenchOptions {
+                    history_tokens,
+                    runs,
+                    threads,
+                    kv_type,
+                    context_length: ctx.unwrap_or(4096),
+                    dir: None,
+                };
+                output::print_restore(&pocketlm::bench_restore(&model, &options)?, json);
+                return Ok(());
+            }
             if let Some(turns) = turns {
                 let options = TurnBenchOptions {
                     turns,

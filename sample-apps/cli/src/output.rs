@@ -174,6 +174,33 @@ pub fn print_turns(r: &TurnBenchReport, json: bool) {
     }
 }
 
+/// `bench --restore-history`: the next turn after a restore against re-evaluating.
+pub fn print_restore(r: &pocketlm::RestoreBenchReport, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(r).expect("restore report serialises"));
+        return;
+    }
+    println!("model: {}, backend: {}, threads: {}, kv: {}", r.model, r.backend, r.threads, r.kv_type.as_str());
+    println!(
+        "history: {} tokens; session file {:.1} MiB, saved in {:.0} ms (medians of {} runs below)",
+        r.history_tokens,
+        r.file_bytes as f64 / MIB,
+        r.save_ms,
+        r.runs
+    );
+    println!("| next turn | restore (ms) | TTFT (ms) | tokens evaluated | restore + TTFT (ms) |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| restored from the file | {:.0} | {:.0} | {} | {:.0} |",
+        r.restore_ms,
+        r.restored_ttft_ms,
+        r.restored_evaluated,
+        r.restore_ms + r.restored_ttft_ms
+    );
+    println!("| transcript re-evaluated | - | {:.0} | {} | {:.0} |", r.reevaluated_ttft_ms, r.reevaluated_evaluated, r.reevaluated_ttft_ms);
+    println!("speed-up: {:.1}x", r.reevaluated_ttft_ms / (r.restore_ms + r.restored_ttft_ms));
+}
+
 /// `plan`: the chosen configuration and its cost breakdown.
 pub fn print_plan(p: &MemoryPlan, json: bool) {
     if json {

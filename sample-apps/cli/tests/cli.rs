@@ -239,6 +239,59 @@ fn piped_chat_answers_each_line_and_reuses_the_cache() {
 }
 
 #[test]
+fn chat_with_a_session_file_continues_in_a_new_process_with_the_cache() {
+    let model = qwen();
+    let dir = std::env::temp_dir().join(format!("pocketlm-cli-session-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("chat.session");
+    let _ = std::fs::remove_file(&file);
+    let args = |ctx: &'static str| -> Vec<String> {
+        let session = file.to_str().unwrap().to_string();
+        let model = model.to_str().unwrap().to_string();
+        ["chat", "--model", &model, "--temperature", "0", "--max-tokens", "24", "--ctx", ctx, "--json", "--session", &session]
+            .map(str::to_string)
+            .to_vec()
+    };
+    let run = |args: &[String], input: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = pocketlm(&args, Some(input));
+        assert!(out.status.success(), "{}", stderr(&out));
+        out
+    };
+    let answers = |out: &Output| -> Vec<Value> { stdout(out).lines().map(|l| serde_json::from_str(l).unwrap()).collect() };
+
+    // A single process that sees both turns: the reference.
+    let reference = pocketlm(
+        &["chat", "--model", model.to_str().unwrap(), "--temperature", "0", "--max-tokens", "24", "--ctx", "1024", "--json"],
+        Some("What is the capital of France?\nAnd of Germany?\n"),
+    );
+    let reference = answers(&reference);
+
+    // The same two turns in two processes, through the session file.
+    let first = run(&args("1024"), "What is the capital of France?\n");
+    assert!(file.exists(), "saved after the answer");
+    let second = run(&args("1024"), "And of Germany?\n");
+    assert!(stderr(&second).contains("restored 2 messages and"), "{}", stderr(&second));
+    let second = answers(&second);
+    assert_eq!(answers(&first)[0]["text"], reference[0]["text"]);
+    assert_eq!(second[0]["text"], reference[1]["text"], "the restored chat answers as the uninterrupted one");
+    assert_eq!(second[0]["metrics"]["prompt_tokens_evaluated"], reference[1]["metrics"]["prompt_tokens_evaluated"]);
+    assert!(second[0]["metrics"]["prompt_tokens_reused"].as_u64().unwrap() > 20);
+
+    // Other settings: the transcript comes back, the cache does not, and it says why.
+    let third = run(&args("2048"), "And of Italy?\n");
+    let why = stderr(&third);
+    assert!(why.contains("restored 4 messages") && why.contains("settings_mismatch"), "{why}");
+    assert_eq!(answers(&third)[0]["metrics"]["prompt_tokens_reused"], 0);
+
+    // A damaged file is a clean, typed failure, and the file is left for the user.
+    std::fs::write(&file, b"PLMSESS\0garbage").unwrap();
+    let out = pocketlm(&args("1024").iter().map(String::as_str).collect::<Vec<_>>(), Some("Hi\n"));
+    assert_clean_failure(&out, "session file");
+    assert_eq!(std::fs::read(&file).unwrap(), b"PLMSESS\0garbage");
+}
+
+#[test]
 fn bench_json_reports_speeds_and_memory() {
     let model = qwen();
     let out = pocketlm(
