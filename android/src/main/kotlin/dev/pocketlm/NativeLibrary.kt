@@ -1,8 +1,9 @@
 package dev.pocketlm
 
+import com.sun.jna.Library
+import com.sun.jna.Native
+import com.sun.jna.NativeLong
 import java.io.File
-import java.nio.ByteBuffer
-import java.nio.ByteOrder
 
 /**
  * Chooses which PocketLM native library to load, before the first call into it.
@@ -11,9 +12,12 @@ import java.nio.ByteOrder
  * runs on every 64-bit Arm phone) and `libpocketlm_ffi_dotprod.so`
  * (armv8.2-a with ggml's int8 dot-product and fp16 kernels, the fast Q4 paths,
  * but an illegal instruction on a Cortex-A53). The fast one is
- * chosen when the kernel's hardware capabilities (`/proc/self/auxv`) report
- * both features and the library is present; the native side checks again and
- * refuses with `LanguageModelException.UnsupportedCpu` rather than crash.
+ * chosen when the kernel's hardware capabilities report both features and the
+ * library is present; the native side checks again and refuses with
+ * `LanguageModelException.UnsupportedCpu` rather than crash. The capabilities
+ * come from libc's `getauxval(AT_HWCAP)` (bionic has it since API 18), else
+ * from the `Features` line of `/proc/cpuinfo`; `/proc/self/auxv` is not used
+ * because release (non-debuggable) apps usually cannot read it.
  *
  * An app can force a library by setting the system property
  * `uniffi.component.pocketlm_ffi.libraryOverride` before using PocketLM.
@@ -49,20 +53,34 @@ object NativeLibrary {
         return if (arm64 && fast && available(DOTPROD)) DOTPROD else BASELINE
     }
 
-    /** `AT_HWCAP` from an auxiliary vector of 64-bit little-endian (key, value) pairs. */
-    internal fun hwcapFromAuxv(auxv: ByteArray): Long? {
-        val buffer = ByteBuffer.wrap(auxv).order(ByteOrder.LITTLE_ENDIAN)
-        while (buffer.remaining() >= 16) {
-            val key = buffer.long
-            val value = buffer.long
-            if (key == AT_HWCAP) return value
-            if (key == 0L) break
-        }
-        return null
+    /** Linux arm64 `/proc/cpuinfo` feature names and their `AT_HWCAP` bits. */
+    private val cpuinfoFeatures = mapOf("fphp" to HWCAP_FPHP, "asimdhp" to HWCAP_ASIMDHP, "asimddp" to HWCAP_ASIMDDP)
+
+    /**
+     * The `AT_HWCAP` bits this library cares about, from the text of `/proc/cpuinfo`
+     * (the first `Features` line; every core of a phone reports the same set), or
+     * null without one.
+     */
+    internal fun hwcapFromCpuinfo(cpuinfo: String): Long? {
+        val line = cpuinfo.lineSequence().firstOrNull { it.substringBefore(':').trim() == "Features" } ?: return null
+        return line.substringAfter(':').trim().split(Regex("\\s+"))
+            .fold(0L) { bits, name -> bits or (cpuinfoFeatures[name] ?: 0L) }
     }
 
-    private fun readHwcap(): Long? =
-        try { hwcapFromAuxv(File("/proc/self/auxv").readBytes()) } catch (e: Exception) { null }
+    /** libc's `getauxval`, through JNA. */
+    private interface LibC : Library {
+        fun getauxval(type: NativeLong): NativeLong
+    }
+
+    /** libc's `getauxval(type)`, or null when libc cannot be reached or has no such entry. */
+    internal fun auxval(type: Long): Long? = try {
+        Native.load("c", LibC::class.java).getauxval(NativeLong(type)).toLong().takeIf { it != 0L }
+    } catch (e: Throwable) {
+        null
+    }
+
+    private fun readHwcap(): Long? = auxval(AT_HWCAP)
+        ?: try { hwcapFromCpuinfo(File("/proc/cpuinfo").readText()) } catch (e: Exception) { null }
 
     private fun isLoadable(library: String): Boolean =
         try { com.sun.jna.NativeLibrary.getInstance(library); true } catch (e: UnsatisfiedLinkError) { false }
