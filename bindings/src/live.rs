@@ -45,8 +45,8 @@ impl LiveHistory {
         }
     }
 
-    /// The answer starts over (a routed answer moving to the other side).
-    #[cfg(feature = "cloud")]
+    /// The answer starts over (a regenerated answer, or a routed answer
+    /// moving to the other side).
     pub fn restart(&self) {
         let mut messages = lock(&self.0);
         if messages.last().is_some_and(|m| m.role == Role::Assistant) {

@@ -32,6 +32,13 @@ fn a_discarded_regenerate_keeps_the_user_turn_and_the_previous_answer() {
     assert_eq!(reply.metrics.stop_reason, StopReason::Deadline);
     assert_eq!(chat.messages(), &history[..]);
 
+    // Cancelled before any text, kept (what the apps' stop button does): the previous answer stays too.
+    let options = SendOptions { cancel: CancelToken::new(), on_cancel: PartialAnswer::Keep, ..SendOptions::default() };
+    options.cancel.cancel();
+    let reply = chat.regenerate(&options, &mut |_| {}).unwrap();
+    assert_eq!((reply.metrics.stop_reason, reply.text.as_str()), (StopReason::Cancelled, ""));
+    assert_eq!(chat.messages(), &history[..], "nothing shown, nothing lost");
+
     // A completed regenerate replaces the answer.
     let again = chat.regenerate(&SendOptions::default(), &mut |_| {}).unwrap();
     assert_eq!(chat.messages().len(), 2);

@@ -102,6 +102,31 @@ impl PocketConversation {
         })
     }
 
+    /// Answers the last user message again, replacing its answer (if any);
+    /// the new answer streams to `listener`. If it is stopped or fails before
+    /// any text, the previous answer stays. A conversation that does not end
+    /// with a user message or its answer reports `InvalidOption`.
+    pub fn regenerate(&self, options: RequestOptions, listener: Arc<dyn ReplyListener>) -> Arc<GenerationHandle> {
+        self.stream(with_request(options), listener, move |conversation, options, on_event, messages| {
+            messages.restart();
+            conversation.regenerate_events(options, on_event)
+        })
+    }
+
+    /// Replaces the last user message with `text` (dropping its answer) and
+    /// streams the answer to it: a chat app's "edit". The KV cache keeps
+    /// everything before that message. Without a user message it is `send_with`.
+    pub fn edit_last_message(&self, text: String, options: RequestOptions, listener: Arc<dyn ReplyListener>) -> Arc<GenerationHandle> {
+        self.stream(with_request(options), listener, move |conversation, options, on_event, messages| {
+            if let Some(last) = conversation.messages().iter().rposition(|m| m.role == pocketlm::Role::User) {
+                conversation.truncate(last);
+                messages.set(snapshot(conversation));
+            }
+            messages.begin(&text);
+            conversation.send_events(&text, options, on_event)
+        })
+    }
+
     /// Answers the last reply's tool calls with their results (one per
     /// call); the model's next step streams to `listener`.
     pub fn send_tool_results(
@@ -205,6 +230,14 @@ impl PocketConversation {
     /// when it starts.
     pub fn messages(&self) -> Vec<ChatMessage> {
         self.messages.get()
+    }
+
+    /// Keeps only the first `len` messages (the system prompt counts), e.g. to
+    /// edit the last user message and send it again; the KV cache keeps the
+    /// shared prefix. A `len` beyond the history changes nothing. Waits for a
+    /// running answer.
+    pub fn truncate(&self, len: u32) {
+        self.with_engine(|c| c.truncate(len as usize));
     }
 
     /// Changes sampling for the next answers. Waits for a running answer.

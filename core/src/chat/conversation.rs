@@ -306,11 +306,15 @@ impl Conversation {
     /// any). If the new answer is discarded or fails before any text, the
     /// history keeps the user message and the previous answer.
     pub fn regenerate(&mut self, options: &SendOptions, on_text: &mut dyn FnMut(&str)) -> Result<Reply> {
-        let on_event = &mut |event: ChatEvent<'_>| {
+        self.regenerate_events(options, &mut |event| {
             if let ChatEvent::Text(delta) = event {
                 on_text(delta);
             }
-        };
+        })
+    }
+
+    /// Like [`Conversation::regenerate`], with every event (see [`Conversation::send_events`]).
+    pub fn regenerate_events(&mut self, options: &SendOptions, on_event: &mut dyn FnMut(ChatEvent<'_>)) -> Result<Reply> {
         let before = self.messages.clone();
         if self.messages.last().is_some_and(|m| m.role == Role::Assistant) {
             self.messages.pop();
@@ -323,7 +327,12 @@ impl Conversation {
                 expected: "the conversation must end with a user message or its answer".into(),
             });
         }
-        self.answer(before, options, on_event)
+        let reply = self.answer(before.clone(), options, on_event)?;
+        // Stopped before any text: nothing new to show, so the previous answer stays.
+        if self.messages.last().is_some_and(|m| m.role == Role::User) {
+            self.messages = before;
+        }
+        Ok(reply)
     }
 
     /// Answers the history as it stands (ending in a user message) and settles

@@ -50,6 +50,25 @@ class Conversation internal constructor(private val inner: PocketConversation) :
     fun sendToolResults(results: List<ToolResult>, options: RequestOptions = noOptions): Flow<ChatEvent> =
         stream { inner.sendToolResults(results, options, it) }
 
+    /**
+     * Answers the last user message again, replacing its answer, and streams the new
+     * one. Stopped or failed before any text, the previous answer stays. A
+     * conversation that does not end with a user message or its answer fails with
+     * [LanguageModelException.InvalidOption].
+     */
+    fun regenerate(options: RequestOptions = noOptions): Flow<ChatEvent> = stream { inner.regenerate(options, it) }
+
+    /**
+     * Replaces the last user message with [text] (dropping its answer) and streams
+     * the answer to it: the "edit" of a chat app. The KV cache keeps everything
+     * before that message. Without a user message it is a plain [send].
+     */
+    fun editLastMessage(text: String, options: RequestOptions = noOptions): Flow<ChatEvent> =
+        stream { inner.editLastMessage(text, options, it) }
+
+    /** Keeps only the first [count] messages (the system prompt counts); waits for a running answer. */
+    suspend fun truncate(count: Int) = withContext(Dispatchers.IO) { inner.truncate(count.coerceAtLeast(0).toUInt()) }
+
     private fun stream(start: (ReplyListener) -> GenerationHandle): Flow<ChatEvent> = callbackFlow {
         val handle = start(object : ReplyListener {
             override fun onDelta(text: String) {
