@@ -1,19 +1,31 @@
 // swift-tools-version:6.0
-// PocketLM for Swift. One package for Apple platforms and Linux:
-// - Apple: the Rust core comes as ios/PocketLMFFI.xcframework (Metal), built by
-//   scripts/build-xcframework.sh, which also generates the Swift bindings.
+// PocketLM for Swift (tools 6.0: Xcode 16 or a Swift 6.0 toolchain). One package
+// for Apple platforms and Linux:
+// - Apple: the Rust core comes as ios/PocketLMFFI.xcframework (iOS device, iOS
+//   simulator and macOS slices, Metal), built by scripts/build-xcframework.sh,
+//   which also generates the Swift bindings. scripts/release-swift-package.sh
+//   writes the release variant of this file (the zipped XCFramework by URL).
 // - Linux: the same package builds against the host-built libpocketlm_ffi
 //   (scripts/test-swift.sh), which is how the Swift tests run in CI.
 import PackageDescription
 
 #if os(Linux)
 let ffi: Target = .systemLibrary(name: "pocketlm_ffiFFI", path: "ios/Sources/pocketlm_ffiFFI")
+let appleTargets: [Target] = []
+let appleDependencies: [Target.Dependency] = []
 #else
 let ffi: Target = .binaryTarget(name: "pocketlm_ffiFFI", path: "ios/PocketLMFFI.xcframework")
+// Apple's privacy manifest (required-reason APIs the Rust core calls), in a
+// target of its own: resources need Foundation's Bundle, which Linux goes without.
+let appleTargets: [Target] = [
+    .target(name: "PocketLMPrivacy", path: "ios/Privacy", resources: [.copy("PrivacyInfo.xcprivacy")]),
+]
+let appleDependencies: [Target.Dependency] = ["PocketLMPrivacy"]
 #endif
 
 let package = Package(
     name: "PocketLM",
+    // The platforms the XCFramework has slices for (scripts/build-xcframework.sh).
     platforms: [.iOS(.v15), .macOS(.v12)],
     products: [
         .library(name: "PocketLM", targets: ["PocketLM"]),
@@ -29,7 +41,11 @@ let package = Package(
             linkerSettings: [.linkedLibrary("pocketlm_ffi", .when(platforms: [.linux]))]
         ),
         // The idiomatic API: async/await and AsyncThrowingStream.
-        .target(name: "PocketLM", dependencies: ["PocketLMFFI"], path: "ios/Sources/PocketLM"),
+        .target(
+            name: "PocketLM",
+            dependencies: ["PocketLMFFI"] + appleDependencies,
+            path: "ios/Sources/PocketLM"
+        ),
         .testTarget(name: "PocketLMTests", dependencies: ["PocketLM"], path: "ios/Tests/PocketLMTests"),
-    ]
+    ] + appleTargets
 )

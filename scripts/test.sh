@@ -30,6 +30,7 @@ else
 fi
 bash scripts/test-kotlin.sh
 bash scripts/check-16k-pages.sh
+bash scripts/check-packaging.sh
 bash scripts/test-swift.sh
 bash scripts/test-openai-client.sh
 bash scripts/fuzz.sh 60
