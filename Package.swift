@@ -46,6 +46,16 @@ let package = Package(
             dependencies: ["PocketLMFFI"] + appleDependencies,
             path: "ios/Sources/PocketLM"
         ),
-        .testTarget(name: "PocketLMTests", dependencies: ["PocketLM"], path: "ios/Tests/PocketLMTests"),
+        .testTarget(name: "PocketLMTests", dependencies: ["PocketLM", "PocketLMTestSupport"], path: "ios/Tests/PocketLMTests"),
+        // What the test suites share: the test model's path and a loopback file server.
+        .target(name: "PocketLMTestSupport", path: "ios/Tests/PocketLMTestSupport"),
+        // The iOS sample app's view models (plain Swift, no SwiftUI): built here so
+        // that they are tested on every platform; the app compiles the same files.
+        .target(name: "PocketChatState", dependencies: ["PocketLM"], path: "sample-apps/ios/PocketChat/State"),
+        .testTarget(
+            name: "PocketChatStateTests",
+            dependencies: ["PocketChatState", "PocketLMTestSupport"],
+            path: "sample-apps/ios/Tests/PocketChatStateTests"
+        ),
     ] + appleTargets
 )

@@ -1,5 +1,6 @@
 import Foundation
 import PocketLM
+import PocketLMTestSupport
 import XCTest
 
 /// The catalog and recommendations from Swift, and an app's own entry downloaded from loopback.

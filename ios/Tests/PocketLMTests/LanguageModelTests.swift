@@ -1,5 +1,6 @@
 import Foundation
 import PocketLM
+import PocketLMTestSupport
 import XCTest
 
 /// The Swift SDK on the real engine and the real Qwen2.5 0.5B model.

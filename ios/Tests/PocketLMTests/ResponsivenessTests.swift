@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import PocketLM
+import PocketLMTestSupport
 import XCTest
 
 /// The UI never blocks: reads during an answer, cancellable loading with

@@ -1,5 +1,6 @@
 import Foundation
 import PocketLM
+import PocketLMTestSupport
 import XCTest
 
 /// Hybrid routing from Swift on the real Qwen2.5 0.5B model. The "cloud" is a

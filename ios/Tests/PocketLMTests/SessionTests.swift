@@ -1,5 +1,6 @@
 import Foundation
 import PocketLM
+import PocketLMTestSupport
 import XCTest
 
 /// Saved conversations from Swift on the real engine: save, drop everything as an

@@ -1,5 +1,6 @@
 import Foundation
 import PocketLM
+import PocketLMTestSupport
 import XCTest
 
 private struct Task: Generable, Equatable {

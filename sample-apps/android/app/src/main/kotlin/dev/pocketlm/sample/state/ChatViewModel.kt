@@ -1,0 +1,308 @@
+package dev.pocketlm.sample.state
+
+import dev.pocketlm.ChatEvent
+import dev.pocketlm.Conversation
+import dev.pocketlm.LanguageModel
+import dev.pocketlm.ffi.ChatMessage
+import dev.pocketlm.ffi.ConversationConfig
+import dev.pocketlm.ffi.Metrics
+import dev.pocketlm.ffi.ModelConfig
+import dev.pocketlm.ffi.Role
+import dev.pocketlm.ffi.SamplingConfig
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.NonCancellable
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.update
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.sync.Mutex
+import kotlinx.coroutines.sync.withLock
+import kotlinx.coroutines.withContext
+
+/** The model behind the chat screen. */
+sealed interface ModelStatus {
+    /** No model chosen yet. */
+    data object None : ModelStatus
+
+    /** Loading, [fraction] done. */
+    data class Loading(val fraction: Float) : ModelStatus
+
+    /** Loaded and ready to answer. */
+    data class Ready(val name: String) : ModelStatus
+
+    /** Unloaded to give memory back (memory pressure); reloads when the app returns. */
+    data object Unloaded : ModelStatus
+
+    /** Loading failed; [message] says why and what to do. */
+    data class Failed(val message: String) : ModelStatus
+}
+
+/** The per-answer figures the chat shows under an answer. */
+data class AnswerStats(
+    val ttftMs: Double,
+    val tokensPerSecond: Double,
+    val promptTokensReused: Int,
+    val promptTokensEvaluated: Int,
+    /** True when the phone answered (the "device" badge); false for the cloud. */
+    val onDevice: Boolean,
+    val stopReason: String,
+)
+
+/** One bubble: a message and, for answers given in this run, its figures. */
+data class UiMessage(val role: Role, val text: String, val stats: AnswerStats? = null)
+
+/** Everything the chat screen draws. */
+data class ChatUiState(
+    val model: ModelStatus = ModelStatus.None,
+    val conversationId: String? = null,
+    val messages: List<UiMessage> = emptyList(),
+    val streaming: Boolean = false,
+    /** The last problem, to show once (a failed answer, a damaged session file). */
+    val error: String? = null,
+    /** Tokens the last open took from the saved cache instead of re-evaluating (null: nothing restored). */
+    val restoredCachedTokens: Int? = null,
+)
+
+/**
+ * The chat screen: loads a model, streams answers, stops, regenerates and
+ * edits, saves every conversation to [store] after each answer, and follows
+ * the app's lifecycle (stop in the background, unload on memory pressure,
+ * reload and restore on return). All work runs in [scope] (the Android
+ * `viewModelScope`); no call blocks the caller. Call it from one thread (the
+ * main thread in an app).
+ */
+class ChatViewModel(
+    private val scope: CoroutineScope,
+    private val store: ConversationStore,
+    private val settings: StateFlow<ChatSettings>,
+) {
+    private val state = MutableStateFlow(ChatUiState())
+    private val engine = Mutex() // model and conversation changes, one at a time
+    private var model: LanguageModel? = null
+    private var modelPath: String? = null
+    private var chat: Conversation? = null
+    private var answering: Job? = null
+
+    /** What the screen shows. */
+    val ui: StateFlow<ChatUiState> = state.asStateFlow()
+
+    /** Loads the model at [path] (closing any other) and opens a new conversation. */
+    fun load(path: String): Job = scope.launch {
+        engine.withLock {
+            stopAndWait()
+            closeEngine()
+            modelPath = path
+            if (loadModel()) openConversation(store.newId(), restore = false)
+        }
+    }
+
+    /** Starts a new, empty conversation on the loaded model. */
+    fun newConversation(): Job = scope.launch {
+        engine.withLock {
+            stopAndWait()
+            if (model != null) openConversation(store.newId(), restore = false)
+        }
+    }
+
+    /** Opens saved conversation [id]: its cache when the file matches this model, else its transcript. */
+    fun open(id: String): Job = scope.launch {
+        engine.withLock {
+            stopAndWait()
+            if (model != null) openConversation(id, restore = true)
+        }
+    }
+
+    /** Sends [text]; the answer streams into [ui]. Ignored while an answer runs (the send button is disabled then). */
+    fun send(text: String) = answer({ it + UiMessage(Role.USER, text) }) { it.send(text) }
+
+    /** Answers the last message again, replacing its answer. */
+    fun regenerate() = answer({ shown -> if (shown.lastOrNull()?.role == Role.ASSISTANT) shown.dropLast(1) else shown }) { it.regenerate() }
+
+    /** Replaces the last user message with [text] (dropping its answer) and answers it. */
+    fun editLast(text: String) = answer({ shown ->
+        val last = shown.indexOfLast { it.role == Role.USER }
+        (if (last >= 0) shown.take(last) else shown) + UiMessage(Role.USER, text)
+    }) { it.editLastMessage(text) }
+
+    /** Stops the running answer; the text shown so far stays, and is saved. */
+    fun stop() {
+        answering?.cancel()
+    }
+
+    /** The app left the foreground: stop generating (iOS may not use the GPU in the background) and save. */
+    fun onBackground(): Job = scope.launch {
+        engine.withLock {
+            stopAndWait()
+            save()
+        }
+    }
+
+    /** The system is short of memory (`onTrimMemory`): stop, save and unload; [onForeground] reloads. */
+    fun onMemoryPressure(): Job = scope.launch {
+        engine.withLock {
+            stopAndWait()
+            if (model == null) return@withLock
+            save()
+            closeEngine()
+            state.update { it.copy(model = ModelStatus.Unloaded) }
+        }
+    }
+
+    /** The app is back: reload an unloaded model and restore the conversation from its file. */
+    fun onForeground(): Job = scope.launch {
+        engine.withLock {
+            val id = state.value.conversationId
+            if (state.value.model != ModelStatus.Unloaded) return@withLock
+            if (loadModel()) openConversation(id ?: store.newId(), restore = id != null)
+        }
+    }
+
+    /** Frees the model (the view model's owner is going away). */
+    fun close() {
+        answering?.cancel()
+        closeEngine()
+    }
+
+    /** Runs one request: [shownAtOnce] is what the screen shows before the first token. */
+    private fun answer(shownAtOnce: (List<UiMessage>) -> List<UiMessage>, start: (Conversation) -> Flow<ChatEvent>) {
+        val conversation = chat ?: return
+        val id = state.value.conversationId ?: return
+        if (answering?.isActive == true) return
+        state.update { it.copy(messages = shownAtOnce(it.messages), streaming = true, error = null) }
+        answering = scope.launch {
+            try {
+                start(conversation).collect { event ->
+                    when (event) {
+                        is ChatEvent.Delta -> state.update { it.copy(messages = appendDelta(it.messages, event.text)) }
+                        is ChatEvent.Done -> state.update { it.copy(messages = withStats(conversation.messages(), it.messages, event.reply.metrics)) }
+                        else -> Unit
+                    }
+                }
+            } catch (e: CancellationException) {
+                // Stopped: what was shown stays (the engine keeps the partial answer too).
+            } catch (e: Exception) {
+                state.update { it.copy(error = e.message) }
+            } finally {
+                withContext(NonCancellable) {
+                    // Waits for the engine to settle, so the file and the screen show its history.
+                    try {
+                        save(conversation, id)
+                        state.update { it.copy(messages = ui(conversation.messages(), it.messages)) }
+                    } catch (e: IllegalStateException) {
+                        // closed meanwhile (the owner went away): nothing left to show
+                    }
+                    state.update { it.copy(streaming = false) }
+                }
+            }
+        }
+    }
+
+    private suspend fun stopAndWait() {
+        answering?.let {
+            it.cancel()
+            it.join()
+        }
+        answering = null
+    }
+
+    private suspend fun loadModel(): Boolean {
+        val path = modelPath ?: return false
+        val s = settings.value
+        state.update { it.copy(model = ModelStatus.Loading(0f)) }
+        return try {
+            val config = ModelConfig(contextLength = s.contextLength, memoryBudgetBytes = s.memoryBudgetMb.toLong() shl 20)
+            val loaded = LanguageModel.load(path, config) { f -> state.update { it.copy(model = ModelStatus.Loading(f)) } }
+            model = loaded
+            state.update { it.copy(model = ModelStatus.Ready(loaded.info.name ?: path.substringAfterLast('/'))) }
+            true
+        } catch (e: Exception) {
+            state.update { it.copy(model = ModelStatus.Failed(e.message ?: e.toString())) }
+            false
+        }
+    }
+
+    private suspend fun openConversation(id: String, restore: Boolean) {
+        val loaded = model ?: return
+        val s = settings.value
+        chat?.close()
+        val conversation = loaded.conversation(
+            ConversationConfig(
+                systemPrompt = s.systemPrompt.ifBlank { null },
+                sampling = SamplingConfig(temperature = s.temperature, maxTokens = s.maxTokens),
+            ),
+        )
+        chat = conversation
+        var cached: Int? = null
+        var problem: String? = null
+        if (restore && store.file(id).exists()) {
+            try {
+                val restored = conversation.restore(store.file(id))
+                cached = restored.cachedTokens
+                problem = restored.fallbackReason?.let { "The saved cache could not be used ($it); the conversation was re-read instead." }
+            } catch (e: Exception) {
+                problem = e.message
+            }
+        }
+        state.update {
+            it.copy(conversationId = id, messages = ui(conversation.messages(), emptyList()), error = problem, restoredCachedTokens = cached)
+        }
+    }
+
+    private suspend fun save() {
+        val conversation = chat ?: return
+        save(conversation, state.value.conversationId ?: return)
+    }
+
+    private suspend fun save(conversation: Conversation, id: String) {
+        if (conversation.messages().none { it.role == Role.USER }) return
+        try {
+            conversation.save(store.file(id))
+        } catch (e: Exception) {
+            state.update { it.copy(error = "The conversation was not saved: ${e.message}") }
+        }
+    }
+
+    private fun closeEngine() {
+        chat?.close()
+        chat = null
+        model?.close()
+        model = null
+    }
+
+    private companion object {
+        /** The engine's history as bubbles, keeping the figures of answers already shown. */
+        fun ui(messages: List<ChatMessage>, shown: List<UiMessage>): List<UiMessage> =
+            messages.filter { it.role == Role.USER || it.role == Role.ASSISTANT }.mapIndexed { i, m ->
+                val before = shown.getOrNull(i)
+                UiMessage(m.role, m.content, before?.stats?.takeIf { before.role == m.role && before.text == m.content })
+            }
+
+        fun appendDelta(shown: List<UiMessage>, text: String): List<UiMessage> {
+            val last = shown.lastOrNull()
+            return if (last != null && last.role == Role.ASSISTANT && last.stats == null) {
+                shown.dropLast(1) + last.copy(text = last.text + text)
+            } else {
+                shown + UiMessage(Role.ASSISTANT, text)
+            }
+        }
+
+        fun withStats(messages: List<ChatMessage>, shown: List<UiMessage>, metrics: Metrics): List<UiMessage> {
+            val bubbles = ui(messages, shown)
+            val last = bubbles.lastOrNull() ?: return bubbles
+            if (last.role != Role.ASSISTANT) return bubbles
+            val stats = AnswerStats(
+                ttftMs = metrics.ttftMs,
+                tokensPerSecond = metrics.decodeTokensPerS,
+                promptTokensReused = metrics.promptTokensReused,
+                promptTokensEvaluated = metrics.promptTokensEvaluated,
+                onDevice = true,
+                stopReason = metrics.stopReason.name.lowercase(),
+            )
+            return bubbles.dropLast(1) + last.copy(stats = stats)
+        }
+    }
+}

@@ -1,0 +1,270 @@
+import Foundation
+#if canImport(Combine)
+import Combine
+#endif
+import PocketLM
+
+/// The model behind the chat screen.
+public enum ModelStatus: Equatable, Sendable {
+    /// No model chosen yet.
+    case none
+    /// Loading, `fraction` done.
+    case loading(Float)
+    /// Loaded and ready to answer.
+    case ready(name: String)
+    /// Unloaded to give memory back (a memory warning); reloads when the app returns.
+    case unloaded
+    /// Loading failed; the message says why and what to do.
+    case failed(String)
+}
+
+/// The per-answer figures the chat shows under an answer.
+public struct AnswerStats: Equatable, Sendable {
+    public let ttftMs: Double
+    public let tokensPerSecond: Double
+    public let promptTokensReused: Int32
+    public let promptTokensEvaluated: Int32
+    /// True when the phone answered (the "device" badge); false for the cloud.
+    public let onDevice: Bool
+    public let stopReason: String
+}
+
+/// One bubble: a message and, for answers given in this run, its figures.
+public struct UIMessage: Equatable, Sendable {
+    public let role: Role
+    public var text: String
+    public var stats: AnswerStats?
+}
+
+/// The chat screen: loads a model, streams answers, stops, regenerates and
+/// edits, saves every conversation to a ``ConversationStore`` after each
+/// answer, and follows the app's lifecycle (stop in the background, unload on
+/// a memory warning, reload and restore on return). Engine work runs on
+/// PocketLM's own threads; the main actor only updates state.
+@MainActor
+public final class ChatModel: ObservableObject {
+    @Published public private(set) var model = ModelStatus.none
+    @Published public private(set) var conversationId: String?
+    @Published public private(set) var messages: [UIMessage] = []
+    @Published public private(set) var streaming = false
+    /// The last problem, to show once (a failed answer, a damaged session file).
+    @Published public var error: String?
+    /// Tokens the last open took from the saved cache instead of re-evaluating (nil: nothing restored).
+    @Published public private(set) var restoredCachedTokens: Int32?
+
+    private let store: ConversationStore
+    private let settings: () -> ChatSettings
+    private var modelPath: String?
+    private var languageModel: LanguageModel?
+    private var chat: Conversation?
+    private var answering: Task<Void, Never>?
+
+    /// A chat saving to `store`, configured by `settings` (read when a model loads or a conversation opens).
+    public init(store: ConversationStore, settings: @escaping () -> ChatSettings) {
+        self.store = store
+        self.settings = settings
+    }
+
+    /// Loads the model at `path` (dropping any other) and opens a new conversation.
+    public func load(path: String) async {
+        await stopAndWait()
+        closeEngine()
+        modelPath = path
+        if await loadModel() { await openConversation(store.newId(), restore: false) }
+    }
+
+    /// Starts a new, empty conversation on the loaded model.
+    public func newConversation() async {
+        await stopAndWait()
+        if languageModel != nil { await openConversation(store.newId(), restore: false) }
+    }
+
+    /// Opens saved conversation `id`: its cache when the file matches this model, else its transcript.
+    public func open(_ id: String) async {
+        await stopAndWait()
+        if languageModel != nil { await openConversation(id, restore: true) }
+    }
+
+    /// Sends `text`; the answer streams into ``messages``. Ignored while an answer runs.
+    public func send(_ text: String) {
+        answer({ $0 + [UIMessage(role: .user, text: text)] }) { $0.send(text) }
+    }
+
+    /// Answers the last message again, replacing its answer.
+    public func regenerate() {
+        answer({ $0.last?.role == .assistant ? Array($0.dropLast()) : $0 }) { $0.regenerate() }
+    }
+
+    /// Replaces the last user message with `text` (dropping its answer) and answers it.
+    public func editLast(_ text: String) {
+        answer({ shown in
+            let kept = shown.lastIndex { $0.role == .user }.map { Array(shown[..<$0]) } ?? shown
+            return kept + [UIMessage(role: .user, text: text)]
+        }) { $0.editLastMessage(text) }
+    }
+
+    /// Stops the running answer; the text shown so far stays, and is saved.
+    public func stop() {
+        answering?.cancel()
+    }
+
+    /// Waits for the running answer (and its save) to finish.
+    public func settle() async {
+        await answering?.value
+    }
+
+    /// The app left the foreground: stop generating (an iOS app may not use the GPU in the background) and save.
+    public func onBackground() async {
+        await stopAndWait()
+        await save()
+    }
+
+    /// A memory warning (`didReceiveMemoryWarning`): stop, save and unload; ``onForeground()`` reloads.
+    public func onMemoryWarning() async {
+        await stopAndWait()
+        guard languageModel != nil else { return }
+        await save()
+        closeEngine()
+        model = .unloaded
+    }
+
+    /// The app is back: reload an unloaded model and restore the conversation from its file.
+    public func onForeground() async {
+        guard model == .unloaded else { return }
+        let id = conversationId
+        if await loadModel() { await openConversation(id ?? store.newId(), restore: id != nil) }
+    }
+
+    /// Frees the model.
+    public func close() {
+        answering?.cancel()
+        closeEngine()
+    }
+
+    private func answer(_ shownAtOnce: ([UIMessage]) -> [UIMessage], _ start: @escaping (Conversation) -> AsyncThrowingStream<ChatEvent, Error>) {
+        guard let conversation = chat, let id = conversationId, !streaming else { return }
+        messages = shownAtOnce(messages)
+        streaming = true
+        error = nil
+        answering = Task {
+            do {
+                for try await event in start(conversation) {
+                    switch event {
+                    case .delta(let text): appendDelta(text)
+                    case .done(let reply): messages = Self.withStats(await conversation.messages(), messages, reply.metrics)
+                    default: break
+                    }
+                }
+            } catch is CancellationError {
+                // Stopped: what was shown stays (the engine keeps the partial answer too).
+            } catch {
+                self.error = "\(error)"
+            }
+            // Waits for the engine to settle, so the file and the screen show its history.
+            await save(conversation, id)
+            messages = Self.bubbles(await conversation.messages(), messages)
+            streaming = false
+        }
+    }
+
+    private func appendDelta(_ text: String) {
+        if let last = messages.last, last.role == .assistant, last.stats == nil {
+            messages[messages.count - 1].text += text
+        } else {
+            messages.append(UIMessage(role: .assistant, text: text))
+        }
+    }
+
+    private func stopAndWait() async {
+        answering?.cancel()
+        await answering?.value
+        answering = nil
+    }
+
+    private func loadModel() async -> Bool {
+        guard let path = modelPath else { return false }
+        let s = settings()
+        model = .loading(0)
+        do {
+            let config = ModelConfig(contextLength: s.contextLength, memoryBudgetBytes: s.memoryBudgetMB << 20)
+            let loaded = try await LanguageModel.load(path: path, config: config) { fraction in
+                Task { @MainActor [weak self] in
+                    if case .loading = self?.model { self?.model = .loading(fraction) }
+                }
+            }
+            languageModel = loaded
+            model = .ready(name: loaded.info.name ?? URL(fileURLWithPath: path).lastPathComponent)
+            return true
+        } catch {
+            model = .failed("\(error)")
+            return false
+        }
+    }
+
+    private func openConversation(_ id: String, restore: Bool) async {
+        guard let loaded = languageModel else { return }
+        let s = settings()
+        let config = ConversationConfig(
+            systemPrompt: s.systemPrompt.isEmpty ? nil : s.systemPrompt,
+            sampling: SamplingConfig(temperature: s.temperature, maxTokens: s.maxTokens))
+        do {
+            let conversation = try await loaded.conversation(config)
+            chat = conversation
+            var cached: Int32?
+            var problem: String?
+            if restore, FileManager.default.fileExists(atPath: store.file(id).path) {
+                do {
+                    let restored = try await conversation.restore(from: store.file(id))
+                    cached = restored.cachedTokens
+                    problem = restored.fallbackReason.map { "The saved cache could not be used (\($0)); the conversation was re-read instead." }
+                } catch {
+                    problem = "\(error)"
+                }
+            }
+            conversationId = id
+            messages = Self.bubbles(await conversation.messages(), [])
+            error = problem
+            restoredCachedTokens = cached
+        } catch {
+            self.error = "\(error)"
+        }
+    }
+
+    private func save() async {
+        guard let conversation = chat, let id = conversationId else { return }
+        await save(conversation, id)
+    }
+
+    private func save(_ conversation: Conversation, _ id: String) async {
+        guard await conversation.messages().contains(where: { $0.role == .user }) else { return }
+        do {
+            try await conversation.save(to: store.file(id))
+        } catch {
+            self.error = "The conversation was not saved: \(error)"
+        }
+    }
+
+    private func closeEngine() {
+        chat = nil
+        languageModel = nil
+    }
+
+    /// The engine's history as bubbles, keeping the figures of answers already shown.
+    private static func bubbles(_ history: [ChatMessage], _ shown: [UIMessage]) -> [UIMessage] {
+        history.filter { $0.role == .user || $0.role == .assistant }.enumerated().map { i, m in
+            let before = i < shown.count ? shown[i] : nil
+            let stats = before.flatMap { $0.role == m.role && $0.text == m.content ? $0.stats : nil }
+            return UIMessage(role: m.role, text: m.content, stats: stats)
+        }
+    }
+
+    private static func withStats(_ history: [ChatMessage], _ shown: [UIMessage], _ metrics: Metrics) -> [UIMessage] {
+        var result = bubbles(history, shown)
+        guard let last = result.last, last.role == .assistant else { return result }
+        result[result.count - 1].stats = AnswerStats(
+            ttftMs: metrics.ttftMs, tokensPerSecond: metrics.decodeTokensPerS,
+            promptTokensReused: metrics.promptTokensReused, promptTokensEvaluated: metrics.promptTokensEvaluated,
+            onDevice: true, stopReason: "\(metrics.stopReason)")
+        return result
+    }
+}
