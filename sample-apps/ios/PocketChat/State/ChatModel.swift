@@ -44,6 +44,8 @@ public struct UIMessage: Equatable, Sendable {
 @MainActor
 public final class ChatModel: ObservableObject {
     @Published public private(set) var model = ModelStatus.none
+    /// The model file in use (or to reload), for the model screen's "in use" mark.
+    @Published public private(set) var modelPath: String?
     @Published public private(set) var conversationId: String?
     @Published public private(set) var messages: [UIMessage] = []
     @Published public private(set) var streaming = false
@@ -54,7 +56,6 @@ public final class ChatModel: ObservableObject {
 
     private let store: ConversationStore
     private let settings: () -> ChatSettings
-    private var modelPath: String?
     private var languageModel: LanguageModel?
     private var chat: Conversation?
     private var answering: Task<Void, Never>?
@@ -71,6 +72,27 @@ public final class ChatModel: ObservableObject {
         closeEngine()
         modelPath = path
         if await loadModel() { await openConversation(store.newId(), restore: false) }
+    }
+
+    /// Whether a message can be sent now (a model ready, a conversation open, no answer running).
+    public var canSend: Bool {
+        if case .ready = model { return conversationId != nil && !streaming }
+        return false
+    }
+
+    /// Reopens the model and conversation that were on screen when the app last
+    /// ran (after the system killed it, say); nothing when there were none, a
+    /// model is already loaded, or that model file is gone.
+    public func resumeLast() async {
+        guard languageModel == nil, model == .none || model == .unloaded, let last = store.lastOpened(),
+              FileManager.default.fileExists(atPath: last.modelPath) else { return }
+        modelPath = last.modelPath
+        if await loadModel() { await openConversation(last.id, restore: true) }
+    }
+
+    /// The error was shown: clear it.
+    public func dismissError() {
+        error = nil
     }
 
     /// Starts a new, empty conversation on the loaded model.
@@ -142,7 +164,7 @@ public final class ChatModel: ObservableObject {
     }
 
     private func answer(_ shownAtOnce: ([UIMessage]) -> [UIMessage], _ start: @escaping (Conversation) -> AsyncThrowingStream<ChatEvent, Error>) {
-        guard let conversation = chat, let id = conversationId, !streaming else { return }
+        guard canSend, let conversation = chat, let id = conversationId else { return }
         messages = shownAtOnce(messages)
         streaming = true
         error = nil
@@ -225,6 +247,7 @@ public final class ChatModel: ObservableObject {
             messages = Self.bubbles(await conversation.messages(), [])
             error = problem
             restoredCachedTokens = cached
+            if let path = modelPath { store.rememberOpened(modelPath: path, id: id) }
         } catch {
             self.error = "\(error)"
         }

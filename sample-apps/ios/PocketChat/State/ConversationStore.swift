@@ -15,6 +15,7 @@ public struct ConversationSummary: Equatable, Identifiable, Sendable {
 public struct ConversationStore: Sendable {
     public let directory: URL
     private static let suffix = ".plmsession"
+    private static let last = "last-opened"
 
     public init(directory: URL) {
         self.directory = directory
@@ -46,6 +47,19 @@ public struct ConversationStore: Sendable {
             }
         }
         return rows.sorted { $0.savedAt > $1.savedAt }
+    }
+
+    /// Remembers the model and conversation on screen, for ``lastOpened()`` after the app restarts.
+    public func rememberOpened(modelPath: String, id: String) {
+        try? "\(modelPath)\n\(id)\n".write(to: directory.appendingPathComponent(Self.last), atomically: true, encoding: .utf8)
+    }
+
+    /// The model path and conversation id on screen when the app last ran, or nil.
+    public func lastOpened() -> (modelPath: String, id: String)? {
+        guard let text = try? String(contentsOf: directory.appendingPathComponent(Self.last), encoding: .utf8) else { return nil }
+        let lines = text.split(separator: "\n").map(String.init)
+        guard lines.count >= 2, !lines[0].isEmpty, !lines[1].isEmpty else { return nil }
+        return (lines[0], lines[1])
     }
 
     /// Deletes conversation `id`.

@@ -136,9 +136,13 @@ final class ChatAppFlowTests: XCTestCase {
         XCTAssertEqual(listed.map(\.id), [id])
         XCTAssertEqual(listed.first?.title, "Name three primary colours.")
 
+        // The app starts again and reopens what was on screen.
         let second = ChatModel(store: store) { settings }
-        await second.load(path: path)
-        await second.open(id)
+        XCTAssertFalse(second.canSend)
+        await second.resumeLast()
+        XCTAssertEqual(second.conversationId, id)
+        XCTAssertEqual(second.modelPath, path)
+        XCTAssertTrue(second.canSend)
         XCTAssertNil(second.error)
         XCTAssertEqual(second.messages.map(\.text), beforeKill)
         let cached = try XCTUnwrap(second.restoredCachedTokens)

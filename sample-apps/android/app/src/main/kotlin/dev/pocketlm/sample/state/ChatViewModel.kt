@@ -58,6 +58,8 @@ data class UiMessage(val role: Role, val text: String, val stats: AnswerStats? =
 /** Everything the chat screen draws. */
 data class ChatUiState(
     val model: ModelStatus = ModelStatus.None,
+    /** The model file in use (or to reload), for the model screen's "in use" mark. */
+    val modelPath: String? = null,
     val conversationId: String? = null,
     val messages: List<UiMessage> = emptyList(),
     val streaming: Boolean = false,
@@ -65,7 +67,10 @@ data class ChatUiState(
     val error: String? = null,
     /** Tokens the last open took from the saved cache instead of re-evaluating (null: nothing restored). */
     val restoredCachedTokens: Int? = null,
-)
+) {
+    /** Whether a message can be sent now (a model ready, a conversation open, no answer running). */
+    val canSend: Boolean get() = model is ModelStatus.Ready && conversationId != null && !streaming
+}
 
 /**
  * The chat screen: loads a model, streams answers, stops, regenerates and
@@ -99,6 +104,24 @@ class ChatViewModel(
             if (loadModel()) openConversation(store.newId(), restore = false)
         }
     }
+
+    /**
+     * Reopens the model and conversation that were on screen when the app last ran
+     * (after the system killed it, say); nothing when there were none, a model is
+     * already loaded, or that model file is gone.
+     */
+    fun resumeLast(): Job = scope.launch {
+        engine.withLock {
+            if (model != null || state.value.model is ModelStatus.Loading) return@withLock
+            val (path, id) = store.lastOpened() ?: return@withLock
+            if (!java.io.File(path).isFile) return@withLock
+            modelPath = path
+            if (loadModel()) openConversation(id, restore = true)
+        }
+    }
+
+    /** The error was shown: clear it. */
+    fun dismissError() = state.update { it.copy(error = null) }
 
     /** Starts a new, empty conversation on the loaded model. */
     fun newConversation(): Job = scope.launch {
@@ -171,7 +194,7 @@ class ChatViewModel(
     private fun answer(shownAtOnce: (List<UiMessage>) -> List<UiMessage>, start: (Conversation) -> Flow<ChatEvent>) {
         val conversation = chat ?: return
         val id = state.value.conversationId ?: return
-        if (answering?.isActive == true) return
+        if (!state.value.canSend) return
         state.update { it.copy(messages = shownAtOnce(it.messages), streaming = true, error = null) }
         answering = scope.launch {
             try {
@@ -212,7 +235,7 @@ class ChatViewModel(
     private suspend fun loadModel(): Boolean {
         val path = modelPath ?: return false
         val s = settings.value
-        state.update { it.copy(model = ModelStatus.Loading(0f)) }
+        state.update { it.copy(model = ModelStatus.Loading(0f), modelPath = path) }
         return try {
             val config = ModelConfig(contextLength = s.contextLength, memoryBudgetBytes = s.memoryBudgetMb.toLong() shl 20)
             val loaded = LanguageModel.load(path, config) { f -> state.update { it.copy(model = ModelStatus.Loading(f)) } }
@@ -250,6 +273,7 @@ class ChatViewModel(
         state.update {
             it.copy(conversationId = id, messages = ui(conversation.messages(), emptyList()), error = problem, restoredCachedTokens = cached)
         }
+        modelPath?.let { store.rememberOpened(it, id) }
     }
 
     private suspend fun save() {

@@ -47,6 +47,19 @@ class ConversationStore(val dir: File) {
             }
     }
 
+    /** Remembers the model and conversation on screen, for [lastOpened] after the app restarts. */
+    suspend fun rememberOpened(modelPath: String, id: String) = withContext(Dispatchers.IO) {
+        val temp = File(dir, "$LAST.tmp")
+        temp.writeText("$modelPath\n$id\n")
+        temp.renameTo(File(dir, LAST))
+    }
+
+    /** The model path and conversation id on screen when the app last ran, or null. */
+    suspend fun lastOpened(): Pair<String, String>? = withContext(Dispatchers.IO) {
+        val lines = try { File(dir, LAST).readLines() } catch (e: java.io.IOException) { return@withContext null }
+        if (lines.size >= 2 && lines[0].isNotEmpty() && lines[1].isNotEmpty()) lines[0] to lines[1] else null
+    }
+
     /** Deletes conversation [id]. */
     suspend fun delete(id: String): Boolean = withContext(Dispatchers.IO) { file(id).delete() }
 
@@ -57,5 +70,6 @@ class ConversationStore(val dir: File) {
 
     private companion object {
         const val SUFFIX = ".plmsession"
+        const val LAST = "last-opened"
     }
 }

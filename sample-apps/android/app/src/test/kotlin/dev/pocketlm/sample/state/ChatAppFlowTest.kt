@@ -152,10 +152,14 @@ class ChatAppFlowTest {
         assertEquals(listOf(id), store.list().map { it.id })
         assertEquals("Name three primary colours.", store.list().single().title)
 
+        // The app starts again and reopens what was on screen.
         val second = ChatViewModel(this, store, settings)
-        second.load(path).join()
-        second.open(id).join()
+        assertFalse(second.ui.value.canSend)
+        second.resumeLast().join()
         val reopened = second.ui.value
+        assertEquals(id, reopened.conversationId)
+        assertEquals(path, reopened.modelPath)
+        assertTrue(reopened.canSend)
         assertNull(reopened.error, reopened.error)
         assertEquals(beforeKill, reopened.messages.map { it.role to it.text })
         val cached = reopened.restoredCachedTokens!!
