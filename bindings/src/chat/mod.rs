@@ -24,7 +24,7 @@ pub use reply::{Metrics, Reply, StopReason};
 pub use session::{read_session_summary, RestoredSession, SavedSession, SessionSummary};
 pub use structured::{OutputConstraint, RequestOptions, StructuredValue, ToolCall, ToolChoice, ToolResult, ToolSpec};
 
-use crate::convert::{saturating_i32, saturating_i64};
+use crate::convert::saturating_i32;
 use crate::error::FfiError;
 use crate::live::LiveHistory;
 use crate::task::{lock, spawn_streaming, GenerationHandle};
@@ -249,12 +249,7 @@ impl PocketConversation {
     /// Saves the transcript and the KV cache to `path` (atomically). Waits
     /// for a running answer; call it from a background thread.
     pub fn save(&self, path: String) -> Result<SavedSession, FfiError> {
-        let saved = self.with_engine(|c| c.save(Path::new(&path)))?;
-        Ok(SavedSession {
-            file_bytes: saturating_i64(saved.file_bytes),
-            messages: saturating_i32(saved.messages),
-            cached_tokens: saturating_i32(saved.cached_tokens),
-        })
+        Ok(self.with_engine(|c| c.save(Path::new(&path)))?.into())
     }
 
     /// Restores a conversation saved by `save`: its messages and its KV cache,
@@ -276,24 +271,14 @@ impl PocketConversation {
                     }
                 },
             )?;
-        let (fallback_kind, fallback_reason) = match why {
-            Some(pocketlm::Error::Session { kind, detail }) => (Some(kind.into()), Some(detail)),
-            Some(other) => (None, Some(other.to_string())),
-            None => (None, None),
-        };
-        Ok(RestoredSession {
-            messages: saturating_i32(restored.messages),
-            cached_tokens: saturating_i32(restored.cached_tokens),
-            fallback_kind,
-            fallback_reason,
-        })
+        Ok(RestoredSession::new(restored, why))
     }
 
     /// Restores only the messages of a session file (saved with any model or
     /// settings); the next answer re-reads them.
     pub fn restore_transcript(&self, path: String) -> Result<RestoredSession, FfiError> {
         let restored = self.with_engine(|c| c.restore_transcript(Path::new(&path)))?;
-        Ok(RestoredSession { messages: saturating_i32(restored.messages), cached_tokens: 0, fallback_kind: None, fallback_reason: None })
+        Ok(RestoredSession::new(restored, None))
     }
 
     /// The context window in tokens (fixed at creation; never waits).

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::message::ChatMessage;
-use crate::convert::saturating_i64;
+use crate::convert::{saturating_i32, saturating_i64};
 use crate::error::{FfiError, SessionErrorKind};
 
 /// What `PocketConversation::save` wrote.
@@ -30,6 +30,33 @@ pub struct RestoredSession {
     pub fallback_kind: Option<SessionErrorKind>,
     /// The same, in words.
     pub fallback_reason: Option<String>,
+}
+
+impl From<pocketlm::SavedSession> for SavedSession {
+    fn from(saved: pocketlm::SavedSession) -> Self {
+        SavedSession {
+            file_bytes: saturating_i64(saved.file_bytes),
+            messages: saturating_i32(saved.messages),
+            cached_tokens: saturating_i32(saved.cached_tokens),
+        }
+    }
+}
+
+impl RestoredSession {
+    /// What came back, and why the cache did not when `why` says so.
+    pub(crate) fn new(restored: pocketlm::RestoredSession, why: Option<pocketlm::Error>) -> Self {
+        let (fallback_kind, fallback_reason) = match why {
+            Some(pocketlm::Error::Session { kind, detail }) => (Some(kind.into()), Some(detail)),
+            Some(other) => (None, Some(other.to_string())),
+            None => (None, None),
+        };
+        RestoredSession {
+            messages: saturating_i32(restored.messages),
+            cached_tokens: saturating_i32(restored.cached_tokens),
+            fallback_kind,
+            fallback_reason,
+        }
+    }
 }
 
 /// A session file's messages and when it was saved.

@@ -6,13 +6,14 @@
 mod config;
 mod reply;
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 pub use config::{CloudEndpoint, RoutePolicy, RouteRequest, RouterConfig};
 use pocketlm::{RouteEvent, RoutedChat};
 pub use reply::{Cost, RouteReason, RoutedReply};
 
-use crate::chat::{ChatMessage, ConversationConfig, ToolCall, ToolResult};
+use crate::chat::{ChatMessage, ConversationConfig, RestoredSession, SavedSession, ToolCall, ToolResult};
 use crate::convert::{amount, count, opt_amount};
 use crate::error::FfiError;
 use crate::live::LiveHistory;
@@ -109,11 +110,22 @@ impl RoutedConversation {
         let router = router_config(router, redactor)?;
         let local = PocketModel::load_core(&model_path, model_config)
             .and_then(|model| pocketlm::Conversation::new(model.core(), model.conversation_options(conversation)?));
-        let chat = RoutedChat::new(local, router, sampling)?;
-        let messages = Arc::new(LiveHistory::new(snapshot(&chat)));
-        let total_cloud_cost = Arc::new(Mutex::new(chat.totals().cloud_cost));
-        let device_error = chat.local_error().map(ToString::to_string);
-        Ok(Arc::new(RoutedConversation { inner: Arc::new(Mutex::new(chat)), messages, total_cloud_cost, device_error }))
+        Ok(Self::wrap(RoutedChat::new(local, router, sampling)?))
+    }
+
+    /// Routes a new conversation over an already loaded `model` (several
+    /// conversations can share one model, as with `PocketModel::conversation`).
+    #[uniffi::constructor]
+    pub fn over(
+        model: Arc<PocketModel>,
+        conversation: ConversationConfig,
+        router: RouterConfig,
+        redactor: Option<Arc<dyn Redactor>>,
+    ) -> Result<Arc<Self>, FfiError> {
+        let sampling: pocketlm::SamplingParams = conversation.sampling.clone().try_into()?;
+        let router = router_config(router, redactor)?;
+        let local = model.conversation_options(conversation).and_then(|options| pocketlm::Conversation::new(model.core(), options));
+        Ok(Self::wrap(RoutedChat::new(local, router, sampling)?))
     }
 
     /// Sends a user message; the answer streams to `listener`. Returns at once.
@@ -138,6 +150,77 @@ impl RoutedConversation {
         })
     }
 
+    /// Answers the last user message again, replacing its answer (if any),
+    /// by the policy; streams to `listener`. If it is stopped before any
+    /// text, the previous answer stays. A conversation without a user message
+    /// reports `InvalidOption`.
+    pub fn regenerate(&self, request: RouteRequest, listener: Arc<dyn RouteListener>) -> Arc<GenerationHandle> {
+        self.stream(request, listener, move |chat, options, on_event, messages| {
+            let before = chat.messages().to_vec();
+            let Some(last) = before.iter().rposition(|m| m.role == pocketlm::Role::User) else {
+                return Err(pocketlm::Error::InvalidOption {
+                    name: "regenerate",
+                    value: "no user message".into(),
+                    expected: "a conversation with a user message to answer again".into(),
+                });
+            };
+            let text = before[last].content.clone();
+            chat.set_messages(before[..last].to_vec());
+            messages.set(snapshot(chat));
+            messages.begin(&text);
+            let result = chat.send(&text, options, on_event);
+            // Stopped or failed before any text: nothing new to show, so the previous answer stays.
+            let nothing_new = match &result {
+                Ok(reply) => reply.text.is_empty() && reply.tool_calls.is_empty(),
+                Err(_) => chat.messages().len() <= last,
+            };
+            if nothing_new {
+                chat.set_messages(before);
+            }
+            result
+        })
+    }
+
+    /// Replaces the last user message with `text` (dropping its answer) and
+    /// answers it by the policy, streaming to `listener`. Without a user
+    /// message it is `send`.
+    pub fn edit_last_message(&self, text: String, request: RouteRequest, listener: Arc<dyn RouteListener>) -> Arc<GenerationHandle> {
+        self.stream(request, listener, move |chat, options, on_event, messages| {
+            let before = chat.messages().to_vec();
+            let last = before.iter().rposition(|m| m.role == pocketlm::Role::User);
+            if let Some(last) = last {
+                chat.set_messages(before[..last].to_vec());
+                messages.set(snapshot(chat));
+            }
+            messages.begin(&text);
+            let result = chat.send(&text, options, on_event);
+            // Failed before any text: the conversation stays as it was.
+            if result.is_err() && chat.messages().len() <= last.unwrap_or(before.len()) {
+                chat.set_messages(before);
+            }
+            result
+        })
+    }
+
+    /// Saves the history and the device model's KV cache to `path`
+    /// (atomically; see `PocketConversation::save`). Waits for a running
+    /// answer. Without a device model there is nothing to save it with: the
+    /// load error.
+    pub fn save(&self, path: String) -> Result<SavedSession, FfiError> {
+        Ok(lock(&self.inner).save(Path::new(&path))?.into())
+    }
+
+    /// Restores a conversation saved by `save` (or by a `PocketConversation`):
+    /// the history, and the device's KV cache when the file matches the
+    /// device model and settings (else `fallback_kind` says why not, and the
+    /// next device answer re-reads the history). Waits for a running answer.
+    pub fn restore(&self, path: String) -> Result<RestoredSession, FfiError> {
+        let mut chat = lock(&self.inner);
+        let (restored, why) = chat.restore(Path::new(&path))?;
+        self.messages.set(snapshot(&chat));
+        Ok(RestoredSession::new(restored, why))
+    }
+
     /// The history, whichever side answered each turn. Never waits: during
     /// an answer it includes the message being answered and the text streamed
     /// so far (dropped on a restart); once the answer ends, before
@@ -159,6 +242,13 @@ impl RoutedConversation {
 }
 
 impl RoutedConversation {
+    fn wrap(chat: RoutedChat) -> Arc<Self> {
+        let messages = Arc::new(LiveHistory::new(snapshot(&chat)));
+        let total_cloud_cost = Arc::new(Mutex::new(chat.totals().cloud_cost));
+        let device_error = chat.local_error().map(ToString::to_string);
+        Arc::new(RoutedConversation { inner: Arc::new(Mutex::new(chat)), messages, total_cloud_cost, device_error })
+    }
+
     /// Runs `call` on the router as a task streaming to `listener`.
     fn stream(
         &self,

@@ -33,6 +33,26 @@ public final class Conversation: Sendable {
         stream { inner.sendToolResults(results: results, options: options, listener: $0) }
     }
 
+    /// Answers the last user message again, replacing its answer, and streams
+    /// the new one. Stopped or failed before any text, the previous answer stays.
+    public func regenerate(options: RequestOptions = .plain) -> AsyncThrowingStream<ChatEvent, Error> {
+        stream { inner.regenerate(options: options, listener: $0) }
+    }
+
+    /// Replaces the last user message with `text` (dropping its answer) and
+    /// streams the answer to it: the "edit" of a chat app. The KV cache keeps
+    /// everything before that message. Without a user message it is a plain send.
+    public func editLastMessage(_ text: String, options: RequestOptions = .plain) -> AsyncThrowingStream<ChatEvent, Error> {
+        stream { inner.editLastMessage(text: text, options: options, listener: $0) }
+    }
+
+    /// Keeps only the first `count` messages (the system prompt counts); waits
+    /// for a running answer, on PocketLM's own thread.
+    public func truncate(_ count: Int) async {
+        let inner = self.inner
+        await Blocking.run { inner.truncate(len: UInt32(max(0, count))) }
+    }
+
     private func stream(_ start: (ReplyListener) -> GenerationHandle) -> AsyncThrowingStream<ChatEvent, Error> {
         // Unbounded: a slow consumer never loses text nor stalls decoding.
         AsyncThrowingStream(bufferingPolicy: .unbounded) { continuation in

@@ -65,6 +65,21 @@ public final class LanguageModel: Sendable {
         }
     }
 
+    /// Starts a conversation routed by `router` between this model and a cloud
+    /// model (see ``RoutedChat``); `redact` sees every message before it leaves
+    /// the device.
+    public func routedChat(
+        router: RouterConfig,
+        conversation config: ConversationConfig = ConversationConfig(),
+        redact: (@Sendable (_ role: String, _ content: String) -> String)? = nil
+    ) async throws -> RoutedChat {
+        let model = self.model
+        let redactor = redact.map { ClosureRedactor($0) }
+        return try await Blocking.run {
+            RoutedChat(try RoutedConversation.over(model: model, conversation: config, router: router, redactor: redactor))
+        }
+    }
+
     /// Models whose weights are still in memory in this process.
     public static var liveModels: Int64 { liveModelCount() }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import PocketLMFFI
 
 /// A chat answered on the device or, when ``RouterConfig`` allows it, by an
@@ -49,6 +50,38 @@ public final class RoutedChat: Sendable {
         stream { inner.sendToolResults(results: results, request: request, listener: $0) }
     }
 
+    /// Answers the last user message again by the policy, replacing its answer;
+    /// stopped before any text, the previous answer stays.
+    public func regenerate(request: RouteRequest = RouteRequest()) -> AsyncThrowingStream<RouteEvent, Error> {
+        stream { inner.regenerate(request: request, listener: $0) }
+    }
+
+    /// Replaces the last user message with `text` (dropping its answer) and
+    /// streams the answer to it.
+    public func editLastMessage(_ text: String, request: RouteRequest = RouteRequest()) -> AsyncThrowingStream<RouteEvent, Error> {
+        stream { inner.editLastMessage(text: text, request: request, listener: $0) }
+    }
+
+    /// Saves the history and the device model's KV cache to `url`, atomically,
+    /// like ``Conversation/save(to:)``; waits for a running answer. Without a
+    /// device model it throws the load error.
+    @discardableResult
+    public func save(to url: URL) async throws -> SavedSession {
+        let inner = self.inner
+        let path = url.path
+        return try await Blocking.run { try inner.save(path: path) }
+    }
+
+    /// Restores a conversation saved by ``save(to:)`` or ``Conversation/save(to:)``:
+    /// the history, and the device's KV cache when the file matches (else
+    /// `fallbackKind` says why, and the next device answer re-reads the history).
+    @discardableResult
+    public func restore(from url: URL) async throws -> RestoredSession {
+        let inner = self.inner
+        let path = url.path
+        return try await Blocking.run { try inner.restore(path: path) }
+    }
+
     private func stream(_ start: (RouteListener) -> GenerationHandle) -> AsyncThrowingStream<RouteEvent, Error> {
         AsyncThrowingStream(bufferingPolicy: .unbounded) { continuation in
             let handle = start(RouteStreamListener(continuation))
@@ -75,7 +108,7 @@ public final class RoutedChat: Sendable {
     }
 }
 
-private final class ClosureRedactor: Redactor {
+final class ClosureRedactor: Redactor {
     private let redactContent: @Sendable (String, String) -> String
 
     init(_ redact: @escaping @Sendable (String, String) -> String) {

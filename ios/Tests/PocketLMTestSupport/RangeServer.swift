@@ -6,10 +6,7 @@ import Glibc
 
 /// A file server on loopback (plain sockets, one request per connection) that
 /// honours `Range`, serves 64 KiB every `delayMs` (changeable while it runs), and records each request's range.
-public final class RangeServer: @unchecked Sendable {
-    /// The port it listens on.
-    public let port: UInt16
-    private let listener: Int32
+public final class RangeServer: LoopbackServer, @unchecked Sendable {
     private let body: [UInt8]
     private var pause: UInt32
     private let lock = NSLock()
@@ -19,18 +16,7 @@ public final class RangeServer: @unchecked Sendable {
     public init(body: [UInt8], delayMs: UInt32 = 0) {
         self.body = body
         pause = delayMs
-        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let fd = listener
-        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        precondition(bound == 0 && listen(fd, 16) == 0, "cannot listen on loopback")
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        port = UInt16(bigEndian: addr.sin_port)
-        Thread { [self] in acceptLoop() }.start()
+        super.init()
     }
 
     /// The file's URL.
@@ -57,32 +43,9 @@ public final class RangeServer: @unchecked Sendable {
         return seen
     }
 
-    private func acceptLoop() {
-        while true {
-            let client = accept(listener, nil, nil)
-            if client < 0 { return }
-            Thread { [self] in serve(client) }.start()
-        }
-    }
-
-    private func write(_ client: Int32, _ bytes: ArraySlice<UInt8>) -> Bool {
-        bytes.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) == $0.count }
-    }
-
-    private func serve(_ client: Int32) {
-        defer { close(client) }
-        var request = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while !String(decoding: request, as: UTF8.self).contains("\r\n\r\n") {
-            let n = recv(client, &buffer, buffer.count, 0)
-            if n <= 0 { return }
-            request += buffer[0..<n]
-        }
-        let text = String(decoding: request, as: UTF8.self)
-        let path = text.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
-        let range = text.components(separatedBy: "\r\n")
-            .first { $0.lowercased().hasPrefix("range:") }
-            .map { $0.dropFirst(6).trimmingCharacters(in: .whitespaces) }
+    override func serve(_ client: Int32, head: String, body _: [UInt8]) {
+        let path = head.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
+        let range = Self.header("Range", in: head)
         lock.lock()
         seen.append(range)
         lock.unlock()
@@ -90,7 +53,7 @@ public final class RangeServer: @unchecked Sendable {
             _ = write(client, Array("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)[...])
             return
         }
-        let from = range.flatMap { Int($0.dropFirst("bytes=".count).dropLast()) } ?? 0
+        let from = range.flatMap { Int($0.dropFirst("bytes=".count).prefix { $0 != "-" }) } ?? 0
         var head = range == nil ? "HTTP/1.1 200 OK\r\n" : "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes \(from)-\(body.count - 1)/\(body.count)\r\n"
         head += "Content-Length: \(body.count - from)\r\nETag: \"v1\"\r\nConnection: close\r\n\r\n"
         guard write(client, Array(head.utf8)[...]) else { return }

@@ -57,21 +57,41 @@ public final class ChatModel: ObservableObject {
     private let store: ConversationStore
     private let settings: () -> ChatSettings
     private var languageModel: LanguageModel?
-    private var chat: Conversation?
+    private var chat: ChatEngine?
+    private var queue: Task<Void, Never>?
     private var answering: Task<Void, Never>?
 
-    /// A chat saving to `store`, configured by `settings` (read when a model loads or a conversation opens).
-    public init(store: ConversationStore, settings: @escaping () -> ChatSettings) {
+    private let cloudKey: () -> String?
+
+    /// A chat saving to `store`, configured by `settings` (read when a model
+    /// loads or a conversation opens), with `cloudKey` (from the Keychain) for
+    /// routed conversations.
+    public init(store: ConversationStore, settings: @escaping () -> ChatSettings, cloudKey: @escaping () -> String? = { nil }) {
         self.store = store
         self.settings = settings
+        self.cloudKey = cloudKey
+    }
+
+    /// Runs `body` after every earlier model or conversation change has finished
+    /// (a memory warning during a load waits for the load, then unloads).
+    private func serially(_ body: @escaping @MainActor () async -> Void) async {
+        let previous = queue
+        let task = Task { @MainActor in
+            await previous?.value
+            await body()
+        }
+        queue = task
+        await task.value
     }
 
     /// Loads the model at `path` (dropping any other) and opens a new conversation.
     public func load(path: String) async {
-        await stopAndWait()
-        closeEngine()
-        modelPath = path
-        if await loadModel() { await openConversation(store.newId(), restore: false) }
+        await serially { [self] in
+            await stopAndWait()
+            closeEngine()
+            modelPath = path
+            if await loadModel() { await openConversation(store.newId(), restore: false) }
+        }
     }
 
     /// Whether a message can be sent now (a model ready, a conversation open, no answer running).
@@ -84,10 +104,12 @@ public final class ChatModel: ObservableObject {
     /// ran (after the system killed it, say); nothing when there were none, a
     /// model is already loaded, or that model file is gone.
     public func resumeLast() async {
-        guard languageModel == nil, model == .none || model == .unloaded, let last = store.lastOpened(),
-              FileManager.default.fileExists(atPath: last.modelPath) else { return }
-        modelPath = last.modelPath
-        if await loadModel() { await openConversation(last.id, restore: true) }
+        await serially { [self] in
+            guard languageModel == nil, model == .none || model == .unloaded, let last = store.lastOpened(),
+                  FileManager.default.fileExists(atPath: last.modelPath) else { return }
+            modelPath = last.modelPath
+            if await loadModel() { await openConversation(last.id, restore: true) }
+        }
     }
 
     /// The error was shown: clear it.
@@ -97,14 +119,18 @@ public final class ChatModel: ObservableObject {
 
     /// Starts a new, empty conversation on the loaded model.
     public func newConversation() async {
-        await stopAndWait()
-        if languageModel != nil { await openConversation(store.newId(), restore: false) }
+        await serially { [self] in
+            await stopAndWait()
+            if languageModel != nil { await openConversation(store.newId(), restore: false) }
+        }
     }
 
     /// Opens saved conversation `id`: its cache when the file matches this model, else its transcript.
     public func open(_ id: String) async {
-        await stopAndWait()
-        if languageModel != nil { await openConversation(id, restore: true) }
+        await serially { [self] in
+            await stopAndWait()
+            if languageModel != nil { await openConversation(id, restore: true) }
+        }
     }
 
     /// Sends `text`; the answer streams into ``messages``. Ignored while an answer runs.
@@ -122,7 +148,7 @@ public final class ChatModel: ObservableObject {
         answer({ shown in
             let kept = shown.lastIndex { $0.role == .user }.map { Array(shown[..<$0]) } ?? shown
             return kept + [UIMessage(role: .user, text: text)]
-        }) { $0.editLastMessage(text) }
+        }) { $0.editLast(text) }
     }
 
     /// Stops the running answer; the text shown so far stays, and is saved.
@@ -137,24 +163,30 @@ public final class ChatModel: ObservableObject {
 
     /// The app left the foreground: stop generating (an iOS app may not use the GPU in the background) and save.
     public func onBackground() async {
-        await stopAndWait()
-        await save()
+        await serially { [self] in
+            await stopAndWait()
+            await save()
+        }
     }
 
     /// A memory warning (`didReceiveMemoryWarning`): stop, save and unload; ``onForeground()`` reloads.
     public func onMemoryWarning() async {
-        await stopAndWait()
-        guard languageModel != nil else { return }
-        await save()
-        closeEngine()
-        model = .unloaded
+        await serially { [self] in
+            await stopAndWait()
+            guard languageModel != nil else { return }
+            await save()
+            closeEngine()
+            model = .unloaded
+        }
     }
 
     /// The app is back: reload an unloaded model and restore the conversation from its file.
     public func onForeground() async {
-        guard model == .unloaded else { return }
-        let id = conversationId
-        if await loadModel() { await openConversation(id ?? store.newId(), restore: id != nil) }
+        await serially { [self] in
+            guard model == .unloaded else { return }
+            let id = conversationId
+            if await loadModel() { await openConversation(id ?? store.newId(), restore: id != nil) }
+        }
     }
 
     /// Frees the model.
@@ -163,18 +195,29 @@ public final class ChatModel: ObservableObject {
         closeEngine()
     }
 
-    private func answer(_ shownAtOnce: ([UIMessage]) -> [UIMessage], _ start: @escaping (Conversation) -> AsyncThrowingStream<ChatEvent, Error>) {
-        guard canSend, let conversation = chat, let id = conversationId else { return }
+    private func answer(_ shownAtOnce: ([UIMessage]) -> [UIMessage], _ start: @escaping (ChatEngine) -> AsyncThrowingStream<Answered, Error>) {
+        guard canSend, let engine = chat, let id = conversationId else { return }
         messages = shownAtOnce(messages)
         streaming = true
         error = nil
         answering = Task {
+            let started = Date()
+            var firstText: Date?
             do {
-                for try await event in start(conversation) {
+                for try await event in start(engine) {
                     switch event {
-                    case .delta(let text): appendDelta(text)
-                    case .done(let reply): messages = Self.withStats(await conversation.messages(), messages, reply.metrics)
-                    default: break
+                    case .text(let text):
+                        if firstText == nil { firstText = Date() }
+                        appendDelta(text)
+                    case .restart:
+                        if let last = messages.last, last.role == .assistant, last.stats == nil { messages.removeLast() }
+                    case .done(var stats):
+                        // The cloud reports no timings: time to first token as this screen saw it.
+                        if !stats.onDevice {
+                            stats = AnswerStats(ttftMs: (firstText ?? Date()).timeIntervalSince(started) * 1000, tokensPerSecond: 0,
+                                                promptTokensReused: 0, promptTokensEvaluated: 0, onDevice: false, stopReason: stats.stopReason)
+                        }
+                        messages = Self.withStats(await engine.messages(), messages, stats)
                     }
                 }
             } catch is CancellationError {
@@ -183,8 +226,8 @@ public final class ChatModel: ObservableObject {
                 self.error = "\(error)"
             }
             // Waits for the engine to settle, so the file and the screen show its history.
-            await save(conversation, id)
-            messages = Self.bubbles(await conversation.messages(), messages)
+            await save(engine, id)
+            messages = Self.bubbles(await engine.messages(), messages)
             streaming = false
         }
     }
@@ -226,17 +269,28 @@ public final class ChatModel: ObservableObject {
     private func openConversation(_ id: String, restore: Bool) async {
         guard let loaded = languageModel else { return }
         let s = settings()
+        chat = nil
         let config = ConversationConfig(
             systemPrompt: s.systemPrompt.isEmpty ? nil : s.systemPrompt,
             sampling: SamplingConfig(temperature: s.temperature, maxTokens: s.maxTokens))
         do {
-            let conversation = try await loaded.conversation(config)
-            chat = conversation
+            let engine: ChatEngine
+            if s.routing == .deviceOnly || s.cloudEndpoint.isEmpty {
+                engine = DeviceEngine(chat: try await loaded.conversation(config))
+            } else {
+                let router = RouterConfig(
+                    policy: s.routing == .cloudOnly ? .cloudOnly : .preferLocal,
+                    cloud: CloudEndpoint(baseUrl: s.cloudEndpoint, model: s.cloudModel, apiKey: cloudKey()))
+                var redaction: (@Sendable (String, String) -> String)?
+                if s.redaction { redaction = { _, content in redactPersonalData(content) } }
+                engine = RoutedEngine(chat: try await loaded.routedChat(router: router, conversation: config, redact: redaction))
+            }
+            chat = engine
             var cached: Int32?
             var problem: String?
             if restore, FileManager.default.fileExists(atPath: store.file(id).path) {
                 do {
-                    let restored = try await conversation.restore(from: store.file(id))
+                    let restored = try await engine.restore(from: store.file(id))
                     cached = restored.cachedTokens
                     problem = restored.fallbackReason.map { "The saved cache could not be used (\($0)); the conversation was re-read instead." }
                 } catch {
@@ -244,7 +298,7 @@ public final class ChatModel: ObservableObject {
                 }
             }
             conversationId = id
-            messages = Self.bubbles(await conversation.messages(), [])
+            messages = Self.bubbles(await engine.messages(), [])
             error = problem
             restoredCachedTokens = cached
             if let path = modelPath { store.rememberOpened(modelPath: path, id: id) }
@@ -258,10 +312,10 @@ public final class ChatModel: ObservableObject {
         await save(conversation, id)
     }
 
-    private func save(_ conversation: Conversation, _ id: String) async {
-        guard await conversation.messages().contains(where: { $0.role == .user }) else { return }
+    private func save(_ engine: ChatEngine, _ id: String) async {
+        guard await engine.messages().contains(where: { $0.role == .user }) else { return }
         do {
-            try await conversation.save(to: store.file(id))
+            try await engine.save(to: store.file(id))
         } catch {
             self.error = "The conversation was not saved: \(error)"
         }
@@ -281,13 +335,10 @@ public final class ChatModel: ObservableObject {
         }
     }
 
-    private static func withStats(_ history: [ChatMessage], _ shown: [UIMessage], _ metrics: Metrics) -> [UIMessage] {
+    private static func withStats(_ history: [ChatMessage], _ shown: [UIMessage], _ stats: AnswerStats) -> [UIMessage] {
         var result = bubbles(history, shown)
         guard let last = result.last, last.role == .assistant else { return result }
-        result[result.count - 1].stats = AnswerStats(
-            ttftMs: metrics.ttftMs, tokensPerSecond: metrics.decodeTokensPerS,
-            promptTokensReused: metrics.promptTokensReused, promptTokensEvaluated: metrics.promptTokensEvaluated,
-            onDevice: true, stopReason: "\(metrics.stopReason)")
+        result[result.count - 1].stats = stats
         return result
     }
 }

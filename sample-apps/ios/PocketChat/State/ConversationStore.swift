@@ -49,9 +49,13 @@ public struct ConversationStore: Sendable {
         return rows.sorted { $0.savedAt > $1.savedAt }
     }
 
-    /// Remembers the model and conversation on screen, for ``lastOpened()`` after the app restarts.
+    /// Remembers the model and conversation on screen, for ``lastOpened()``
+    /// after the app restarts. A model beside the store's directory is kept
+    /// relative to it: iOS may move the app's container on an update.
     public func rememberOpened(modelPath: String, id: String) {
-        try? "\(modelPath)\n\(id)\n".write(to: directory.appendingPathComponent(Self.last), atomically: true, encoding: .utf8)
+        let base = directory.deletingLastPathComponent().path + "/"
+        let path = modelPath.hasPrefix(base) ? String(modelPath.dropFirst(base.count)) : modelPath
+        try? "\(path)\n\(id)\n".write(to: directory.appendingPathComponent(Self.last), atomically: true, encoding: .utf8)
     }
 
     /// The model path and conversation id on screen when the app last ran, or nil.
@@ -59,7 +63,8 @@ public struct ConversationStore: Sendable {
         guard let text = try? String(contentsOf: directory.appendingPathComponent(Self.last), encoding: .utf8) else { return nil }
         let lines = text.split(separator: "\n").map(String.init)
         guard lines.count >= 2, !lines[0].isEmpty, !lines[1].isEmpty else { return nil }
-        return (lines[0], lines[1])
+        let path = lines[0].hasPrefix("/") ? lines[0] : directory.deletingLastPathComponent().appendingPathComponent(lines[0]).path
+        return (path, lines[1])
     }
 
     /// Deletes conversation `id`.

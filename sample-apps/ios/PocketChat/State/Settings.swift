@@ -3,7 +3,10 @@ import Foundation
 import Combine
 #endif
 
-/// Where a request is answered. The sample runs every answer on the device; the policy and endpoint are kept for routing.
+/// Where a request is answered: only on the device; on the device, escalating
+/// to the cloud endpoint when the device cannot answer (model unavailable, over
+/// the memory budget, prompt too long); or always in the cloud. Applies to
+/// conversations opened after the change.
 public enum RoutingPolicy: String, Codable, CaseIterable, Sendable {
     case deviceOnly, preferDevice, cloudOnly
 }
@@ -19,7 +22,7 @@ public struct ChatSettings: Codable, Equatable, Sendable {
     public var routing = RoutingPolicy.deviceOnly
     public var cloudEndpoint = ""
     public var cloudModel = ""
-    /// Redact e-mail addresses, phone numbers and the like before anything leaves the phone.
+    /// Redact e-mail addresses and phone numbers before anything leaves the phone (``redactPersonalData(_:)``).
     public var redaction = true
 
     public init() {}

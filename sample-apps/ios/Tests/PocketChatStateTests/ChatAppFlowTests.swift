@@ -19,6 +19,10 @@ final class ChatAppFlowTests: XCTestCase {
         try await Self.inDirectory { try await Self.aCancelledDownloadLeavesNothing($0) }
     }
 
+    func testRoutedToACloudOnLoopbackWithBadgeRedactionAndKey() async throws {
+        try await Self.inDirectory { try await Self.routedToACloudOnLoopbackWithBadgeRedactionAndKey($0) }
+    }
+
     func testSettingsPersistAndTheCloudKeyStaysOutOfTheFile() async throws {
         try await Self.inDirectory { try Self.settingsPersistAndTheCloudKeyStaysOutOfTheFile($0) }
     }
@@ -95,7 +99,7 @@ final class ChatAppFlowTests: XCTestCase {
         settings.maxTokens = 48
         settings.contextLength = 1024
         let store = ConversationStore(directory: directory.appendingPathComponent("conversations"))
-        let first = ChatModel(store: store) { settings }
+        let first = ChatModel(store: store, settings: { settings })
         await first.load(path: path)
         guard case .ready = first.model else { return XCTFail("\(first.model)") }
         first.send("Name three primary colours.")
@@ -137,7 +141,7 @@ final class ChatAppFlowTests: XCTestCase {
         XCTAssertEqual(listed.first?.title, "Name three primary colours.")
 
         // The app starts again and reopens what was on screen.
-        let second = ChatModel(store: store) { settings }
+        let second = ChatModel(store: store, settings: { settings })
         XCTAssertFalse(second.canSend)
         await second.resumeLast()
         XCTAssertEqual(second.conversationId, id)
@@ -167,6 +171,44 @@ final class ChatAppFlowTests: XCTestCase {
         XCTAssertEqual(second.messages.count, 8)
         XCTAssertGreaterThan(second.messages[7].stats?.promptTokensReused ?? 0, cached)
         second.close()
+    }
+
+    @MainActor
+    private static func routedToACloudOnLoopbackWithBadgeRedactionAndKey(_ directory: URL) async throws {
+        let cloud = CloudServer(answer: ["Hello", " from", " the cloud."])
+        var settings = ChatSettings()
+        settings.temperature = 0
+        settings.maxTokens = 16
+        settings.contextLength = 1024
+        settings.routing = .cloudOnly
+        settings.cloudEndpoint = cloud.url
+        settings.cloudModel = "big-model"
+        settings.redaction = true
+        let store = ConversationStore(directory: directory.appendingPathComponent("conversations"))
+        let chat = ChatModel(store: store, settings: { settings }, cloudKey: { "sk-test-key" })
+        await chat.load(path: try TestModel.path)
+        chat.send("Write to jane.doe@example.com or call +44 20 7946 0958 about the party.")
+        await chat.settle()
+        XCTAssertNil(chat.error)
+        XCTAssertEqual(chat.messages.map(\.text).last, "Hello from the cloud.")
+        let stats = try XCTUnwrap(chat.messages.last?.stats)
+        XCTAssertFalse(stats.onDevice, "the cloud badge")
+        XCTAssertGreaterThan(stats.ttftMs, 0)
+        let request = try XCTUnwrap(cloud.requests.first)
+        XCTAssertTrue(request.body.contains("[email]") && request.body.contains("[phone]"), request.body)
+        XCTAssertFalse(request.body.contains("jane.doe@example.com") || request.body.contains("7946"), "nothing personal left the phone")
+        XCTAssertTrue(request.body.contains("big-model"))
+        XCTAssertEqual(request.authorization, "Bearer sk-test-key")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: store.file(try XCTUnwrap(chat.conversationId)).path), "saved like any conversation")
+
+        // Back to the device for new conversations: the device badge.
+        settings.routing = .deviceOnly
+        await chat.newConversation()
+        chat.send("Say hi.")
+        await chat.settle()
+        XCTAssertEqual(chat.messages.last?.stats?.onDevice, true)
+        XCTAssertEqual(cloud.requests.count, 1, "nothing more went to the cloud")
+        chat.close()
     }
 
     @MainActor

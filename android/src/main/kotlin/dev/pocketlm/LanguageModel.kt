@@ -3,6 +3,8 @@ package dev.pocketlm
 import dev.pocketlm.ffi.BackendInfo
 import dev.pocketlm.ffi.CancelSignal
 import dev.pocketlm.ffi.ConversationConfig
+import dev.pocketlm.ffi.RoutedConversation
+import dev.pocketlm.ffi.RouterConfig
 import dev.pocketlm.ffi.FfiException
 import dev.pocketlm.ffi.LoadProgressListener
 import dev.pocketlm.ffi.MemoryPlan
@@ -38,6 +40,18 @@ class LanguageModel private constructor(private val model: PocketModel) : AutoCl
     /** Starts a conversation with its own context and KV cache. */
     suspend fun conversation(config: ConversationConfig = ConversationConfig()): Conversation =
         withContext(Dispatchers.IO) { Conversation(ffiCall { model.newConversation(config) }) }
+
+    /**
+     * Starts a conversation routed by [router] between this model and a cloud model
+     * (see [RoutedChat]); [redact] sees every message before it leaves the device.
+     */
+    suspend fun routedChat(
+        router: RouterConfig,
+        config: ConversationConfig = ConversationConfig(),
+        redact: ((role: String, content: String) -> String)? = null,
+    ): RoutedChat = withContext(Dispatchers.IO) {
+        RoutedChat(ffiCall { RoutedConversation.over(model, config, router, RoutedChat.redactor(redact)) })
+    }
 
     /** Frees the model once no conversation uses it any more. */
     override fun close() = model.close()

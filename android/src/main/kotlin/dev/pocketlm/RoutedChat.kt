@@ -9,7 +9,9 @@ import dev.pocketlm.ffi.RouteListener
 import dev.pocketlm.ffi.RouteReason
 import dev.pocketlm.ffi.RouteRequest
 import dev.pocketlm.ffi.RoutedConversation
+import dev.pocketlm.ffi.RestoredSession
 import dev.pocketlm.ffi.RoutedReply
+import dev.pocketlm.ffi.SavedSession
 import dev.pocketlm.ffi.RouterConfig
 import dev.pocketlm.ffi.ToolCall
 import dev.pocketlm.ffi.ToolResult
@@ -23,6 +25,7 @@ import kotlinx.coroutines.flow.callbackFlow
 import kotlinx.coroutines.flow.filterIsInstance
 import kotlinx.coroutines.flow.single
 import kotlinx.coroutines.withContext
+import java.io.File
 
 /**
  * A chat answered on the device or, when [RouterConfig] allows it, by an
@@ -43,6 +46,28 @@ class RoutedChat internal constructor(private val inner: RoutedConversation) : A
      */
     fun sendToolResults(results: List<ToolResult>, request: RouteRequest = RouteRequest()): Flow<RouteEvent> =
         stream { listener -> inner.sendToolResults(results, request, listener) }
+
+    /** Answers the last user message again by the policy, replacing its answer; stopped before any text, the previous answer stays. */
+    fun regenerate(request: RouteRequest = RouteRequest()): Flow<RouteEvent> =
+        stream { listener -> inner.regenerate(request, listener) }
+
+    /** Replaces the last user message with [text] (dropping its answer) and streams the answer to it. */
+    fun editLastMessage(text: String, request: RouteRequest = RouteRequest()): Flow<RouteEvent> =
+        stream { listener -> inner.editLastMessage(text, request, listener) }
+
+    /**
+     * Saves the history and the device model's KV cache to [file], atomically, like
+     * [Conversation.save]; waits for a running answer. Without a device model it
+     * throws the load error.
+     */
+    suspend fun save(file: File): SavedSession = withContext(Dispatchers.IO) { ffiCall { inner.save(file.path) } }
+
+    /**
+     * Restores a conversation saved by [save] or [Conversation.save]: the history, and
+     * the device's KV cache when the file matches (else `fallbackKind` says why, and
+     * the next device answer re-reads the history).
+     */
+    suspend fun restore(file: File): RestoredSession = withContext(Dispatchers.IO) { ffiCall { inner.restore(file.path) } }
 
     private fun stream(start: (RouteListener) -> GenerationHandle): Flow<RouteEvent> = callbackFlow {
         val handle = start(object : RouteListener {
@@ -114,12 +139,13 @@ class RoutedChat internal constructor(private val inner: RoutedConversation) : A
             conversation: ConversationConfig = ConversationConfig(),
             redact: ((role: String, content: String) -> String)? = null,
         ): RoutedChat = withContext(Dispatchers.IO) {
-            val redactor = redact?.let { f ->
-                object : Redactor {
-                    override fun redact(role: String, content: String): String = f(role, content)
-                }
+            RoutedChat(ffiCall { RoutedConversation.open(modelPath, modelConfig, conversation, router, redactor(redact)) })
+        }
+
+        internal fun redactor(redact: ((role: String, content: String) -> String)?): Redactor? = redact?.let { f ->
+            object : Redactor {
+                override fun redact(role: String, content: String): String = f(role, content)
             }
-            RoutedChat(ffiCall { RoutedConversation.open(modelPath, modelConfig, conversation, router, redactor) })
         }
     }
 }

@@ -1,13 +1,13 @@
 package dev.pocketlm.sample.state
 
-import dev.pocketlm.ChatEvent
-import dev.pocketlm.Conversation
 import dev.pocketlm.LanguageModel
 import dev.pocketlm.ffi.ChatMessage
+import dev.pocketlm.ffi.CloudEndpoint
 import dev.pocketlm.ffi.ConversationConfig
-import dev.pocketlm.ffi.Metrics
 import dev.pocketlm.ffi.ModelConfig
 import dev.pocketlm.ffi.Role
+import dev.pocketlm.ffi.RoutePolicy
+import dev.pocketlm.ffi.RouterConfig
 import dev.pocketlm.ffi.SamplingConfig
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CoroutineScope
@@ -73,7 +73,8 @@ data class ChatUiState(
 }
 
 /**
- * The chat screen: loads a model, streams answers, stops, regenerates and
+ * The chat screen: loads a model, streams answers (on the device, or routed
+ * to a cloud model when the settings ask for it), stops, regenerates and
  * edits, saves every conversation to [store] after each answer, and follows
  * the app's lifecycle (stop in the background, unload on memory pressure,
  * reload and restore on return). All work runs in [scope] (the Android
@@ -84,12 +85,14 @@ class ChatViewModel(
     private val scope: CoroutineScope,
     private val store: ConversationStore,
     private val settings: StateFlow<ChatSettings>,
+    /** The cloud API key (from the Keystore), read when a routed conversation opens. */
+    private val cloudKey: () -> String? = { null },
 ) {
     private val state = MutableStateFlow(ChatUiState())
     private val engine = Mutex() // model and conversation changes, one at a time
     private var model: LanguageModel? = null
     private var modelPath: String? = null
-    private var chat: Conversation? = null
+    private var chat: ChatEngine? = null
     private var answering: Job? = null
 
     /** What the screen shows. */
@@ -139,7 +142,7 @@ class ChatViewModel(
         }
     }
 
-    /** Sends [text]; the answer streams into [ui]. Ignored while an answer runs (the send button is disabled then). */
+    /** Sends [text]; the answer streams into [ui]. Ignored unless [ChatUiState.canSend]. */
     fun send(text: String) = answer({ it + UiMessage(Role.USER, text) }) { it.send(text) }
 
     /** Answers the last message again, replacing its answer. */
@@ -149,7 +152,7 @@ class ChatViewModel(
     fun editLast(text: String) = answer({ shown ->
         val last = shown.indexOfLast { it.role == Role.USER }
         (if (last >= 0) shown.take(last) else shown) + UiMessage(Role.USER, text)
-    }) { it.editLastMessage(text) }
+    }) { it.editLast(text) }
 
     /** Stops the running answer; the text shown so far stays, and is saved. */
     fun stop() {
@@ -191,18 +194,28 @@ class ChatViewModel(
     }
 
     /** Runs one request: [shownAtOnce] is what the screen shows before the first token. */
-    private fun answer(shownAtOnce: (List<UiMessage>) -> List<UiMessage>, start: (Conversation) -> Flow<ChatEvent>) {
-        val conversation = chat ?: return
+    private fun answer(shownAtOnce: (List<UiMessage>) -> List<UiMessage>, start: (ChatEngine) -> Flow<Answered>) {
+        val engine = chat ?: return
         val id = state.value.conversationId ?: return
         if (!state.value.canSend) return
         state.update { it.copy(messages = shownAtOnce(it.messages), streaming = true, error = null) }
         answering = scope.launch {
+            val started = System.nanoTime()
+            var firstText: Long? = null
             try {
-                start(conversation).collect { event ->
+                start(engine).collect { event ->
                     when (event) {
-                        is ChatEvent.Delta -> state.update { it.copy(messages = appendDelta(it.messages, event.text)) }
-                        is ChatEvent.Done -> state.update { it.copy(messages = withStats(conversation.messages(), it.messages, event.reply.metrics)) }
-                        else -> Unit
+                        is Answered.Text -> {
+                            if (firstText == null) firstText = System.nanoTime()
+                            state.update { it.copy(messages = appendDelta(it.messages, event.text)) }
+                        }
+                        is Answered.Restart -> state.update { it.copy(messages = dropAnswer(it.messages)) }
+                        is Answered.Done -> {
+                            // The cloud reports no timings: time to first token as this screen saw it.
+                            val measured = ((firstText ?: System.nanoTime()) - started) / 1e6
+                            val stats = if (event.stats.onDevice) event.stats else event.stats.copy(ttftMs = measured)
+                            state.update { it.copy(messages = withStats(engine.messages(), it.messages, stats)) }
+                        }
                     }
                 }
             } catch (e: CancellationException) {
@@ -213,8 +226,8 @@ class ChatViewModel(
                 withContext(NonCancellable) {
                     // Waits for the engine to settle, so the file and the screen show its history.
                     try {
-                        save(conversation, id)
-                        state.update { it.copy(messages = ui(conversation.messages(), it.messages)) }
+                        save(engine, id)
+                        state.update { it.copy(messages = ui(engine.messages(), it.messages)) }
                     } catch (e: IllegalStateException) {
                         // closed meanwhile (the owner went away): nothing left to show
                     }
@@ -252,18 +265,31 @@ class ChatViewModel(
         val loaded = model ?: return
         val s = settings.value
         chat?.close()
-        val conversation = loaded.conversation(
-            ConversationConfig(
-                systemPrompt = s.systemPrompt.ifBlank { null },
-                sampling = SamplingConfig(temperature = s.temperature, maxTokens = s.maxTokens),
-            ),
+        chat = null
+        val config = ConversationConfig(
+            systemPrompt = s.systemPrompt.ifBlank { null },
+            sampling = SamplingConfig(temperature = s.temperature, maxTokens = s.maxTokens),
         )
-        chat = conversation
+        val engine = try {
+            if (s.routing == RoutingPolicy.DEVICE_ONLY || s.cloudEndpoint.isBlank()) {
+                DeviceEngine(loaded.conversation(config))
+            } else {
+                val router = RouterConfig(
+                    policy = if (s.routing == RoutingPolicy.CLOUD_ONLY) RoutePolicy.CLOUD_ONLY else RoutePolicy.PREFER_LOCAL,
+                    cloud = CloudEndpoint(baseUrl = s.cloudEndpoint, model = s.cloudModel, apiKey = cloudKey()),
+                )
+                RoutedEngine(loaded.routedChat(router, config, if (s.redaction) { _, content -> redact(content) } else null))
+            }
+        } catch (e: Exception) {
+            state.update { it.copy(error = e.message) }
+            return
+        }
+        chat = engine
         var cached: Int? = null
         var problem: String? = null
         if (restore && store.file(id).exists()) {
             try {
-                val restored = conversation.restore(store.file(id))
+                val restored = engine.restore(store.file(id))
                 cached = restored.cachedTokens
                 problem = restored.fallbackReason?.let { "The saved cache could not be used ($it); the conversation was re-read instead." }
             } catch (e: Exception) {
@@ -271,7 +297,7 @@ class ChatViewModel(
             }
         }
         state.update {
-            it.copy(conversationId = id, messages = ui(conversation.messages(), emptyList()), error = problem, restoredCachedTokens = cached)
+            it.copy(conversationId = id, messages = ui(engine.messages(), emptyList()), error = problem, restoredCachedTokens = cached)
         }
         modelPath?.let { store.rememberOpened(it, id) }
     }
@@ -281,10 +307,10 @@ class ChatViewModel(
         save(conversation, state.value.conversationId ?: return)
     }
 
-    private suspend fun save(conversation: Conversation, id: String) {
-        if (conversation.messages().none { it.role == Role.USER }) return
+    private suspend fun save(engine: ChatEngine, id: String) {
+        if (engine.messages().none { it.role == Role.USER }) return
         try {
-            conversation.save(store.file(id))
+            engine.save(store.file(id))
         } catch (e: Exception) {
             state.update { it.copy(error = "The conversation was not saved: ${e.message}") }
         }
@@ -314,18 +340,13 @@ class ChatViewModel(
             }
         }
 
-        fun withStats(messages: List<ChatMessage>, shown: List<UiMessage>, metrics: Metrics): List<UiMessage> {
+        fun dropAnswer(shown: List<UiMessage>): List<UiMessage> =
+            if (shown.lastOrNull()?.let { it.role == Role.ASSISTANT && it.stats == null } == true) shown.dropLast(1) else shown
+
+        fun withStats(messages: List<ChatMessage>, shown: List<UiMessage>, stats: AnswerStats): List<UiMessage> {
             val bubbles = ui(messages, shown)
             val last = bubbles.lastOrNull() ?: return bubbles
             if (last.role != Role.ASSISTANT) return bubbles
-            val stats = AnswerStats(
-                ttftMs = metrics.ttftMs,
-                tokensPerSecond = metrics.decodeTokensPerS,
-                promptTokensReused = metrics.promptTokensReused,
-                promptTokensEvaluated = metrics.promptTokensEvaluated,
-                onDevice = true,
-                stopReason = metrics.stopReason.name.lowercase(),
-            )
             return bubbles.dropLast(1) + last.copy(stats = stats)
         }
     }

@@ -47,17 +47,25 @@ class ConversationStore(val dir: File) {
             }
     }
 
-    /** Remembers the model and conversation on screen, for [lastOpened] after the app restarts. */
+    /**
+     * Remembers the model and conversation on screen, for [lastOpened] after the app
+     * restarts. A model beside the store's directory is kept relative to it.
+     */
     suspend fun rememberOpened(modelPath: String, id: String) = withContext(Dispatchers.IO) {
+        val base = dir.absoluteFile.parentFile
+        val model = File(modelPath).absoluteFile
+        val path = if (base != null && model.startsWith(base)) model.relativeTo(base).path else modelPath
         val temp = File(dir, "$LAST.tmp")
-        temp.writeText("$modelPath\n$id\n")
+        temp.writeText("$path\n$id\n")
         temp.renameTo(File(dir, LAST))
     }
 
     /** The model path and conversation id on screen when the app last ran, or null. */
     suspend fun lastOpened(): Pair<String, String>? = withContext(Dispatchers.IO) {
         val lines = try { File(dir, LAST).readLines() } catch (e: java.io.IOException) { return@withContext null }
-        if (lines.size >= 2 && lines[0].isNotEmpty() && lines[1].isNotEmpty()) lines[0] to lines[1] else null
+        if (lines.size < 2 || lines[0].isEmpty() || lines[1].isEmpty()) return@withContext null
+        val model = File(lines[0]).let { if (it.isAbsolute) it else File(dir.absoluteFile.parentFile, lines[0]) }
+        model.path to lines[1]
     }
 
     /** Deletes conversation [id]. */

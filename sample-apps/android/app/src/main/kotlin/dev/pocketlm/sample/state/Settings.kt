@@ -8,7 +8,12 @@ import kotlinx.serialization.Serializable
 import kotlinx.serialization.json.Json
 import java.io.File
 
-/** Where a request is answered. The sample runs every answer on the device; the policy and endpoint are kept for routing. */
+/**
+ * Where a request is answered: only on the device; on the device, escalating to the
+ * cloud endpoint when the device cannot answer (model unavailable, over the memory
+ * budget, prompt too long); or always in the cloud. Applies to conversations opened
+ * after the change.
+ */
 enum class RoutingPolicy { DEVICE_ONLY, PREFER_DEVICE, CLOUD_ONLY }
 
 /** What the settings screen edits. Everything but the cloud key, which lives in a [SecretStore]. */
@@ -23,7 +28,7 @@ data class ChatSettings(
     val routing: RoutingPolicy = RoutingPolicy.DEVICE_ONLY,
     val cloudEndpoint: String = "",
     val cloudModel: String = "",
-    /** Redact e-mail addresses, phone numbers and the like before anything leaves the phone. */
+    /** Redact e-mail addresses and phone numbers before anything leaves the phone ([redact]). */
     val redaction: Boolean = true,
 )
 

@@ -243,6 +243,62 @@ class ChatAppFlowTest {
     }
 
     @Test
+    fun `routed to a cloud endpoint on loopback, with the cloud badge, redaction and the key, and saved like any conversation`() = runBlocking {
+        val bodies = java.util.Collections.synchronizedList(mutableListOf<String>())
+        val keys = java.util.Collections.synchronizedList(mutableListOf<String?>())
+        val cloud = HttpServer.create(InetSocketAddress("127.0.0.1", 0), 0)
+        cloud.createContext("/v1/chat/completions") { exchange ->
+            bodies.add(exchange.requestBody.readBytes().decodeToString())
+            keys.add(exchange.requestHeaders.getFirst("Authorization"))
+            exchange.responseHeaders.add("Content-Type", "text/event-stream")
+            exchange.sendResponseHeaders(200, 0)
+            exchange.responseBody.use { out ->
+                for (part in listOf("Hello", " from", " the cloud.")) {
+                    out.write("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"$part\"},\"finish_reason\":null}]}\n\n".toByteArray())
+                }
+                out.write("data: [DONE]\n\n".toByteArray())
+            }
+        }
+        cloud.start()
+        try {
+            val settings = MutableStateFlow(
+                settings().value.copy(
+                    routing = RoutingPolicy.CLOUD_ONLY,
+                    cloudEndpoint = "http://127.0.0.1:${cloud.address.port}/v1",
+                    cloudModel = "big-model",
+                    redaction = true,
+                ),
+            )
+            val store = ConversationStore(File(dir, "conversations"))
+            val chat = ChatViewModel(this, store, settings) { "sk-test-key" }
+            chat.load(model.path).join()
+            chat.send("Write to jane.doe@example.com or call +44 20 7946 0958 about the party.")
+            val answered = withTimeout(60_000) { chat.ui.first { !it.streaming && it.messages.size == 2 } }
+            assertEquals("Hello from the cloud.", answered.messages[1].text)
+            val stats = answered.messages[1].stats!!
+            assertFalse(stats.onDevice, "the cloud badge")
+            assertTrue(stats.ttftMs > 0, "$stats")
+            val sent = bodies.single()
+            assertTrue("[email]" in sent && "[phone]" in sent, sent)
+            assertFalse("jane.doe@example.com" in sent || "7946" in sent, "nothing personal left the phone: $sent")
+            assertTrue("big-model" in sent, sent)
+            assertEquals("Bearer sk-test-key", keys.single())
+            assertTrue(store.file(answered.conversationId!!).length() > 0, "a routed conversation is saved too")
+
+            // Back to the device for new conversations: the device badge.
+            settings.value = settings.value.copy(routing = RoutingPolicy.DEVICE_ONLY)
+            chat.newConversation().join()
+            chat.send("Say hi.")
+            val local = withTimeout(60_000) { chat.ui.first { !it.streaming && it.messages.size == 2 } }
+            assertTrue(local.messages[1].stats!!.onDevice)
+            assertEquals(1, bodies.size, "nothing more went to the cloud")
+            chat.close()
+        } finally {
+            cloud.stop(0)
+        }
+    }
+
+    @Test
     fun `settings persist across restarts and the cloud key stays out of the settings file`() {
         val secrets = object : SecretStore {
             val map = mutableMapOf<String, String>()
