@@ -99,4 +99,38 @@ final class RoutingTests: XCTestCase {
         let roles = await chat.messages().map(\.role)
         XCTAssertEqual(roles, [.user, .assistant, .tool, .assistant])
     }
+
+    func testARoutedChatOverALoadedModelRegeneratesEditsSavesAndRestores() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("pocketlm-routed-\(UUID().uuidString).session")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let lm = try await LanguageModel.load(path: try modelPath, config: modelConfig)
+        let router = RouterConfig(policy: .localOnly)
+        let first = try await lm.routedChat(router: router, conversation: conversation)
+        let answer = try await first.ask("What is the capital of France?")
+        var again: RoutedReply?
+        for try await event in first.regenerate() {
+            if case .done(let reply) = event { again = reply }
+        }
+        XCTAssertEqual(again?.text, answer.text, "greedy: the same answer again")
+        let afterRegenerate = await first.messages()
+        XCTAssertEqual(afterRegenerate.count, 2, "regenerate replaces the answer")
+        for try await _ in first.editLastMessage("What is the capital of Italy?") {}
+        let history = await first.messages()
+        XCTAssertEqual(history.filter { $0.role == .user }.map(\.content), ["What is the capital of Italy?"])
+        XCTAssertTrue(history.last?.content.contains("Rome") ?? false, history.last?.content ?? "")
+        let saved = try await first.save(to: file)
+        XCTAssertEqual(saved.messages, 2)
+        let next = try await first.ask("And of Spain?")
+
+        // A new routed chat (as after an app kill) restores the history and the device's cache.
+        let second = try await lm.routedChat(router: router, conversation: conversation)
+        let restored = try await second.restore(from: file)
+        XCTAssertNil(restored.fallbackReason)
+        XCTAssertGreaterThan(restored.cachedTokens, 10)
+        let restoredHistory = await second.messages()
+        XCTAssertEqual(restoredHistory, history)
+        let reply = try await second.ask("And of Spain?")
+        XCTAssertEqual(reply.text, next.text)
+        XCTAssertEqual(reply.metrics?.promptTokensReused, restored.cachedTokens)
+    }
 }

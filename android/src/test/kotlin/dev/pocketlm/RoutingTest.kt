@@ -188,4 +188,40 @@ class RoutingTest {
             server.stop(0)
         }
     }
+
+    @Test
+    fun `a routed chat over a loaded model regenerates, edits, saves and restores with its cache`() = runBlocking {
+        val file = java.nio.file.Files.createTempFile("pocketlm-routed", ".session").toFile()
+        try {
+            LanguageModel.load(modelPath, ModelConfig(contextLength = 1024, threads = 2)).use { lm ->
+                val router = RouterConfig(policy = RoutePolicy.LOCAL_ONLY)
+                val (history, next) = lm.routedChat(router, greedy).use { chat ->
+                    val first = chat.ask("What is the capital of France?")
+                    assertFalse(first.answeredByCloud)
+                    val again = chat.regenerate().toList().filterIsInstance<RouteEvent.Done>().single().reply
+                    assertEquals(first.text, again.text, "greedy: the same answer again")
+                    assertEquals(2, chat.messages().size, "regenerate replaces the answer")
+                    chat.editLastMessage("What is the capital of Italy?").toList()
+                    val messages = chat.messages()
+                    assertEquals(listOf("What is the capital of Italy?"), messages.filter { it.role == dev.pocketlm.ffi.Role.USER }.map { it.content })
+                    assertTrue(messages.last().content.contains("Rome"), messages.last().content)
+                    val saved = chat.save(file)
+                    assertEquals(2, saved.messages)
+                    messages to chat.ask("And of Spain?").text
+                }
+                // A new routed chat (as after an app kill) restores the history and the device's cache.
+                lm.routedChat(router, greedy).use { chat ->
+                    val restored = chat.restore(file)
+                    assertEquals(null, restored.fallbackReason)
+                    assertTrue(restored.cachedTokens > 10, "$restored")
+                    assertEquals(history, chat.messages())
+                    val reply = chat.ask("And of Spain?")
+                    assertEquals(next, reply.text)
+                    assertEquals(restored.cachedTokens, reply.metrics!!.promptTokensReused)
+                }
+            }
+        } finally {
+            file.delete()
+        }
+    }
 }
