@@ -13,7 +13,7 @@ use common::http::{ok_stream, Behaviour, FaultServer, ENDLESS_LIMIT};
 use common::{greedy, qwen};
 use pocketlm::{
     AnsweredBy, CancelToken, CloudClient, CloudConfig, CloudErrorKind, ConfidenceOptions, Conversation, ConversationOptions, Error,
-    Message, Pricing, RouteEvent, RouteOptions, RoutePolicy, RouteReason, RoutedChat, RouterConfig, SamplingParams,
+    Message, Pricing, Role, RouteEvent, RouteOptions, RoutePolicy, RouteReason, RoutedChat, RouterConfig, SamplingParams,
 };
 
 /// A client with quick timeouts and retries, so faults resolve in well under a second.
@@ -337,6 +337,36 @@ fn local_only_never_contacts_the_cloud_even_when_configured() {
     assert_eq!(reply.cost.cloud_cost, 0.0);
     assert!(reply.cost.device_output_tokens > 0);
     assert_eq!(server.requests(), 0);
+}
+
+#[test]
+fn a_cloud_answer_stopped_after_text_keeps_the_turn_and_what_was_shown() {
+    let events = (0..100)
+        .map(|i| (100, serde_json::json!({"choices":[{"index":0,"delta":{"content":format!("{i} ")},"finish_reason":null}]}).to_string()))
+        .collect();
+    let server = FaultServer::start(vec![Behaviour::Stream { events, done: true }]);
+    let mut chat = RoutedChat::new(device(512), router(RoutePolicy::CloudOnly, &server.url), greedy(8)).unwrap();
+    let options = RouteOptions::default();
+    let trigger = options.cancel.clone();
+    let canceller = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(350));
+        trigger.cancel();
+    });
+    let (result, shown) = send(&mut chat, "Count.", &options);
+    canceller.join().unwrap();
+    assert!(matches!(result, Err(Error::Cloud { kind: CloudErrorKind::Cancelled, .. })), "{result:?}");
+    assert!(!shown.is_empty());
+    let history = chat.messages();
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert_eq!((history[0].role, history[0].content.as_str()), (Role::User, "Count."));
+    assert_eq!((history[1].role, history[1].content.clone()), (Role::Assistant, shown.concat()), "what was shown is kept");
+
+    // Stopped before any text: nothing changes.
+    let options = RouteOptions::default();
+    options.cancel.cancel();
+    let (result, _) = send(&mut chat, "Again.", &options);
+    assert!(result.is_err());
+    assert_eq!(chat.messages().len(), 2);
 }
 
 #[test]

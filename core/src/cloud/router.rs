@@ -534,8 +534,23 @@ impl RoutedChat {
             tools: if options.uses_tools() { &options.tools } else { &[] },
             tool_choice: Some(&options.tool_choice),
         };
-        let reply: CloudReply =
-            cloud.chat_with(&outgoing, &sampling, &request, &options.cancel, &mut |delta| on_event(RouteEvent::Text(delta)))?;
+        let mut shown = String::new();
+        let result = cloud.chat_with(&outgoing, &sampling, &request, &options.cancel, &mut |delta| {
+            shown.push_str(delta);
+            on_event(RouteEvent::Text(delta))
+        });
+        let reply: CloudReply = match result {
+            Ok(reply) => reply,
+            // Stopped by the caller after text was shown: keep the turn and what was
+            // shown, as a device answer keeps its partial text. Before any text, as before.
+            Err(e @ Error::Cloud { kind: CloudErrorKind::Cancelled, .. }) if !shown.is_empty() => {
+                self.messages.extend(new);
+                self.messages.push(Message::assistant(shown));
+                self.last_side = Some(AnsweredBy::Cloud);
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         for call in &reply.tool_calls {
             on_event(RouteEvent::ToolCall(call));
         }
