@@ -255,7 +255,8 @@ impl PocketConversation {
     /// Restores a conversation saved by `save`: its messages and its KV cache,
     /// so the next answer evaluates only the new tokens. A file from another
     /// model, template, context settings or engine build, or one damaged or
-    /// cut short, is `FfiError.Session` and changes nothing; with
+    /// cut short, is `FfiError.Session` and keeps the messages (the KV cache
+    /// may have been cleared: the next answer re-reads them); with
     /// `fall_back_to_transcript` the messages are restored anyway when the
     /// file's transcript is intact (the next answer re-reads them), and
     /// `fallback_kind` and `fallback_reason` say why the cache was not.

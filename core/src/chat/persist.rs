@@ -222,7 +222,9 @@ impl Conversation {
 
 /// Where a save writes before renaming into `path`: the same directory, so
 /// the rename is atomic.
+/// One name per target, so a save killed midway leaves at most one stray
+/// file, which the next save of that conversation overwrites.
 fn temp_path(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    path.with_file_name(format!(".{name}.tmp"))
 }

@@ -127,7 +127,8 @@ public final class Conversation: Sendable {
     /// `fallBackToTranscript` (the default) the messages are restored anyway when
     /// they are intact, the next answer re-reads them, and `fallbackKind` says
     /// why; otherwise it throws ``LanguageModelError/session(kind:transcriptUsable:detail:message:)``
-    /// and changes nothing.
+    /// and keeps the messages as they were (the KV cache may have been cleared:
+    /// the next answer re-reads them).
     @discardableResult
     public func restore(from url: URL, fallBackToTranscript: Bool = true) async throws -> RestoredSession {
         let inner = self.inner

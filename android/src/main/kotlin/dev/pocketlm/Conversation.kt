@@ -133,7 +133,8 @@ class Conversation internal constructor(private val inner: PocketConversation) :
      * one damaged or cut short, cannot give back its cache: with [fallBackToTranscript]
      * (the default) the messages are restored anyway when they are intact, the next
      * answer re-reads them, and [RestoredSession.fallbackKind] says why; otherwise it
-     * throws [LanguageModelException.Session] and changes nothing.
+     * throws [LanguageModelException.Session] and keeps the messages as they were (the
+     * KV cache may have been cleared: the next answer re-reads them).
      */
     suspend fun restore(file: File, fallBackToTranscript: Boolean = true): RestoredSession =
         withContext(Dispatchers.IO) { ffiCall { inner.restore(file.path, fallBackToTranscript) } }
