@@ -113,7 +113,8 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None, help="cache directory")
     parser.add_argument("--print-path", action="store_true", help="print each model's path on stdout")
     args = parser.parse_args()
-    names = [n for n, spec in MODELS.items() if spec.get("test", True)] if "all" in args.models else args.models
+    names = [n for n, spec in MODELS.items() if spec.get("test", True)] if "all" in args.models else []
+    names += [n for n in args.models if n != "all" and n not in names]
     for name in names:
         if name not in MODELS:
             raise SystemExit(f"pocketlm: unknown model '{name}'; choose from {', '.join(MODELS)} or all")
