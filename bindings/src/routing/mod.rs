@@ -39,7 +39,8 @@ pub trait RouteListener: Send + Sync {
     fn on_tool_call(&self, call: ToolCall);
     /// The answer is finished.
     fn on_complete(&self, reply: RoutedReply);
-    /// The request failed; the history is as it was.
+    /// The request failed; the history is as it was, except after a cloud
+    /// answer stopped by `cancel` once text was shown: that text is kept.
     fn on_error(&self, error: FfiError);
 }
 
@@ -124,7 +125,9 @@ impl RoutedConversation {
     ) -> Result<Arc<Self>, FfiError> {
         let sampling: pocketlm::SamplingParams = conversation.sampling.clone().try_into()?;
         let router = router_config(router, redactor)?;
-        let local = model.conversation_options(conversation).and_then(|options| pocketlm::Conversation::new(model.core(), options));
+        // A bad option is the caller's to fix; only a device that cannot run the conversation escalates.
+        let options = model.conversation_options(conversation)?;
+        let local = pocketlm::Conversation::new(model.core(), options);
         Ok(Self::wrap(RoutedChat::new(local, router, sampling)?))
     }
 
@@ -194,8 +197,8 @@ impl RoutedConversation {
             }
             messages.begin(&text);
             let result = chat.send(&text, options, on_event);
-            // Failed before any text: the conversation stays as it was.
-            if result.is_err() && chat.messages().len() <= last.unwrap_or(before.len()) {
+            // Failed or stopped before any text: the conversation stays as it was.
+            if chat.messages().len() <= last.unwrap_or(before.len()) {
                 chat.set_messages(before);
             }
             result

@@ -323,7 +323,10 @@ impl RoutedChat {
         self.local.as_ref().err()
     }
 
-    /// Answers `text`, streaming events to `on_event`. On error the history is unchanged.
+    /// Answers `text`, streaming events to `on_event`. On error the history is
+    /// unchanged, except that a cloud answer stopped by `options.cancel` after
+    /// text was shown keeps the user's turn and that text. A device answer
+    /// stopped before any text leaves the history unchanged too.
     pub fn send(&mut self, text: &str, options: &RouteOptions, on_event: &mut dyn FnMut(RouteEvent)) -> Result<RoutedReply> {
         let policy = options.policy.unwrap_or(self.config.policy);
         if options.uses_tools() && options.constraint.is_some() {
@@ -491,9 +494,13 @@ impl RoutedChat {
             device_output_tokens: m.generated_tokens,
             ..Cost::default()
         };
-        // A cancelled answer keeps its partial text, as Conversation does by default.
-        self.messages.extend(new);
-        self.messages.push(Message::assistant_calls(reply.text.clone(), reply.tool_calls.clone()));
+        // A cancelled answer keeps its partial text, as Conversation does by default;
+        // one stopped before any text adds nothing (no empty answer).
+        let nothing = reply.text.is_empty() && reply.tool_calls.is_empty() && reply.metrics.stop_reason == StopReason::Cancelled;
+        if !nothing {
+            self.messages.extend(new);
+            self.messages.push(Message::assistant_calls(reply.text.clone(), reply.tool_calls.clone()));
+        }
         self.last_side = Some(AnsweredBy::Device);
         self.totals.requests += 1;
         self.totals.device_answers += 1;

@@ -147,6 +147,10 @@ class Conversation internal constructor(private val inner: PocketConversation) :
     val contextLength: Int get() = inner.contextLength()
 
     companion object {
+        init {
+            NativeLibrary.name // pick the native build for this CPU before the first call (summary() may be the first)
+        }
+
         internal val noOptions = RequestOptions(constraint = null, tools = emptyList(), toolChoice = ToolChoice.Auto)
 
         /**

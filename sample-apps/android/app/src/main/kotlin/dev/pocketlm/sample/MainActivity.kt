@@ -40,6 +40,7 @@ import androidx.compose.ui.Modifier
 import androidx.compose.ui.graphics.vector.ImageVector
 import androidx.compose.ui.platform.LocalContext
 import androidx.lifecycle.AndroidViewModel
+import androidx.lifecycle.compose.collectAsStateWithLifecycle
 import androidx.lifecycle.viewModelScope
 import dev.pocketlm.ModelCatalog
 import dev.pocketlm.ModelDownloads
@@ -145,6 +146,7 @@ private enum class Tab(val label: String, val icon: ImageVector) {
 @Composable
 private fun PocketLMApp(app: AppViewModel) {
     var tab by rememberSaveable { mutableStateOf(Tab.Chat) }
+    val chatUi by app.chat.ui.collectAsStateWithLifecycle()
     // Keeps each screen's saved UI state (the chat draft, half-typed settings)
     // while another tab is shown, and across rotation and process death.
     val saved = rememberSaveableStateHolder()
@@ -167,7 +169,7 @@ private fun PocketLMApp(app: AppViewModel) {
             saved.SaveableStateProvider(tab.name) {
                 when (tab) {
                     Tab.Chat -> ChatScreen(app.chat, app.conversations)
-                    Tab.Models -> ModelsScreen(app.models, onUse = { path ->
+                    Tab.Models -> ModelsScreen(app.models, inUse = chatUi.modelPath, onUse = { path ->
                         app.chat.load(path)
                         tab = Tab.Chat
                     })

@@ -11,6 +11,7 @@ import dev.pocketlm.ffi.RouterConfig
 import dev.pocketlm.ffi.SamplingConfig
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.flow.Flow
@@ -67,9 +68,13 @@ data class ChatUiState(
     val error: String? = null,
     /** Tokens the last open took from the saved cache instead of re-evaluating (null: nothing restored). */
     val restoredCachedTokens: Int? = null,
+    /** A model or conversation is being loaded, opened, saved or unloaded. */
+    val busy: Boolean = false,
+    /** Text the user sent that did not make it into the conversation (the request failed first): put it back in the input. */
+    val unsent: String? = null,
 ) {
-    /** Whether a message can be sent now (a model ready, a conversation open, no answer running). */
-    val canSend: Boolean get() = model is ModelStatus.Ready && conversationId != null && !streaming
+    /** Whether a message can be sent now (a model ready, a conversation open, nothing else running). */
+    val canSend: Boolean get() = model is ModelStatus.Ready && conversationId != null && !streaming && !busy
 }
 
 /**
@@ -98,9 +103,19 @@ class ChatViewModel(
     /** What the screen shows. */
     val ui: StateFlow<ChatUiState> = state.asStateFlow()
 
+    /** Runs [body] alone among model and conversation changes, with [ChatUiState.busy] set meanwhile. */
+    private suspend fun exclusive(body: suspend () -> Unit) = engine.withLock {
+        state.update { it.copy(busy = true) }
+        try {
+            body()
+        } finally {
+            state.update { it.copy(busy = false) }
+        }
+    }
+
     /** Loads the model at [path] (closing any other) and opens a new conversation. */
     fun load(path: String): Job = scope.launch {
-        engine.withLock {
+        exclusive {
             stopAndWait()
             closeEngine()
             modelPath = path
@@ -114,10 +129,10 @@ class ChatViewModel(
      * already loaded, or that model file is gone.
      */
     fun resumeLast(): Job = scope.launch {
-        engine.withLock {
-            if (model != null || state.value.model is ModelStatus.Loading) return@withLock
-            val (path, id) = store.lastOpened() ?: return@withLock
-            if (!java.io.File(path).isFile) return@withLock
+        exclusive {
+            if (model != null || state.value.model is ModelStatus.Loading) return@exclusive
+            val (path, id) = store.lastOpened() ?: return@exclusive
+            if (!java.io.File(path).isFile) return@exclusive
             modelPath = path
             if (loadModel()) openConversation(id, restore = true)
         }
@@ -128,7 +143,7 @@ class ChatViewModel(
 
     /** Starts a new, empty conversation on the loaded model. */
     fun newConversation(): Job = scope.launch {
-        engine.withLock {
+        exclusive {
             stopAndWait()
             if (model != null) openConversation(store.newId(), restore = false)
         }
@@ -136,23 +151,35 @@ class ChatViewModel(
 
     /** Opens saved conversation [id]: its cache when the file matches this model, else its transcript. */
     fun open(id: String): Job = scope.launch {
-        engine.withLock {
+        exclusive {
             stopAndWait()
             if (model != null) openConversation(id, restore = true)
         }
     }
 
-    /** Sends [text]; the answer streams into [ui]. Ignored unless [ChatUiState.canSend]. */
-    fun send(text: String) = answer({ it + UiMessage(Role.USER, text) }) { it.send(text) }
+    /**
+     * Sends [text]; the answer streams into [ui]. False when it was not taken (see
+     * [ChatUiState.canSend]): keep the text in the input then. If the request fails
+     * before the text joins the conversation, it comes back as [ChatUiState.unsent].
+     */
+    fun send(text: String): Boolean = answer(text, { it + UiMessage(Role.USER, text) }) { it.send(text) }
 
-    /** Answers the last message again, replacing its answer. */
-    fun regenerate() = answer({ shown -> if (shown.lastOrNull()?.role == Role.ASSISTANT) shown.dropLast(1) else shown }) { it.regenerate() }
+    /** Answers the last message again, replacing its answer; false when not taken. */
+    fun regenerate(): Boolean =
+        answer(null, { shown -> if (shown.lastOrNull()?.role == Role.ASSISTANT) shown.dropLast(1) else shown }) { it.regenerate() }
 
-    /** Replaces the last user message with [text] (dropping its answer) and answers it. */
-    fun editLast(text: String) = answer({ shown ->
+    /** Replaces the last user message with [text] (dropping its answer) and answers it; false when not taken. */
+    fun editLast(text: String): Boolean = answer(text, { shown ->
         val last = shown.indexOfLast { it.role == Role.USER }
         (if (last >= 0) shown.take(last) else shown) + UiMessage(Role.USER, text)
     }) { it.editLast(text) }
+
+    /** Takes [ChatUiState.unsent] (to put it back in the input), clearing it. */
+    fun takeUnsent(): String? {
+        val text = state.value.unsent
+        state.update { it.copy(unsent = null) }
+        return text
+    }
 
     /** Stops the running answer; the text shown so far stays, and is saved. */
     fun stop() {
@@ -161,7 +188,7 @@ class ChatViewModel(
 
     /** The app left the foreground: stop generating (iOS may not use the GPU in the background) and save. */
     fun onBackground(): Job = scope.launch {
-        engine.withLock {
+        exclusive {
             stopAndWait()
             save()
         }
@@ -169,9 +196,9 @@ class ChatViewModel(
 
     /** The system is short of memory (`onTrimMemory`): stop, save and unload; [onForeground] reloads. */
     fun onMemoryPressure(): Job = scope.launch {
-        engine.withLock {
+        exclusive {
             stopAndWait()
-            if (model == null) return@withLock
+            if (model == null) return@exclusive
             save()
             closeEngine()
             state.update { it.copy(model = ModelStatus.Unloaded) }
@@ -180,25 +207,39 @@ class ChatViewModel(
 
     /** The app is back: reload an unloaded model and restore the conversation from its file. */
     fun onForeground(): Job = scope.launch {
-        engine.withLock {
+        exclusive {
             val id = state.value.conversationId
-            if (state.value.model != ModelStatus.Unloaded) return@withLock
+            if (state.value.model != ModelStatus.Unloaded) return@exclusive
             if (loadModel()) openConversation(id ?: store.newId(), restore = id != null)
         }
     }
 
     /** Frees the model (the view model's owner is going away). */
     fun close() {
-        answering?.cancel()
-        closeEngine()
+        val job = answering
+        val chat = this.chat
+        val model = this.model
+        this.chat = null
+        this.model = null
+        if (job == null || job.isCompleted) {
+            chat?.close()
+            model?.close()
+            return
+        }
+        // The answer's own clean-up saves it first (NonCancellable); free the engine after that.
+        job.invokeOnCompletion {
+            chat?.close()
+            model?.close()
+        }
+        job.cancel()
     }
 
     /** Runs one request: [shownAtOnce] is what the screen shows before the first token. */
-    private fun answer(shownAtOnce: (List<UiMessage>) -> List<UiMessage>, start: (ChatEngine) -> Flow<Answered>) {
-        val engine = chat ?: return
-        val id = state.value.conversationId ?: return
-        if (!state.value.canSend) return
-        state.update { it.copy(messages = shownAtOnce(it.messages), streaming = true, error = null) }
+    private fun answer(typed: String?, shownAtOnce: (List<UiMessage>) -> List<UiMessage>, start: (ChatEngine) -> Flow<Answered>): Boolean {
+        val engine = chat ?: return false
+        val id = state.value.conversationId ?: return false
+        if (!state.value.canSend) return false
+        state.update { it.copy(messages = shownAtOnce(it.messages), streaming = true, error = null, unsent = null) }
         answering = scope.launch {
             val started = System.nanoTime()
             var firstText: Long? = null
@@ -227,7 +268,10 @@ class ChatViewModel(
                     // Waits for the engine to settle, so the file and the screen show its history.
                     try {
                         save(engine, id)
-                        state.update { it.copy(messages = ui(engine.messages(), it.messages)) }
+                        val history = engine.messages()
+                        // Rolled back before the text joined the conversation: give it back to the input.
+                        val lost = typed != null && history.lastOrNull { it.role == Role.USER }?.content?.endsWith(typed) != true
+                        state.update { it.copy(messages = ui(history, it.messages), unsent = if (lost) typed else null) }
                     } catch (e: IllegalStateException) {
                         // closed meanwhile (the owner went away): nothing left to show
                     }
@@ -235,14 +279,14 @@ class ChatViewModel(
                 }
             }
         }
+        return true
     }
 
     private suspend fun stopAndWait() {
-        answering?.let {
-            it.cancel()
-            it.join()
-        }
-        answering = null
+        val job = answering ?: return
+        job.cancel()
+        job.join()
+        if (answering === job) answering = null
     }
 
     private suspend fun loadModel(): Boolean {
@@ -264,7 +308,7 @@ class ChatViewModel(
     private suspend fun openConversation(id: String, restore: Boolean) {
         val loaded = model ?: return
         val s = settings.value
-        chat?.close()
+        chat?.let { old -> withContext(Dispatchers.IO) { old.close() } }
         chat = null
         val config = ConversationConfig(
             systemPrompt = s.systemPrompt.ifBlank { null },
@@ -284,7 +328,7 @@ class ChatViewModel(
             state.update { it.copy(error = e.message) }
             return
         }
-        chat = engine
+        var opened = id
         var cached: Int? = null
         var problem: String? = null
         if (restore && store.file(id).exists()) {
@@ -293,13 +337,16 @@ class ChatViewModel(
                 cached = restored.cachedTokens
                 problem = restored.fallbackReason?.let { "The saved cache could not be used ($it); the conversation was re-read instead." }
             } catch (e: Exception) {
-                problem = e.message
+                // Unreadable: start a new conversation rather than save over that file.
+                opened = store.newId()
+                problem = "This conversation could not be opened (${e.message}); a new one was started."
             }
         }
+        chat = engine
         state.update {
-            it.copy(conversationId = id, messages = ui(engine.messages(), emptyList()), error = problem, restoredCachedTokens = cached)
+            it.copy(conversationId = opened, messages = ui(engine.messages(), emptyList()), error = problem, restoredCachedTokens = cached)
         }
-        modelPath?.let { store.rememberOpened(it, id) }
+        modelPath?.let { store.rememberOpened(it, opened) }
     }
 
     private suspend fun save() {
@@ -316,11 +363,16 @@ class ChatViewModel(
         }
     }
 
-    private fun closeEngine() {
-        chat?.close()
-        chat = null
-        model?.close()
-        model = null
+    /** Frees the conversation and the model, off the caller's thread. */
+    private suspend fun closeEngine() {
+        val chat = this.chat
+        val model = this.model
+        this.chat = null
+        this.model = null
+        withContext(Dispatchers.IO) {
+            chat?.close()
+            model?.close()
+        }
     }
 
     private companion object {

@@ -93,7 +93,8 @@ class ModelsViewModel(
             } catch (e: Exception) {
                 set(id, ModelState.Failed(e.message ?: e.toString()))
             } finally {
-                running.remove(id)
+                // Only this download's entry: a new download of [id] may have started after a cancel.
+                if (running[id]?.first === download) running.remove(id)
             }
         }
         running[id] = download to job

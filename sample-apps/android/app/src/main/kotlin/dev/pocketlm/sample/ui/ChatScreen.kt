@@ -74,8 +74,8 @@ import kotlin.math.roundToInt
 fun ChatScreen(chat: ChatViewModel, store: ConversationStore) {
     val ui by chat.ui.collectAsStateWithLifecycle()
     val ready = ui.model is ModelStatus.Ready
-    // What ChatViewModel.send/regenerate/editLast accept; otherwise they ignore the call.
-    val canAnswer = ready && ui.conversationId != null && !ui.streaming
+    // What ChatViewModel.send/regenerate/editLast accept; otherwise they return false.
+    val canAnswer = ui.canSend
 
     // The user's text lives here until it is sent: kept across tabs (the
     // SaveableStateProvider around this screen), rotation and process death.
@@ -87,6 +87,11 @@ fun ChatScreen(chat: ChatViewModel, store: ConversationStore) {
     var conversations by remember { mutableStateOf(emptyList<ConversationSummary>()) }
     LaunchedEffect(drawer.isOpen) {
         if (drawer.isOpen) conversations = store.list()
+    }
+
+    // Text whose request failed before it joined the conversation comes back to the input.
+    LaunchedEffect(ui.unsent) {
+        chat.takeUnsent()?.let { text -> if (draft.isBlank()) draft = text }
     }
 
     // ChatUiState.error is "to show once": a snackbar per new error.
@@ -141,7 +146,7 @@ fun ChatScreen(chat: ChatViewModel, store: ConversationStore) {
                             },
                             selected = c.id == ui.conversationId,
                             onClick = {
-                                if (ready) {
+                                if (ready && c.problem == null) {
                                     chat.open(c.id)
                                     scope.launch { drawer.close() }
                                 }
@@ -230,8 +235,7 @@ fun ChatScreen(chat: ChatViewModel, store: ConversationStore) {
                     } else {
                         IconButton(
                             onClick = {
-                                chat.send(draft.trim())
-                                draft = "" // only cleared when the view model takes it (canAnswer)
+                                if (chat.send(draft.trim())) draft = "" // only cleared when the view model takes it
                             },
                             enabled = canAnswer && draft.isNotBlank(),
                         ) {
@@ -253,8 +257,7 @@ fun ChatScreen(chat: ChatViewModel, store: ConversationStore) {
             confirmButton = {
                 TextButton(
                     onClick = {
-                        chat.editLast(text.trim())
-                        editing = null
+                        if (chat.editLast(text.trim())) editing = null
                     },
                     enabled = canAnswer && text.isNotBlank(),
                 ) { Text("Send") }

@@ -37,7 +37,7 @@ import java.util.Locale
 /** The built-in catalog: whether each model fits this phone, and its download. */
 @OptIn(ExperimentalMaterial3Api::class)
 @Composable
-fun ModelsScreen(models: ModelsViewModel, onUse: (path: String) -> Unit) {
+fun ModelsScreen(models: ModelsViewModel, inUse: String?, onUse: (path: String) -> Unit) {
     val rows by models.rows.collectAsStateWithLifecycle()
     Scaffold(
         topBar = {
@@ -54,13 +54,13 @@ fun ModelsScreen(models: ModelsViewModel, onUse: (path: String) -> Unit) {
             verticalArrangement = Arrangement.spacedBy(12.dp),
             modifier = Modifier.fillMaxSize().padding(inner).consumeWindowInsets(inner),
         ) {
-            items(rows, key = { it.id }) { row -> ModelCard(row, models, onUse) }
+            items(rows, key = { it.id }) { row -> ModelCard(row, models, inUse, onUse) }
         }
     }
 }
 
 @Composable
-private fun ModelCard(row: ModelRow, models: ModelsViewModel, onUse: (String) -> Unit) {
+private fun ModelCard(row: ModelRow, models: ModelsViewModel, inUse: String?, onUse: (String) -> Unit) {
     Card(Modifier.fillMaxWidth()) {
         Column(Modifier.padding(16.dp), verticalArrangement = Arrangement.spacedBy(6.dp)) {
             Text(row.name, style = MaterialTheme.typography.titleMedium)
@@ -99,8 +99,10 @@ private fun ModelCard(row: ModelRow, models: ModelsViewModel, onUse: (String) ->
                     }
                 }
                 is ModelState.Installed -> Row(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
-                    Button(onClick = { onUse(state.path) }) { Text("Use") }
-                    OutlinedButton(onClick = { models.delete(row.id) }) { Text("Delete") }
+                    // The model in use can be neither loaded again nor deleted under the chat.
+                    val used = java.io.File(state.path).absolutePath == inUse?.let { java.io.File(it).absolutePath }
+                    Button(onClick = { onUse(state.path) }, enabled = !used) { Text(if (used) "In use" else "Use") }
+                    OutlinedButton(onClick = { models.delete(row.id) }, enabled = !used) { Text("Delete") }
                 }
                 is ModelState.Failed -> {
                     Text(state.message, style = MaterialTheme.typography.bodySmall, color = MaterialTheme.colorScheme.error)

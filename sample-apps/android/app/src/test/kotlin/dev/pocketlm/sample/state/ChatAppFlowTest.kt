@@ -292,6 +292,27 @@ class ChatAppFlowTest {
             val local = withTimeout(60_000) { chat.ui.first { !it.streaming && it.messages.size == 2 } }
             assertTrue(local.messages[1].stats!!.onDevice)
             assertEquals(1, bodies.size, "nothing more went to the cloud")
+
+            // A cloud that cannot be reached: the typed text comes back for the input, the history is as it was.
+            settings.value = settings.value.copy(routing = RoutingPolicy.CLOUD_ONLY, cloudEndpoint = "http://127.0.0.1:9/v1")
+            chat.newConversation().join()
+            assertTrue(chat.send("Is anyone there?"))
+            val failed = withTimeout(60_000) { chat.ui.first { !it.streaming && it.error != null } }
+            assertEquals("Is anyone there?", failed.unsent, failed.error)
+            assertTrue(failed.messages.isEmpty(), "${failed.messages}")
+            assertEquals("Is anyone there?", chat.takeUnsent())
+            assertNull(chat.ui.value.unsent)
+
+            // A damaged conversation file opens as a new conversation, and is never saved over.
+            val damaged = store.file("chat-damaged")
+            damaged.writeBytes(ByteArray(64) { 7 })
+            settings.value = settings.value.copy(routing = RoutingPolicy.DEVICE_ONLY)
+            chat.open("chat-damaged").join()
+            val opened = chat.ui.value
+            assertTrue(opened.conversationId != "chat-damaged" && opened.error!!.contains("could not be opened"), "$opened")
+            assertTrue(chat.send("Say hi."))
+            withTimeout(60_000) { chat.ui.first { !it.streaming && it.messages.size == 2 } }
+            assertTrue(damaged.readBytes().all { it == 7.toByte() }, "the damaged file is untouched")
             chat.close()
         } finally {
             cloud.stop(0)
