@@ -58,10 +58,15 @@ struct PocketChatApp: App {
             case .background:
                 // Stop generating (no GPU work in the background) and save; ask for
                 // the few seconds the save may need.
-                let task = UIApplication.shared.beginBackgroundTask(withName: "Save conversation")
+                var task = UIBackgroundTaskIdentifier.invalid
+                // Out of time: end the task (iOS kills an app that does not); the last save stays.
+                task = UIApplication.shared.beginBackgroundTask(withName: "Save conversation") {
+                    UIApplication.shared.endBackgroundTask(task)
+                    task = .invalid
+                }
                 Task {
                     await chat.onBackground()
-                    UIApplication.shared.endBackgroundTask(task)
+                    if task != .invalid { UIApplication.shared.endBackgroundTask(task) }
                 }
             case .active:
                 Task { await chat.onForeground() } // reloads a model unloaded by a memory warning

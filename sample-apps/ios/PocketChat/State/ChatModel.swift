@@ -53,6 +53,11 @@ public final class ChatModel: ObservableObject {
     @Published public var error: String?
     /// Tokens the last open took from the saved cache instead of re-evaluating (nil: nothing restored).
     @Published public private(set) var restoredCachedTokens: Int32?
+    /// A model or conversation is being loaded, opened, saved or unloaded.
+    @Published public private(set) var busy = false
+    /// Text the user sent that did not make it into the conversation (the
+    /// request failed first): put it back in the input with ``takeUnsent()``.
+    @Published public private(set) var unsent: String?
 
     private let store: ConversationStore
     private let settings: () -> ChatSettings
@@ -78,7 +83,9 @@ public final class ChatModel: ObservableObject {
         let previous = queue
         let task = Task { @MainActor in
             await previous?.value
+            self.busy = true
             await body()
+            self.busy = false
         }
         queue = task
         await task.value
@@ -96,8 +103,14 @@ public final class ChatModel: ObservableObject {
 
     /// Whether a message can be sent now (a model ready, a conversation open, no answer running).
     public var canSend: Bool {
-        if case .ready = model { return conversationId != nil && !streaming }
+        if case .ready = model { return conversationId != nil && chat != nil && !streaming && !busy }
         return false
+    }
+
+    /// Takes ``unsent`` (to put it back in the input), clearing it.
+    public func takeUnsent() -> String? {
+        defer { unsent = nil }
+        return unsent
     }
 
     /// Reopens the model and conversation that were on screen when the app last
@@ -133,19 +146,24 @@ public final class ChatModel: ObservableObject {
         }
     }
 
-    /// Sends `text`; the answer streams into ``messages``. Ignored while an answer runs.
-    public func send(_ text: String) {
-        answer({ $0 + [UIMessage(role: .user, text: text)] }) { $0.send(text) }
+    /// Sends `text`; the answer streams into ``messages``. False when it was not
+    /// taken (see ``canSend``): keep the text in the input then. If the request
+    /// fails before the text joins the conversation, it comes back as ``unsent``.
+    @discardableResult
+    public func send(_ text: String) -> Bool {
+        answer(text, { $0 + [UIMessage(role: .user, text: text)] }) { $0.send(text) }
     }
 
-    /// Answers the last message again, replacing its answer.
-    public func regenerate() {
-        answer({ $0.last?.role == .assistant ? Array($0.dropLast()) : $0 }) { $0.regenerate() }
+    /// Answers the last message again, replacing its answer; false when not taken.
+    @discardableResult
+    public func regenerate() -> Bool {
+        answer(nil, { $0.last?.role == .assistant ? Array($0.dropLast()) : $0 }) { $0.regenerate() }
     }
 
-    /// Replaces the last user message with `text` (dropping its answer) and answers it.
-    public func editLast(_ text: String) {
-        answer({ shown in
+    /// Replaces the last user message with `text` (dropping its answer) and answers it; false when not taken.
+    @discardableResult
+    public func editLast(_ text: String) -> Bool {
+        answer(text, { shown in
             let kept = shown.lastIndex { $0.role == .user }.map { Array(shown[..<$0]) } ?? shown
             return kept + [UIMessage(role: .user, text: text)]
         }) { $0.editLast(text) }
@@ -191,15 +209,19 @@ public final class ChatModel: ObservableObject {
 
     /// Frees the model.
     public func close() {
+        // A running answer keeps its engine until its own clean-up has saved it.
         answering?.cancel()
         closeEngine()
     }
 
-    private func answer(_ shownAtOnce: ([UIMessage]) -> [UIMessage], _ start: @escaping (ChatEngine) -> AsyncThrowingStream<Answered, Error>) {
-        guard canSend, let engine = chat, let id = conversationId else { return }
+    private func answer(
+        _ typed: String?, _ shownAtOnce: ([UIMessage]) -> [UIMessage], _ start: @escaping (ChatEngine) -> AsyncThrowingStream<Answered, Error>
+    ) -> Bool {
+        guard canSend, let engine = chat, let id = conversationId else { return false }
         messages = shownAtOnce(messages)
         streaming = true
         error = nil
+        unsent = nil
         answering = Task {
             let started = Date()
             var firstText: Date?
@@ -227,9 +249,13 @@ public final class ChatModel: ObservableObject {
             }
             // Waits for the engine to settle, so the file and the screen show its history.
             await save(engine, id)
-            messages = Self.bubbles(await engine.messages(), messages)
+            let history = await engine.messages()
+            // Rolled back before the text joined the conversation: give it back to the input.
+            if let typed, !(history.last { $0.role == .user }?.content.hasSuffix(typed) ?? false) { unsent = typed }
+            messages = Self.bubbles(history, messages)
             streaming = false
         }
+        return true
     }
 
     private func appendDelta(_ text: String) {
@@ -241,9 +267,10 @@ public final class ChatModel: ObservableObject {
     }
 
     private func stopAndWait() async {
-        answering?.cancel()
-        await answering?.value
-        answering = nil
+        guard let job = answering else { return }
+        job.cancel()
+        await job.value
+        if answering == job { answering = nil }
     }
 
     private func loadModel() async -> Bool {
@@ -269,6 +296,7 @@ public final class ChatModel: ObservableObject {
     private func openConversation(_ id: String, restore: Bool) async {
         guard let loaded = languageModel else { return }
         let s = settings()
+        Self.releaseInBackground([chat as Any])
         chat = nil
         let config = ConversationConfig(
             systemPrompt: s.systemPrompt.isEmpty ? nil : s.systemPrompt,
@@ -285,7 +313,7 @@ public final class ChatModel: ObservableObject {
                 if s.redaction { redaction = { _, content in redactPersonalData(content) } }
                 engine = RoutedEngine(chat: try await loaded.routedChat(router: router, conversation: config, redact: redaction))
             }
-            chat = engine
+            var opened = id
             var cached: Int32?
             var problem: String?
             if restore, FileManager.default.fileExists(atPath: store.file(id).path) {
@@ -294,14 +322,17 @@ public final class ChatModel: ObservableObject {
                     cached = restored.cachedTokens
                     problem = restored.fallbackReason.map { "The saved cache could not be used (\($0)); the conversation was re-read instead." }
                 } catch {
-                    problem = "\(error)"
+                    // Unreadable: start a new conversation rather than save over that file.
+                    opened = store.newId()
+                    problem = "This conversation could not be opened (\(error)); a new one was started."
                 }
             }
-            conversationId = id
+            chat = engine
+            conversationId = opened
             messages = Self.bubbles(await engine.messages(), [])
             error = problem
             restoredCachedTokens = cached
-            if let path = modelPath { store.rememberOpened(modelPath: path, id: id) }
+            if let path = modelPath { store.rememberOpened(modelPath: path, id: opened) }
         } catch {
             self.error = "\(error)"
         }
@@ -322,8 +353,16 @@ public final class ChatModel: ObservableObject {
     }
 
     private func closeEngine() {
+        Self.releaseInBackground([chat as Any, languageModel as Any])
         chat = nil
         languageModel = nil
+    }
+
+    /// Holds the last references to `objects` and drops them on a background
+    /// thread: freeing a model and its context takes a while.
+    private static func releaseInBackground(_ objects: [Any]) {
+        let box = ReleaseBox(objects)
+        Task.detached { box.clear() }
     }
 
     /// The engine's history as bubbles, keeping the figures of answers already shown.
@@ -340,5 +379,18 @@ public final class ChatModel: ObservableObject {
         guard let last = result.last, last.role == .assistant else { return result }
         result[result.count - 1].stats = stats
         return result
+    }
+}
+
+/// References handed to a background task to be dropped there.
+private final class ReleaseBox: @unchecked Sendable {
+    private var objects: [Any]
+
+    init(_ objects: [Any]) {
+        self.objects = objects
+    }
+
+    func clear() {
+        objects.removeAll()
     }
 }

@@ -93,7 +93,8 @@ public final class ModelsModel: ObservableObject {
             } catch {
                 self?.set(id) { _ in .failed("\(error)") }
             }
-            self?.running[id] = nil
+            // Only this download's entry: a new download of `id` may have started after a cancel.
+            if self?.running[id]?.download === download { self?.running[id] = nil }
         }
         running[id] = (download, task)
     }

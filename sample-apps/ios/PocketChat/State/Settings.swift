@@ -26,6 +26,22 @@ public struct ChatSettings: Codable, Equatable, Sendable {
     public var redaction = true
 
     public init() {}
+
+    /// Reads what the file has and keeps the default for the rest, so a setting
+    /// added in an app update does not reset the others.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = ChatSettings()
+        systemPrompt = try c.decodeIfPresent(String.self, forKey: .systemPrompt) ?? d.systemPrompt
+        temperature = try c.decodeIfPresent(Float.self, forKey: .temperature) ?? d.temperature
+        maxTokens = try c.decodeIfPresent(Int32.self, forKey: .maxTokens) ?? d.maxTokens
+        contextLength = try c.decodeIfPresent(Int32.self, forKey: .contextLength) ?? d.contextLength
+        memoryBudgetMB = try c.decodeIfPresent(Int64.self, forKey: .memoryBudgetMB) ?? d.memoryBudgetMB
+        routing = try c.decodeIfPresent(RoutingPolicy.self, forKey: .routing) ?? d.routing
+        cloudEndpoint = try c.decodeIfPresent(String.self, forKey: .cloudEndpoint) ?? d.cloudEndpoint
+        cloudModel = try c.decodeIfPresent(String.self, forKey: .cloudModel) ?? d.cloudModel
+        redaction = try c.decodeIfPresent(Bool.self, forKey: .redaction) ?? d.redaction
+    }
 }
 
 /// Secrets kept outside the settings file: the iOS Keychain in the app

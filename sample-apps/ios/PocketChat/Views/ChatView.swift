@@ -41,6 +41,10 @@ struct ChatView: View {
             }
             // ChatModel.error is "show once": an alert per error, cleared when dismissed.
             .onChange(of: chat.error, initial: true) { _, error in showingError = error != nil }
+            // Text whose request failed before it joined the conversation comes back to the input.
+            .onChange(of: chat.unsent) { _, _ in
+                if let text = chat.takeUnsent(), draft.isEmpty { draft = text }
+            }
             .alert("Something went wrong", isPresented: $showingError, presenting: chat.error) { _ in
                 Button("OK") { chat.dismissError() }
             } message: { error in
@@ -141,8 +145,7 @@ struct ChatView: View {
 
     private func send() {
         let text = trimmedDraft
-        guard chat.canSend, !text.isEmpty else { return } // otherwise the draft stays as typed
-        chat.send(text)
+        guard !text.isEmpty, chat.send(text) else { return } // otherwise the draft stays as typed
         draft = ""
     }
 

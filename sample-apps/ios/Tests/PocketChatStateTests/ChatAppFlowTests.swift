@@ -208,6 +208,29 @@ final class ChatAppFlowTests: XCTestCase {
         await chat.settle()
         XCTAssertEqual(chat.messages.last?.stats?.onDevice, true)
         XCTAssertEqual(cloud.requests.count, 1, "nothing more went to the cloud")
+
+        // A cloud that cannot be reached: the typed text comes back for the input, the history is as it was.
+        settings.routing = .cloudOnly
+        settings.cloudEndpoint = "http://127.0.0.1:9/v1"
+        await chat.newConversation()
+        XCTAssertTrue(chat.send("Is anyone there?"))
+        await chat.settle()
+        XCTAssertNotNil(chat.error)
+        XCTAssertEqual(chat.unsent, "Is anyone there?")
+        XCTAssertTrue(chat.messages.isEmpty, "\(chat.messages)")
+        XCTAssertEqual(chat.takeUnsent(), "Is anyone there?")
+        XCTAssertNil(chat.unsent)
+
+        // A damaged conversation file opens as a new conversation, and is never saved over.
+        let damaged = store.file("chat-damaged")
+        try Data(repeating: 7, count: 64).write(to: damaged)
+        settings.routing = .deviceOnly
+        await chat.open("chat-damaged")
+        XCTAssertNotEqual(chat.conversationId, "chat-damaged")
+        XCTAssertTrue(chat.error?.contains("could not be opened") ?? false, chat.error ?? "")
+        XCTAssertTrue(chat.send("Say hi."))
+        await chat.settle()
+        XCTAssertEqual(try Data(contentsOf: damaged), Data(repeating: 7, count: 64), "the damaged file is untouched")
         chat.close()
     }
 
