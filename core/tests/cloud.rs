@@ -370,6 +370,21 @@ fn a_cloud_answer_stopped_after_text_keeps_the_turn_and_what_was_shown() {
 }
 
 #[test]
+fn a_device_answer_stopped_before_any_text_adds_no_empty_answer() {
+    let server = FaultServer::start(vec![ok_stream(&["cloud"])]);
+    let mut chat = RoutedChat::new(device(512), router(RoutePolicy::LocalOnly, &server.url), greedy(8)).unwrap();
+    let options = RouteOptions::default();
+    options.cancel.cancel();
+    let (reply, shown) = send(&mut chat, "Say hi.", &options);
+    let reply = reply.unwrap();
+    assert_eq!((reply.text.as_str(), shown.len()), ("", 0));
+    assert!(chat.messages().is_empty(), "{:?}", chat.messages());
+    let (reply, _) = send(&mut chat, "Say hi.", &RouteOptions::default());
+    assert!(!reply.unwrap().text.is_empty());
+    assert_eq!(chat.messages().len(), 2, "one user turn and its answer");
+}
+
+#[test]
 fn prefer_cloud_falls_back_to_the_device_and_keeps_one_history() {
     let server = FaultServer::start(vec![Behaviour::Status(500, vec![], "{}".into())]);
     let mut chat = RoutedChat::new(device(1024), router(RoutePolicy::PreferCloud, &server.url), greedy(8)).unwrap();
