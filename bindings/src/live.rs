@@ -36,6 +36,15 @@ impl LiveHistory {
         lock(&self.0).push(ChatMessage { role: Role::User, content: text.to_owned(), tool_calls: Vec::new(), tool_call_id: None });
     }
 
+    /// A request started replacing the last user message with `text` (its answer goes too).
+    pub fn edit_last(&self, text: &str) {
+        let mut messages = lock(&self.0);
+        if let Some(last) = messages.iter().rposition(|m| m.role == Role::User) {
+            messages.truncate(last);
+        }
+        messages.push(ChatMessage { role: Role::User, content: text.to_owned(), tool_calls: Vec::new(), tool_call_id: None });
+    }
+
     /// The answer grew by `text`.
     pub fn append(&self, text: &str) {
         let mut messages = lock(&self.0);

@@ -101,3 +101,20 @@ fn an_error_after_text_was_shown_returns_that_text_and_keeps_it() {
     assert!(matches!(err, Error::ContextOverflow { .. }), "{err}");
     assert_eq!(chat.messages().len(), 2);
 }
+
+#[test]
+fn editing_the_last_message_replaces_the_turn_and_a_failure_before_any_text_keeps_the_old_one() {
+    let mut chat = conversation(qwen(), greedy(12));
+    chat.ask("What is the capital of France?").unwrap();
+    let history = chat.messages().to_vec();
+
+    // An edit too long for the context fails before any text.
+    let edited = chat.edit_last_events(&"word ".repeat(20_000), &SendOptions::default(), &mut |_| {});
+    assert!(matches!(edited, Err(Error::ContextOverflow { .. })), "{edited:?}");
+    assert_eq!(chat.messages(), &history[..], "the old question and answer survive");
+
+    let reply = chat.edit_last_events("What is the capital of Italy?", &SendOptions::default(), &mut |_| {}).unwrap();
+    assert!(reply.text.contains("Rome"), "{}", reply.text);
+    assert_eq!(chat.messages().len(), 2);
+    assert_eq!(chat.messages()[0], Message::user("What is the capital of Italy?"));
+}

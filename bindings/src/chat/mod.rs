@@ -118,19 +118,8 @@ impl PocketConversation {
     /// everything before that message. Without a user message it is `send_with`.
     pub fn edit_last_message(&self, text: String, options: RequestOptions, listener: Arc<dyn ReplyListener>) -> Arc<GenerationHandle> {
         self.stream(with_request(options), listener, move |conversation, options, on_event, messages| {
-            let before = conversation.messages().to_vec();
-            let last = before.iter().rposition(|m| m.role == pocketlm::Role::User);
-            if let Some(last) = last {
-                conversation.truncate(last);
-                messages.set(snapshot(conversation));
-            }
-            messages.begin(&text);
-            let result = conversation.send_events(&text, options, on_event);
-            // Failed before any text: the conversation stays as it was, old question and answer included.
-            if result.is_err() && conversation.messages().len() <= last.unwrap_or(before.len()) {
-                conversation.set_messages(before);
-            }
-            result
+            messages.edit_last(&text);
+            conversation.edit_last_events(&text, options, on_event)
         })
     }
 

@@ -159,28 +159,8 @@ impl RoutedConversation {
     /// reports `InvalidOption`.
     pub fn regenerate(&self, request: RouteRequest, listener: Arc<dyn RouteListener>) -> Arc<GenerationHandle> {
         self.stream(request, listener, move |chat, options, on_event, messages| {
-            let before = chat.messages().to_vec();
-            let Some(last) = before.iter().rposition(|m| m.role == pocketlm::Role::User) else {
-                return Err(pocketlm::Error::InvalidOption {
-                    name: "regenerate",
-                    value: "no user message".into(),
-                    expected: "a conversation with a user message to answer again".into(),
-                });
-            };
-            let text = before[last].content.clone();
-            chat.set_messages(before[..last].to_vec());
-            messages.set(snapshot(chat));
-            messages.begin(&text);
-            let result = chat.send(&text, options, on_event);
-            // Stopped or failed before any text: nothing new to show, so the previous answer stays.
-            let nothing_new = match &result {
-                Ok(reply) => reply.text.is_empty() && reply.tool_calls.is_empty(),
-                Err(_) => chat.messages().len() <= last,
-            };
-            if nothing_new {
-                chat.set_messages(before);
-            }
-            result
+            messages.restart();
+            chat.regenerate(options, on_event)
         })
     }
 
@@ -189,19 +169,8 @@ impl RoutedConversation {
     /// message it is `send`.
     pub fn edit_last_message(&self, text: String, request: RouteRequest, listener: Arc<dyn RouteListener>) -> Arc<GenerationHandle> {
         self.stream(request, listener, move |chat, options, on_event, messages| {
-            let before = chat.messages().to_vec();
-            let last = before.iter().rposition(|m| m.role == pocketlm::Role::User);
-            if let Some(last) = last {
-                chat.set_messages(before[..last].to_vec());
-                messages.set(snapshot(chat));
-            }
-            messages.begin(&text);
-            let result = chat.send(&text, options, on_event);
-            // Failed or stopped before any text: the conversation stays as it was.
-            if chat.messages().len() <= last.unwrap_or(before.len()) {
-                chat.set_messages(before);
-            }
-            result
+            messages.edit_last(&text);
+            chat.edit_last(&text, options, on_event)
         })
     }
 

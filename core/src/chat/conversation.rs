@@ -335,6 +335,24 @@ impl Conversation {
         Ok(reply)
     }
 
+    /// Replaces the last user message with `text` (dropping its answer) and
+    /// answers it, with every event (see [`Conversation::send_events`]): a
+    /// chat app's "edit". The KV cache keeps everything before that message.
+    /// Failed before any text, the history is as it was, old question and
+    /// answer included. Without a user message it is `send_events`.
+    pub fn edit_last_events(&mut self, text: &str, options: &SendOptions, on_event: &mut dyn FnMut(ChatEvent<'_>)) -> Result<Reply> {
+        let before = self.messages.clone();
+        let last = before.iter().rposition(|m| m.role == Role::User);
+        if let Some(last) = last {
+            self.messages.truncate(last);
+        }
+        let result = self.send_events(text, options, on_event);
+        if result.is_err() && self.messages.len() <= last.unwrap_or(before.len()) {
+            self.messages = before;
+        }
+        result
+    }
+
     /// Answers the history as it stands (ending in a user message) and settles
     /// the history as [`Conversation::send`] documents; `restore` is the
     /// history to go back to when the turn is rolled back.

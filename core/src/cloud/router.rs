@@ -20,7 +20,7 @@ use crate::confidence::{Confidence, ConfidenceOptions};
 use crate::constraint::{Constraint, Structured};
 use crate::error::{CloudErrorKind, Error, Result};
 use crate::sampling::SamplingParams;
-use crate::template::Message;
+use crate::template::{Message, Role};
 use crate::tool::{self, Tool, ToolCall, ToolChoice, ToolResult};
 
 /// Where requests go.
@@ -389,6 +389,47 @@ impl RoutedChat {
                 }
             }
         }
+    }
+
+    /// Answers the last user message again by the policy, replacing its
+    /// answer (if any). Stopped or failed before any text, the previous answer
+    /// stays. A history without a user message is [`Error::InvalidOption`].
+    pub fn regenerate(&mut self, options: &RouteOptions, on_event: &mut dyn FnMut(RouteEvent)) -> Result<RoutedReply> {
+        let before = self.messages.clone();
+        let Some(last) = before.iter().rposition(|m| m.role == Role::User) else {
+            return Err(Error::InvalidOption {
+                name: "regenerate",
+                value: "no user message".into(),
+                expected: "a conversation with a user message to answer again".into(),
+            });
+        };
+        let text = before[last].content.clone();
+        self.messages.truncate(last);
+        let result = self.send(&text, options, on_event);
+        let nothing_new = match &result {
+            Ok(reply) => reply.text.is_empty() && reply.tool_calls.is_empty(),
+            Err(_) => self.messages.len() <= last,
+        };
+        if nothing_new {
+            self.messages = before;
+        }
+        result
+    }
+
+    /// Replaces the last user message with `text` (dropping its answer) and
+    /// answers it by the policy. Failed or stopped before any text, the
+    /// history is as it was. Without a user message it is [`RoutedChat::send`].
+    pub fn edit_last(&mut self, text: &str, options: &RouteOptions, on_event: &mut dyn FnMut(RouteEvent)) -> Result<RoutedReply> {
+        let before = self.messages.clone();
+        let last = before.iter().rposition(|m| m.role == Role::User);
+        if let Some(last) = last {
+            self.messages.truncate(last);
+        }
+        let result = self.send(text, options, on_event);
+        if self.messages.len() <= last.unwrap_or(before.len()) {
+            self.messages = before;
+        }
+        result
     }
 
     /// Tries the device. `Ok(Err(Escalation))` means the cloud should answer
