@@ -94,6 +94,7 @@ internal fun stats(metrics: Metrics, onDevice: Boolean) = AnswerStats(
  * What "redaction on" removes before a message leaves the phone: e-mail
  * addresses and phone numbers. A sample's rule; an app adds what its users type.
  */
-fun redact(content: String): String = content
-    .replace(Regex("[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}"), "[email]")
-    .replace(Regex("\\+?\\d[\\d ()-]{7,}\\d"), "[phone]")
+fun redact(content: String): String = content.replace(email, "[email]").replace(phone, "[phone]")
+
+private val email = Regex("[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}")
+private val phone = Regex("\\+?\\d[\\d ()-]{7,}\\d")
