@@ -32,6 +32,8 @@ pub struct BenchOptions {
     pub kv_type: crate::plan::KvType,
     /// Context length to allocate; `None` fits prompt and generation (rounded up to 256).
     pub context_length: Option<u32>,
+    /// Keep every output's final hidden state (what a router probe reads), to measure its cost.
+    pub hidden_states: bool,
 }
 
 impl Default for BenchOptions {
@@ -44,6 +46,7 @@ impl Default for BenchOptions {
             batch_size: 512,
             kv_type: Default::default(),
             context_length: None,
+            hidden_states: false,
         }
     }
 }
@@ -130,7 +133,14 @@ pub fn bench(model: &Model, options: &BenchOptions) -> Result<BenchReport> {
         None => needed.next_multiple_of(256),
     };
     let batch_size = options.batch_size.clamp(1, context_length);
-    let params = SessionParams { context_length, threads, batch_size, kv_type: options.kv_type, full_swa_cache: false };
+    let params = SessionParams {
+        context_length,
+        threads,
+        batch_size,
+        kv_type: options.kv_type,
+        full_swa_cache: false,
+        hidden_states: options.hidden_states,
+    };
     let predicted = crate::plan::estimate(
         model.gguf(),
         crate::plan::PlanRequest {

@@ -29,7 +29,7 @@
 // The pure layer, re-exported so `pocketlm::gguf`, `pocketlm::plan` and
 // `crate::error` keep their paths.
 use pocketlm_base::{arch, cancel, confidence, constraint, error, partial, sampling, stream, template, tool};
-pub use pocketlm_base::{catalog, gguf, plan, session_file};
+pub use pocketlm_base::{catalog, gguf, plan, probe, session_file};
 
 #[allow(unsafe_code)] // the one layer that may: see engine/mod.rs
 mod engine;
@@ -58,10 +58,10 @@ pub use chat::{
 };
 #[cfg(feature = "cloud")]
 pub use cloud::{
-    AnsweredBy, CloudClient, CloudConfig, CloudReply, CloudRequest, CloudUsage, Cost, CostTotals, Pricing, Redactor, RouteEvent, RouteInfo,
-    RouteOptions, RoutePolicy, RouteReason, RoutedChat, RoutedReply, RouterConfig,
+    AnsweredBy, CloudBudget, CloudClient, CloudConfig, CloudEstimate, CloudReply, CloudRequest, CloudTokenizer, CloudUsage, Cost,
+    CostTotals, Pricing, Redactor, RouteEvent, RouteInfo, RouteOptions, RoutePolicy, RouteReason, RoutedChat, RoutedReply, RouterConfig,
 };
-pub use confidence::{Confidence, ConfidenceOptions};
+pub use confidence::{Confidence, ConfidenceOptions, ContentSignals};
 pub use constraint::{Constraint, Structured};
 #[cfg(feature = "download")]
 pub use download::{
@@ -76,6 +76,7 @@ pub use error::{CloudErrorKind, DownloadErrorKind, Error, Result, SessionErrorKi
 /// Snapshots of JSON still being written (what [`ChatEvent::Snapshot`] carries).
 pub use partial::snapshot as json_snapshot;
 pub use plan::{KvType, MemoryEstimate, MemoryPlan, ModelShape, PlanRequest, WeightLoading};
+pub use probe::{AnswerFeatures, AnswerForm, Probe, ProbeSetup};
 pub use sampling::SamplingParams;
 pub use stream::{Step, TextStream};
 pub use template::{render_plain, ChatTemplate, Message, Role};

@@ -68,6 +68,71 @@ pub struct Confidence {
     pub mean_entropy: f32,
     /// Tokens scored.
     pub tokens: u32,
+    /// For a choice among options: the probability of the chosen option
+    /// (normalised over the options).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_probability: Option<f32>,
+    /// For a choice: the chosen option's probability minus the runner-up's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_margin: Option<f32>,
+    /// For a choice: the entropy of the options' probabilities, in nats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_entropy: Option<f32>,
+    /// For free text: signals over content tokens only (template and
+    /// formatting tokens excluded); `None` when no token was content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<ContentSignals>,
+    /// The router probe's calibrated probability that the answer is right,
+    /// when a probe for this model and kind of answer is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<f32>,
+}
+
+/// Token signals over an answer's content tokens: those with a letter or a
+/// digit in their text, so whitespace, punctuation, markup and control
+/// tokens do not dilute (or inflate) them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContentSignals {
+    /// 10th percentile of the content tokens' log-probabilities.
+    pub logprob_p10: f32,
+    /// Median log-probability.
+    pub logprob_median: f32,
+    /// Lowest log-probability.
+    pub min_logprob: f32,
+    /// Mean entropy of the distributions they were chosen from, in nats.
+    pub mean_entropy: f32,
+    /// Mean gap between the top two probabilities.
+    pub mean_margin: f32,
+    /// Content tokens.
+    pub tokens: u32,
+}
+
+impl Confidence {
+    /// The signals of a choice: `probabilities` over the options, `index` chosen.
+    pub fn of_choice(probabilities: &[f64], index: usize) -> Confidence {
+        let chosen = probabilities.get(index).copied().unwrap_or(0.0);
+        let runner_up = probabilities.iter().enumerate().filter(|&(i, _)| i != index).map(|(_, &p)| p).fold(0.0, f64::max);
+        let entropy: f64 = probabilities.iter().filter(|&&p| p > 0.0).map(|&p| -p * p.ln()).sum();
+        let logprob = chosen.max(1e-30).ln() as f32;
+        Confidence {
+            score: chosen as f32,
+            first_tokens_score: chosen as f32,
+            mean_logprob: logprob,
+            min_logprob: logprob,
+            mean_entropy: entropy as f32,
+            tokens: 1,
+            answer_probability: Some(chosen as f32),
+            answer_margin: Some((chosen - runner_up) as f32),
+            answer_entropy: Some(entropy as f32),
+            content: None,
+            probe: None,
+        }
+    }
+}
+
+/// Whether a token's text carries content (a letter or a digit).
+pub fn is_content(text: &str) -> bool {
+    text.chars().any(char::is_alphanumeric)
 }
 
 /// Accumulates the signals token by token.
@@ -78,18 +143,24 @@ pub struct ConfidenceTracker {
     entropy_sum: f64,
     score: f32,
     first: Option<f32>,
+    /// (log-probability, entropy, top-2 margin) of each content token.
+    content: Vec<(f32, f32, f32)>,
 }
 
 impl ConfidenceTracker {
     /// A tracker with these thresholds and windows.
     pub fn new(options: ConfidenceOptions) -> Self {
-        ConfidenceTracker { options, logprobs: Vec::new(), entropy_sum: 0.0, score: 1.0, first: None }
+        ConfidenceTracker { options, logprobs: Vec::new(), entropy_sum: 0.0, score: 1.0, first: None, content: Vec::new() }
     }
 
-    /// Records the token chosen from `logits`; returns true when the answer
-    /// has just become unconfident (score below the threshold).
-    pub fn push(&mut self, logits: &[f32], token: usize) -> bool {
+    /// Records the token chosen from `logits` (`content`: whether its text
+    /// is content, see [`is_content`]); returns true when the answer has just
+    /// become unconfident (score below the threshold).
+    pub fn push(&mut self, logits: &[f32], token: usize, content: bool) -> bool {
         let (logprob, entropy) = logprob_and_entropy(logits, token);
+        if content {
+            self.content.push((logprob, entropy, top2_margin(logits)));
+        }
         self.logprobs.push(logprob);
         self.entropy_sum += f64::from(entropy);
         let n = self.logprobs.len();
@@ -121,8 +192,49 @@ impl ConfidenceTracker {
             min_logprob: self.logprobs.iter().copied().fold(f32::INFINITY, f32::min),
             mean_entropy: (self.entropy_sum / n) as f32,
             tokens: self.logprobs.len() as u32,
+            answer_probability: None,
+            answer_margin: None,
+            answer_entropy: None,
+            content: self.content_signals(),
+            probe: None,
         })
     }
+
+    fn content_signals(&self) -> Option<ContentSignals> {
+        if self.content.is_empty() {
+            return None;
+        }
+        let mut lp: Vec<f32> = self.content.iter().map(|c| c.0).collect();
+        lp.sort_by(f32::total_cmp);
+        let at = |q: f32| lp[((lp.len() - 1) as f32 * q).round() as usize];
+        let n = self.content.len() as f32;
+        Some(ContentSignals {
+            logprob_p10: at(0.1),
+            logprob_median: at(0.5),
+            min_logprob: lp[0],
+            mean_entropy: self.content.iter().map(|c| c.1).sum::<f32>() / n,
+            mean_margin: self.content.iter().map(|c| c.2).sum::<f32>() / n,
+            tokens: self.content.len() as u32,
+        })
+    }
+}
+
+/// The gap between the two largest probabilities of softmax(logits).
+pub fn top2_margin(logits: &[f32]) -> f32 {
+    let (mut first, mut second) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+    for &l in logits {
+        if l > first {
+            second = first;
+            first = l;
+        } else if l > second {
+            second = l;
+        }
+    }
+    if !second.is_finite() {
+        return 1.0;
+    }
+    let z: f64 = logits.iter().map(|&l| f64::from(l - first).exp()).sum();
+    ((1.0 - f64::from(second - first).exp()) / z) as f32
 }
 
 /// log p(token) and the entropy (nats) of softmax(logits), in one pass.
@@ -155,8 +267,8 @@ mod tests {
     fn a_certain_token_scores_one() {
         let mut t = ConfidenceTracker::new(ConfidenceOptions { threshold: 0.5, first_tokens: 2, window: 3 });
         let sure = [100.0, 0.0, 0.0];
-        assert!(!t.push(&sure, 0));
-        assert!(!t.push(&sure, 0));
+        assert!(!t.push(&sure, 0, true));
+        assert!(!t.push(&sure, 0, true));
         let c = t.finish().unwrap();
         assert!(c.score > 0.99 && c.mean_entropy < 1e-3);
     }
@@ -164,9 +276,23 @@ mod tests {
     #[test]
     fn guessing_drops_below_the_threshold_within_the_first_window() {
         let mut t = ConfidenceTracker::new(ConfidenceOptions { threshold: 0.5, first_tokens: 2, window: 4 });
-        assert!(!t.push(&[0.0, 0.0, 0.0, 0.0], 1), "undecided until the first window is full");
-        assert!(t.push(&[0.0, 0.0, 0.0, 0.0], 1), "p = 0.25 < 0.5");
+        assert!(!t.push(&[0.0, 0.0, 0.0, 0.0], 1, true), "undecided until the first window is full");
+        assert!(t.push(&[0.0, 0.0, 0.0, 0.0], 1, true), "p = 0.25 < 0.5");
         assert!((t.finish().unwrap().first_tokens_score - 0.25).abs() < 1e-6);
+    }
+
+    #[test]
+    fn content_signals_skip_formatting_tokens() {
+        let mut t = ConfidenceTracker::new(ConfidenceOptions::default());
+        t.push(&[0.0, 0.0, 0.0, 0.0], 0, false); // e.g. "**": a guess, but not content
+        t.push(&[10.0, 0.0, 0.0, 0.0], 0, true);
+        let c = t.finish().unwrap().content.unwrap();
+        assert_eq!(c.tokens, 1);
+        assert!(c.min_logprob > -0.01 && c.mean_margin > 0.99, "{c:?}");
+        assert!(is_content(" Paris") && is_content("42") && !is_content("**\n") && !is_content(" ."));
+        let choice = Confidence::of_choice(&[0.7, 0.2, 0.1], 0);
+        assert_eq!(choice.answer_probability, Some(0.7));
+        assert!((choice.answer_margin.unwrap() - 0.5).abs() < 1e-6);
     }
 
     #[test]

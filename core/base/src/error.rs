@@ -190,6 +190,15 @@ pub enum Error {
         /// The limit that was reached.
         rounds: u32,
     },
+    /// A router probe file cannot be used: unreadable, damaged, from another
+    /// PocketLM layout, or trained for another model.
+    #[error("router probe {path} {detail}")]
+    RouterProbe {
+        /// The probe file.
+        path: String,
+        /// What is wrong and what to do (e.g. train one for this model with `pocketlm train-router`).
+        detail: String,
+    },
     /// Loading was cancelled through its `CancelToken` (nothing stays loaded).
     #[error("loading {path} was cancelled")]
     LoadCancelled {
@@ -393,6 +402,8 @@ pub enum CloudErrorKind {
     Interrupted,
     /// Recent requests kept failing, so the client is not trying for a while.
     CircuitOpen,
+    /// The request would pass the app's cloud budget (per request or in total).
+    BudgetExceeded,
     /// The caller cancelled the request.
     Cancelled,
 }
@@ -411,6 +422,7 @@ impl CloudErrorKind {
             CloudErrorKind::MalformedStream => "malformed_stream",
             CloudErrorKind::Interrupted => "interrupted",
             CloudErrorKind::CircuitOpen => "circuit_open",
+            CloudErrorKind::BudgetExceeded => "budget_exceeded",
             CloudErrorKind::Cancelled => "cancelled",
         }
     }
@@ -428,6 +440,7 @@ impl CloudErrorKind {
             CloudErrorKind::MalformedStream => "the endpoint is not OpenAI-compatible",
             CloudErrorKind::Interrupted => "the connection dropped mid-answer; the partial answer was not kept",
             CloudErrorKind::CircuitOpen => "the endpoint failed repeatedly; it will be tried again after the cool-down",
+            CloudErrorKind::BudgetExceeded => "raise the budget, shorten the request or lower max_tokens, or answer on the device",
             CloudErrorKind::Cancelled => "cancelled by the caller",
         }
     }

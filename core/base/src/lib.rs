@@ -27,6 +27,7 @@ pub mod error;
 pub mod gguf;
 pub mod partial;
 pub mod plan;
+pub mod probe;
 pub mod sampling;
 pub mod session_file;
 pub mod stream;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::event::ChatEvent;
 use super::metrics::{Metrics, StopReason};
 use crate::cancel::CancelToken;
-use crate::confidence::{ConfidenceOptions, ConfidenceTracker};
+use crate::confidence::{is_content, Confidence, ConfidenceOptions, ConfidenceTracker};
 use crate::constraint::{normalise, Constraint, Structured};
 use crate::engine::{
     call_sampler, constraint_sampler, default_threads, peak_rss_bytes, ConstraintSampler, Model, Prefill, Sampler, Session, SessionParams,
@@ -16,6 +16,7 @@ use crate::engine::{
 use crate::error::{Error, Result};
 use crate::partial;
 use crate::plan::KvType;
+use crate::probe::AnswerFeatures;
 use crate::sampling::{random_seed, SamplingParams};
 use crate::stream::TextStream;
 use crate::template::{Message, Role};
@@ -67,6 +68,9 @@ pub struct ConversationOptions {
     /// Keep the whole context in sliding-window layers too (Gemma 3): more
     /// memory, but KV reuse beyond the window. Off by default.
     pub full_swa_cache: bool,
+    /// Keep the final hidden states of each answer ([`Reply::features`]), what
+    /// a router probe reads. Costs a copy of one state per token.
+    pub hidden_states: bool,
 }
 
 impl Default for ConversationOptions {
@@ -80,6 +84,7 @@ impl Default for ConversationOptions {
             overflow: OverflowPolicy::Error,
             kv_type: KvType::F16,
             full_swa_cache: false,
+            hidden_states: false,
         }
     }
 }
@@ -126,6 +131,10 @@ pub struct Reply {
     /// [`Conversation::respond_with_tools`] do both.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
+    /// What a router probe reads (hidden states and logit signals), when the
+    /// conversation keeps hidden states ([`ConversationOptions::hidden_states`]).
+    #[serde(skip)]
+    pub features: Option<AnswerFeatures>,
 }
 
 /// A multi-turn chat with its own context and KV cache.
@@ -182,12 +191,24 @@ impl Conversation {
             return Err(Error::InvalidOption { name: "batch_size", value: "0".into(), expected: "must be at least 1".into() });
         }
         let batch_size = options.batch_size.min(context_length);
-        let session = Session::new(
-            model,
-            SessionParams { context_length, threads, batch_size, kv_type: options.kv_type, full_swa_cache: options.full_swa_cache },
-        )?;
+        let session = Session::new(model, session_params(&options, context_length, threads, batch_size))?;
         let messages = options.system_prompt.iter().map(Message::system).collect();
         Ok(Conversation { session, options, messages, fail_decode_after: None, answer_prefix: None })
+    }
+
+    /// Starts keeping hidden states (for a router probe), if it did not:
+    /// the context is made again, so the KV cache starts empty.
+    #[cfg(feature = "cloud")]
+    pub(crate) fn keep_hidden_states(&mut self) -> Result<()> {
+        if self.options.hidden_states {
+            return Ok(());
+        }
+        let mut options = self.options.clone();
+        options.hidden_states = true;
+        let p = self.session.params();
+        self.session = Session::new(&self.session.model().clone(), session_params(&options, p.context_length, p.threads, p.batch_size))?;
+        self.options = options;
+        Ok(())
     }
 
     /// The model this conversation runs on.
@@ -467,6 +488,8 @@ impl Conversation {
         let mut first_token_at = None;
         let mut stop_reason = if prefill.cancelled { Some(StopReason::Cancelled) } else { None };
         let mut tracker = options.confidence.map(ConfidenceTracker::new);
+        let decision_state = self.session.hidden_state();
+        let mut content_states = StateMean::default();
         let past_deadline = || options.deadline.is_some_and(|d| Instant::now() >= d);
 
         while stop_reason.is_none() {
@@ -481,8 +504,10 @@ impl Conversation {
             let token = self.session.sample(&mut sampler);
             generated += 1;
             first_token_at.get_or_insert_with(Instant::now);
+            let token_text = model.token_bytes(token);
+            let content = is_content(&String::from_utf8_lossy(&token_text));
             if let Some(tracker) = tracker.as_mut() {
-                if tracker.push(self.session.logits(), token.0 as usize) {
+                if tracker.push(self.session.logits(), token.0 as usize, content) {
                     stop_reason = Some(StopReason::LowConfidence);
                     break;
                 }
@@ -491,7 +516,7 @@ impl Conversation {
                 stop_reason = Some(StopReason::Eos);
                 break;
             }
-            let step = stream.push(&model.token_bytes(token));
+            let step = stream.push(&token_text);
             let mut forced: Vec<Token> = Vec::new();
             match (scanner.as_mut(), tools.as_mut()) {
                 (Some(scanner), Some(tools)) if scanner.in_call() => {
@@ -556,6 +581,9 @@ impl Conversation {
                 self.session.extend(&forced)?;
             } else {
                 self.session.decode_one(token)?;
+                if content {
+                    content_states.add(self.session.hidden_state().as_deref());
+                }
             }
         }
         let mut tail = stream.finish();
@@ -609,7 +637,8 @@ impl Conversation {
             constraint_ms,
         };
         log::debug!("answer: {metrics:?}");
-        Ok(Reply { text, metrics, structured: None, tool_calls: calls })
+        let features = answer_features(decision_state, content_states.mean(), metrics.confidence.as_ref());
+        Ok(Reply { text, metrics, structured: None, tool_calls: calls, features })
     }
 
     /// Answers a [`Constraint::Choice`]: scores every option after the prompt
@@ -618,12 +647,23 @@ impl Conversation {
     fn choose(&mut self, choices: &[String], model: &Model, prompt: PromptDone, on_event: &mut dyn FnMut(ChatEvent<'_>)) -> Result<Reply> {
         let PromptDone { started, prefill, prefill_done, constraint_ms } = prompt;
         let continuations: Vec<Vec<Token>> = choices.iter().map(|c| model.tokenize_continuation(c)).collect();
+        let decision_state = self.session.hidden_state();
         let log_probs = self.session.score_continuations(&continuations)?;
         let probabilities = normalise(&log_probs);
         let sampling = &self.options.sampling;
         let index =
             if sampling.temperature == 0.0 { argmax(&probabilities) } else { draw(&probabilities, sampling.temperature, sampling.seed) };
         let text = choices[index].clone();
+        // Best effort: an answer never fails for want of its probe inputs.
+        let answer_state = match decision_state {
+            Some(_) => self.session.mean_state_after(&continuations[index]).unwrap_or_else(|e| {
+                log::warn!("no hidden states for the chosen option: {e}");
+                None
+            }),
+            None => None,
+        };
+        let confidence = Confidence::of_choice(&probabilities, index);
+        let features = answer_features(decision_state, answer_state, Some(&confidence));
         on_event(ChatEvent::Text(&text));
         let finished = Instant::now();
         let scored: u32 = continuations.iter().map(|c| c.len() as u32).sum();
@@ -640,10 +680,10 @@ impl Conversation {
             total_ms: finished.duration_since(started).as_secs_f64() * 1000.0,
             backend: model.backend().backend.clone(),
             device: model.backend().device.clone(),
-            confidence: None,
+            confidence: Some(confidence),
             constraint_ms,
         };
-        Ok(Reply { text, metrics, structured: Some(Structured::Choice { index, probabilities }), tool_calls: Vec::new() })
+        Ok(Reply { text, metrics, structured: Some(Structured::Choice { index, probabilities }), tool_calls: Vec::new(), features })
     }
 
     /// Renders and tokenizes the history, applying the overflow policy.
@@ -677,6 +717,65 @@ impl Conversation {
             _ => false,
         }
     }
+}
+
+impl Reply {
+    /// The router probe's calibrated probability that this answer is right:
+    /// `None` unless hidden states were kept and the answer is of the kind
+    /// the probe was trained on (a choice, or free text without tool calls).
+    pub fn probe_score(&self, probe: &crate::probe::Probe) -> Option<f32> {
+        use crate::probe::AnswerForm;
+        let form = if matches!(self.structured, Some(Structured::Choice { .. })) { AnswerForm::Choice } else { AnswerForm::FreeText };
+        if probe.answer_form != form || !self.tool_calls.is_empty() {
+            return None;
+        }
+        probe.score(self.features.as_ref()?)
+    }
+}
+
+/// The session settings `options` ask for.
+fn session_params(options: &ConversationOptions, context_length: u32, threads: u32, batch_size: u32) -> SessionParams {
+    SessionParams {
+        context_length,
+        threads,
+        batch_size,
+        kv_type: options.kv_type,
+        full_swa_cache: options.full_swa_cache,
+        hidden_states: options.hidden_states,
+    }
+}
+
+/// A running mean of hidden states.
+#[derive(Default)]
+struct StateMean {
+    sum: Vec<f64>,
+    count: u32,
+}
+
+impl StateMean {
+    fn add(&mut self, state: Option<&[f32]>) {
+        let Some(state) = state else { return };
+        if self.sum.is_empty() {
+            self.sum = vec![0.0; state.len()];
+        }
+        for (s, &v) in self.sum.iter_mut().zip(state) {
+            *s += f64::from(v);
+        }
+        self.count += 1;
+    }
+
+    fn mean(&self) -> Option<Vec<f32>> {
+        (self.count > 0).then(|| self.sum.iter().map(|s| (s / f64::from(self.count)) as f32).collect())
+    }
+}
+
+/// The probe's inputs, when hidden states were kept. An answer without
+/// content tokens reads its decision state in place of their mean.
+fn answer_features(decision: Option<Vec<f32>>, answer: Option<Vec<f32>>, confidence: Option<&Confidence>) -> Option<AnswerFeatures> {
+    let decision_state = decision?;
+    let answer_state = answer.unwrap_or_else(|| decision_state.clone());
+    let logits = confidence.map_or_else(|| vec![0.0; crate::probe::LOGIT_FEATURES.len()], crate::probe::logit_features);
+    Some(AnswerFeatures { decision_state, answer_state, logits })
 }
 
 /// How the prompt of one answer went: when the request started, the

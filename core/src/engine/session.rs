@@ -94,6 +94,67 @@ fn with_abort_callback(mut params: LlamaContextParams, slot: *const AbortSlot) -
     params
 }
 
+/// The final hidden states of the last evaluated batch's outputs, one row
+/// of `width` floats per output position, in batch order. llama.cpp's
+/// scheduler hands the tensor named `result_norm` (the output norm, just
+/// before the vocabulary projection) to [`tap_states`] as it is computed.
+/// Reading states this way leaves the logits and the outputs unchanged:
+/// turning on llama.cpp's embeddings instead would make every prompt token
+/// an output, with full-vocabulary logits for each.
+#[derive(Default)]
+struct StateTap(std::sync::Mutex<(usize, Vec<f32>)>);
+
+impl StateTap {
+    /// The rows of the last batch, and their width.
+    fn take_view(&self) -> (usize, Vec<f32>) {
+        let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        (guard.0, guard.1.clone())
+    }
+}
+
+/// The name llama.cpp's graphs give the final hidden state (llama, qwen2, gemma3, phi3, …).
+const HIDDEN_STATE_TENSOR: &[u8] = b"result_norm";
+
+/// ggml's scheduler eval callback: asks (`ask`) for the hidden-state tensor
+/// only, then copies it into the session's [`StateTap`]. Returning `true`
+/// when observing lets the graph continue.
+unsafe extern "C" fn tap_states(t: *mut llama_cpp_sys_2::ggml_tensor, ask: bool, data: *mut c_void) -> bool {
+    // SAFETY: ggml passes a live tensor of the graph being computed.
+    let tensor = unsafe { &*t };
+    // SAFETY: ggml tensor names are NUL-terminated within their 64 bytes.
+    let name = unsafe { std::ffi::CStr::from_ptr(tensor.name.as_ptr()) };
+    if name.to_bytes() != HIDDEN_STATE_TENSOR {
+        return !ask;
+    }
+    if ask {
+        return true;
+    }
+    let (width, rows) = (tensor.ne[0].max(0) as usize, tensor.ne[1].max(0) as usize);
+    let contiguous_f32 = tensor.type_ == llama_cpp_sys_2::GGML_TYPE_F32 && tensor.nb[0] == 4 && tensor.nb[1] == width * 4;
+    let mut states = vec![0f32; if contiguous_f32 { width * rows } else { 0 }];
+    if !states.is_empty() {
+        // SAFETY: the tensor holds `width * rows` f32 values (checked above);
+        // ggml copies them from whichever backend holds them.
+        unsafe { llama_cpp_sys_2::ggml_backend_tensor_get(t, states.as_mut_ptr().cast(), 0, states.len() * 4) };
+    }
+    // SAFETY: `data` is the session's boxed `StateTap`, which outlives the context.
+    let tap = unsafe { &*data.cast::<StateTap>() };
+    *tap.0.lock().unwrap_or_else(|p| p.into_inner()) = (width, states);
+    true
+}
+
+/// Installs [`tap_states`] with `tap` as its data (see the layout argument
+/// at [`with_abort_callback`]).
+fn with_state_tap(mut params: LlamaContextParams, tap: *const StateTap) -> LlamaContextParams {
+    let raw = std::ptr::addr_of_mut!(params).cast::<llama_context_params>();
+    // SAFETY: as in `with_abort_callback`: plain C data in the one field.
+    unsafe {
+        (*raw).cb_eval = Some(tap_states);
+        (*raw).cb_eval_user_data = tap.cast_mut().cast::<c_void>();
+    }
+    params
+}
+
 /// What `llama_decode` did with a batch.
 enum Decoded {
     Done,
@@ -117,6 +178,9 @@ pub(crate) struct SessionParams {
     pub batch_size: u32,
     pub kv_type: KvType,
     pub full_swa_cache: bool,
+    /// Keep each output position's final hidden state next to its logits
+    /// (for the router probe): llama.cpp copies `n_embd` floats per output.
+    pub hidden_states: bool,
 }
 
 /// How a prefill went.
@@ -144,6 +208,9 @@ pub(crate) struct Session {
     /// Read by llama.cpp's abort callback. Declared after `ctx` so it is
     /// dropped after it; boxed so its address survives moves of the session.
     abort: Box<AbortSlot>,
+    /// Written by llama.cpp's eval callback when hidden states are kept
+    /// (same lifetime rules as `abort`).
+    tap: Box<StateTap>,
 }
 
 // SAFETY: a llama.cpp context may move between threads as long as only one
@@ -163,6 +230,8 @@ impl Session {
             .with_swa_full(params.full_swa_cache);
         let abort = Box::<AbortSlot>::default();
         let ctx_params = with_abort_callback(ctx_params, &*abort);
+        let tap = Box::<StateTap>::default();
+        let ctx_params = if params.hidden_states { with_state_tap(ctx_params, &*tap) } else { ctx_params };
         let ctx = {
             let _guard = CONTEXT_CREATION.lock().unwrap_or_else(|p| p.into_inner());
             model
@@ -179,11 +248,17 @@ impl Session {
         } else {
             0
         };
-        Ok(Session { ctx, model: model.clone(), cached: Vec::new(), logits_index: -1, params, swa_window, abort })
+        Ok(Session { ctx, model: model.clone(), cached: Vec::new(), logits_index: -1, params, swa_window, abort, tap })
     }
 
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// The settings the session was made with.
+    #[cfg(feature = "cloud")]
+    pub fn params(&self) -> SessionParams {
+        self.params
     }
 
     pub fn context_length(&self) -> u32 {
@@ -404,6 +479,55 @@ impl Session {
         self.cached = tokens.iter().map(|&t| LlamaToken(t)).collect();
         self.logits_index = -1;
         Ok(())
+    }
+
+    /// The final hidden state (after the output norm, before the vocabulary
+    /// projection) of the last evaluated position; `None` unless the session
+    /// keeps hidden states and a position was just evaluated.
+    pub fn hidden_state(&self) -> Option<Vec<f32>> {
+        if !self.params.hidden_states || self.logits_index < 0 {
+            return None;
+        }
+        let (width, rows) = self.tap.take_view();
+        // Every batch that leaves logits to sample has its last output last.
+        (width > 0 && rows.len() >= width).then(|| rows[rows.len() - width..].to_vec())
+    }
+
+    /// The mean final hidden state over `tokens` evaluated after what is
+    /// cached (with each token as input), without keeping them: they are
+    /// removed from the cache again. `None` unless the session keeps hidden
+    /// states. The last logits are not kept for sampling.
+    pub fn mean_state_after(&mut self, tokens: &[LlamaToken]) -> Result<Option<Vec<f32>>> {
+        if !self.params.hidden_states || tokens.is_empty() {
+            return Ok(None);
+        }
+        if tokens.len() > self.params.batch_size as usize {
+            return Err(Error::Inference(format!("{} tokens do not fit in one batch", tokens.len())));
+        }
+        let base = self.cached.len();
+        let mut batch = LlamaBatch::new(tokens.len(), 1);
+        for (i, &token) in tokens.iter().enumerate() {
+            batch.add(token, (base + i) as i32, &[0], true).map_err(|e| Error::Inference(e.to_string()))?;
+        }
+        // Outside `prefill` the abort slot is null, so this cannot be aborted.
+        self.decode(&mut batch, tokens)?;
+        let (width, rows) = self.tap.take_view();
+        let mean = (width > 0 && rows.len() == width * tokens.len()).then(|| {
+            let mut mean = vec![0.0f32; width];
+            for row in rows.chunks(width) {
+                for (m, &v) in mean.iter_mut().zip(row) {
+                    *m += v / tokens.len() as f32;
+                }
+            }
+            mean
+        });
+        if self.ctx.kv_cache_seq_rm(0, Some(base as u32), None).is_err() {
+            self.clear();
+            return Err(Error::Inference("the KV cache could not drop the answer's tokens".into()));
+        }
+        self.cached.truncate(base);
+        self.logits_index = -1;
+        Ok(mean)
     }
 
     /// The logits of the last evaluated position (one per vocabulary entry).
