@@ -617,6 +617,17 @@ fn wire_message(m: &Message) -> serde_json::Value {
     v
 }
 
+/// The option a cloud answer to a choice picked: `{"choice": option}` as
+/// asked, or (from a server that ignored the format) the bare option.
+pub(crate) fn choice_from_cloud(text: &str, options: &[String]) -> Option<usize> {
+    let picked = match serde_json::from_str::<serde_json::Value>(text.trim()) {
+        Ok(serde_json::Value::Object(map)) => map.get("choice").and_then(|v| v.as_str()).map(str::to_string),
+        Ok(serde_json::Value::String(s)) => Some(s),
+        _ => Some(text.trim().to_string()),
+    }?;
+    options.iter().position(|o| *o == picked)
+}
+
 /// OpenAI's `response_format` for a constraint it can express.
 fn response_format(constraint: &Constraint) -> Result<serde_json::Value> {
     constraint.validate()?;
@@ -625,6 +636,21 @@ fn response_format(constraint: &Constraint) -> Result<serde_json::Value> {
         Constraint::JsonSchema { schema } => Ok(serde_json::json!({
             "type": "json_schema",
             "json_schema": { "name": "answer", "schema": schema, "strict": true },
+        })),
+        // A choice as an object holding one of the options (OpenAI's strict
+        // schemas need an object at the root); see `choice_from_cloud`.
+        Constraint::Choice { options } => Ok(serde_json::json!({
+            "type": "json_schema",
+            "json_schema": {
+                "name": "answer",
+                "schema": {
+                    "type": "object",
+                    "properties": { "choice": { "type": "string", "enum": options } },
+                    "required": ["choice"],
+                    "additionalProperties": false,
+                },
+                "strict": true,
+            },
         })),
         other => Err(Error::InvalidConstraint {
             detail: format!("a cloud endpoint cannot enforce a {} constraint; answer this request on the device", other.kind()),

@@ -12,5 +12,6 @@ mod sse;
 pub use client::{CloudClient, CloudConfig, CloudReply, CloudRequest, CloudUsage};
 pub use cost::{Cost, CostTotals, Pricing};
 pub use router::{
-    AnsweredBy, Redactor, RouteEvent, RouteInfo, RouteOptions, RoutePolicy, RouteReason, RoutedChat, RoutedReply, RouterConfig,
+    AnsweredBy, CloudBudget, CloudEstimate, CloudTokenizer, Redactor, RouteEvent, RouteInfo, RouteOptions, RoutePolicy, RouteReason,
+    RoutedChat, RoutedReply, RouterConfig,
 };

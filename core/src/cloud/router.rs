@@ -19,6 +19,7 @@ use crate::chat::{ChatEvent, Conversation, Metrics, PartialAnswer, SendOptions, 
 use crate::confidence::{Confidence, ConfidenceOptions};
 use crate::constraint::{Constraint, Structured};
 use crate::error::{CloudErrorKind, Error, Result};
+use crate::probe::Probe;
 use crate::sampling::SamplingParams;
 use crate::template::{Message, Role};
 use crate::tool::{self, Tool, ToolCall, ToolChoice, ToolResult};
@@ -97,6 +98,8 @@ pub enum RouteReason {
     Requested,
     /// Fell back to the device: the cloud failed or was unreachable.
     CloudFailed,
+    /// Stayed on the device: the cloud answer would exceed the cloud budget.
+    CloudBudget,
 }
 
 impl RouteReason {
@@ -111,6 +114,7 @@ impl RouteReason {
             RouteReason::LatencyBudget => "latency_budget",
             RouteReason::Requested => "requested",
             RouteReason::CloudFailed => "cloud_failed",
+            RouteReason::CloudBudget => "cloud_budget",
         }
     }
 }
@@ -147,6 +151,68 @@ pub struct RouterConfig {
     pub latency_budget_ms: Option<u64>,
     /// Sees, and may rewrite, every message before it is sent to the cloud.
     pub redact: Option<Redactor>,
+    /// A probe trained for the device model (`pocketlm train-router`): its
+    /// calibrated probability replaces the token score as the confidence
+    /// that `confidence.threshold` is compared with, for the answers it was
+    /// trained on. Answers are then judged when they finish, not mid-stream.
+    pub probe: Option<Arc<Probe>>,
+    /// Limits on cloud spending.
+    pub budget: CloudBudget,
+    /// The cloud model's tokenizer, for exact cost estimates; without it the
+    /// device tokenizer counts (an estimate for another model).
+    pub cloud_tokenizer: Option<Arc<CloudTokenizer>>,
+}
+
+/// Limits on cloud money, in the currency of [`Pricing`]. A request whose
+/// worst-case cost (its prompt, plus `max_tokens` generated) would pass a
+/// limit stays on the device, with [`RouteReason::CloudBudget`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CloudBudget {
+    /// Most one request may cost.
+    pub per_request: Option<f64>,
+    /// Most this conversation may spend in total.
+    pub total: Option<f64>,
+}
+
+/// What a cloud answer would cost at most, before sending it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CloudEstimate {
+    /// Prompt tokens.
+    pub input_tokens: u32,
+    /// The most tokens the answer may have (`max_tokens`).
+    pub max_output_tokens: u32,
+    /// Worst-case cost.
+    pub cost: f64,
+    /// Whether the tokens were counted with another model's tokenizer (no cloud tokenizer given).
+    pub estimated: bool,
+}
+
+/// A cloud model's tokenizer (a Hugging Face `tokenizer.json`).
+pub struct CloudTokenizer(tokenizers::Tokenizer);
+
+impl std::fmt::Debug for CloudTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CloudTokenizer")
+    }
+}
+
+impl CloudTokenizer {
+    /// Reads a `tokenizer.json`; an unreadable or invalid file is [`Error::InvalidOption`].
+    pub fn from_file(path: &std::path::Path) -> Result<CloudTokenizer> {
+        const MAX_BYTES: u64 = 64 << 20;
+        let bad = |why: String| Error::InvalidOption { name: "cloud_tokenizer", value: path.display().to_string(), expected: why };
+        let size = std::fs::metadata(path).map_err(|e| bad(format!("a readable tokenizer.json ({e})")))?.len();
+        if size > MAX_BYTES {
+            return Err(bad(format!("a tokenizer.json of at most {MAX_BYTES} bytes, not {size}")));
+        }
+        let bytes = std::fs::read(path).map_err(|e| bad(format!("a readable tokenizer.json ({e})")))?;
+        tokenizers::Tokenizer::from_bytes(&bytes).map(CloudTokenizer).map_err(|e| bad(format!("a Hugging Face tokenizer.json ({e})")))
+    }
+
+    /// Tokens in `text` (special tokens not added).
+    pub fn count(&self, text: &str) -> u32 {
+        self.0.encode(text, false).map_or_else(|_| text.chars().count().div_ceil(4), |e| e.len()) as u32
+    }
 }
 
 impl std::fmt::Debug for RouterConfig {
@@ -158,6 +224,9 @@ impl std::fmt::Debug for RouterConfig {
             .field("confidence", &self.confidence)
             .field("latency_budget_ms", &self.latency_budget_ms)
             .field("redact", &self.redact.as_ref().map(|_| "<hook>"))
+            .field("probe", &self.probe.as_ref().map(|p| p.source.clone()))
+            .field("budget", &self.budget)
+            .field("cloud_tokenizer", &self.cloud_tokenizer.is_some())
             .finish()
     }
 }
@@ -174,7 +243,8 @@ pub struct RouteOptions {
     /// Cancels this request from any thread.
     pub cancel: CancelToken,
     /// What the answer must look like, on whichever side answers (the cloud
-    /// gets JSON constraints as `response_format`; others stay on the device).
+    /// gets JSON constraints and choices as `response_format`; grammars stay
+    /// on the device).
     pub constraint: Option<Constraint>,
     /// Tools the model may call, on whichever side answers (the cloud gets
     /// them as OpenAI `tools`). Not together with a constraint.
@@ -255,7 +325,9 @@ impl std::fmt::Debug for RoutedChat {
 
 /// A device attempt that did not produce the answer.
 enum Escalation {
-    Reason(RouteReason, Option<String>),
+    /// Escalate for this reason; the device answer, when it was finished
+    /// (judged after the fact) and can stand if the cloud may not be used.
+    Reason(RouteReason, Option<String>, Option<Box<crate::chat::Reply>>),
     Failed(Error),
 }
 
@@ -263,9 +335,18 @@ impl RoutedChat {
     /// Routes over `local`, the device conversation, or the reason there is none
     /// (a load error such as [`Error::ModelNotFound`] or [`Error::InsufficientMemory`]).
     /// With no device conversation, `sampling` is used for the cloud.
-    pub fn new(local: std::result::Result<Conversation, Error>, config: RouterConfig, sampling: SamplingParams) -> Result<RoutedChat> {
+    pub fn new(mut local: std::result::Result<Conversation, Error>, config: RouterConfig, sampling: SamplingParams) -> Result<RoutedChat> {
         config.confidence.validate()?;
         sampling.validate()?;
+        for (name, limit) in [("budget_per_request", config.budget.per_request), ("budget_total", config.budget.total)] {
+            if limit.is_some_and(|l| !(l >= 0.0 && l.is_finite())) {
+                return Err(Error::InvalidOption { name, value: format!("{limit:?}"), expected: "a cloud budget of 0 or more".into() });
+            }
+        }
+        if let (Some(probe), Ok(local)) = (&config.probe, local.as_mut()) {
+            probe.check_model(local.model().identity())?;
+            local.keep_hidden_states()?;
+        }
         let cloud = config.cloud.clone().map(CloudClient::new).transpose()?;
         let messages = match &local {
             Ok(c) => c.messages().to_vec(),
@@ -332,9 +413,28 @@ impl RoutedChat {
         if options.uses_tools() && options.constraint.is_some() {
             return Err(Error::InvalidConstraint { detail: "tools and an output constraint cannot be combined in one request".into() });
         }
-        let cloud_allowed = options.allow_cloud && policy != RoutePolicy::LocalOnly && self.cloud.is_some();
+        let wants_cloud = options.allow_cloud && policy != RoutePolicy::LocalOnly && self.cloud.is_some();
+        // The budget is checked before anything is sent.
+        let over_budget = if wants_cloud { self.budget_refusal(&[Message::user(text)]) } else { None };
+        let cloud_allowed = wants_cloud && over_budget.is_none();
         let route = |answered_by, reason, detail| RouteInfo { answered_by, reason, policy, detail };
 
+        if let Some(budget) = &over_budget {
+            if options.escalate || matches!(policy, RoutePolicy::CloudOnly | RoutePolicy::PreferCloud) {
+                // The cloud was the choice: the device answers instead, when it can.
+                let refused = Error::Cloud { kind: CloudErrorKind::BudgetExceeded, detail: budget.clone() };
+                if self.local.is_err() {
+                    return Err(refused);
+                }
+                return self.device_instead(
+                    text,
+                    options,
+                    route(AnsweredBy::Device, RouteReason::CloudBudget, Some(budget.clone())),
+                    refused,
+                    on_event,
+                );
+            }
+        }
         if options.escalate && cloud_allowed {
             on_event(RouteEvent::Restart(RouteReason::Requested));
             return self.answer_in_cloud(
@@ -359,35 +459,129 @@ impl RoutedChat {
                     Err(Error::Cloud { kind: CloudErrorKind::Cancelled, detail }) => {
                         Err(Error::Cloud { kind: CloudErrorKind::Cancelled, detail })
                     }
-                    Err(e) if self.local.is_ok() => self.device_fallback(text, options, policy, e.to_string(), e, on_event),
+                    Err(e) if self.local.is_ok() => {
+                        let info = route(AnsweredBy::Device, RouteReason::CloudFailed, Some(e.to_string()));
+                        self.device_instead(text, options, info, e, on_event)
+                    }
                     other => other,
                 }
             }
             _ => {
                 // LocalOnly, PreferLocal, and PreferCloud without the cloud.
+                if let Some(budget) = over_budget.filter(|_| policy == RoutePolicy::PreferLocal) {
+                    return self.device_over_budget(text, options, budget, on_event);
+                }
                 let escalate = policy == RoutePolicy::PreferLocal && cloud_allowed;
                 match self.answer_on_device(text, options, escalate, on_event)? {
                     Ok(reply) => {
                         Ok(self.finish_device(vec![Message::user(text)], reply, route(AnsweredBy::Device, RouteReason::Policy, None)))
                     }
                     Err(Escalation::Failed(e)) => Err(e),
-                    Err(Escalation::Reason(reason, detail)) => {
+                    Err(Escalation::Reason(reason, detail, finished)) => {
                         on_event(RouteEvent::Restart(reason));
                         match self.answer_in_cloud(vec![Message::user(text)], options, route(AnsweredBy::Cloud, reason, detail), on_event) {
                             // The escalation failed but the device can still answer
                             // (unconfident or slow beats nothing): answer there, plainly.
-                            Err(e @ Error::Cloud { .. })
-                                if matches!(reason, RouteReason::LowConfidence | RouteReason::LatencyBudget)
-                                    && !matches!(e, Error::Cloud { kind: CloudErrorKind::Cancelled, .. }) =>
+                            // A choice the cloud could not make counts as a failure too.
+                            Err(e)
+                                if (matches!(e, Error::Cloud { .. })
+                                    && matches!(reason, RouteReason::LowConfidence | RouteReason::LatencyBudget)
+                                    && !matches!(e, Error::Cloud { kind: CloudErrorKind::Cancelled, .. }))
+                                    || (matches!(e, Error::StructuredOutputIncomplete { .. }) && finished.is_some()) =>
                             {
                                 let detail = format!("escalated for {}, then {e}", reason.as_str());
-                                self.device_fallback(text, options, policy, detail, e, on_event)
+                                let info = route(AnsweredBy::Device, RouteReason::CloudFailed, Some(detail));
+                                match finished {
+                                    // Judged after it finished: that answer stands, shown again.
+                                    Some(reply) => {
+                                        on_event(RouteEvent::Restart(RouteReason::CloudFailed));
+                                        on_event(RouteEvent::Text(&reply.text));
+                                        Ok(self.finish_device(vec![Message::user(text)], *reply, info))
+                                    }
+                                    None => self.device_instead(text, options, info, e, on_event),
+                                }
                             }
                             other => other,
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// Prefer-local when the cloud budget would be passed: the device answers
+    /// in full, and the reason says whether the budget is what kept it there
+    /// (the answer would have escalated). Without a device model, the budget error.
+    fn device_over_budget(
+        &mut self,
+        text: &str,
+        options: &RouteOptions,
+        budget: String,
+        on_event: &mut dyn FnMut(RouteEvent),
+    ) -> Result<RoutedReply> {
+        let refused = Error::Cloud { kind: CloudErrorKind::BudgetExceeded, detail: budget.clone() };
+        if self.local.is_err() {
+            return Err(refused);
+        }
+        let mut reply = match self.answer_on_device(text, options, false, on_event)? {
+            Ok(reply) => reply,
+            Err(Escalation::Failed(e)) => return Err(e),
+            Err(Escalation::Reason(..)) => return Err(refused),
+        };
+        let threshold = self.config.confidence.threshold;
+        let slow = self.config.latency_budget_ms.is_some_and(|ms| reply.metrics.total_ms > ms as f64);
+        let unsure = match judge(&mut reply, self.config.probe.as_deref()) {
+            Some((_, score)) => score < threshold,
+            None => reply.metrics.confidence.is_some_and(|c| c.score < threshold),
+        };
+        let policy = RoutePolicy::PreferLocal;
+        let route = match (unsure, slow) {
+            (false, false) => RouteInfo { answered_by: AnsweredBy::Device, reason: RouteReason::Policy, policy, detail: None },
+            (unsure, _) => {
+                let why = if unsure { RouteReason::LowConfidence } else { RouteReason::LatencyBudget };
+                let detail = Some(format!("would escalate ({}), but {budget}", why.as_str()));
+                RouteInfo { answered_by: AnsweredBy::Device, reason: RouteReason::CloudBudget, policy, detail }
+            }
+        };
+        Ok(self.finish_device(vec![Message::user(text)], reply, route))
+    }
+
+    /// What answering `new` after the history in the cloud would cost at most:
+    /// its prompt tokens (counted with the cloud tokenizer when one is given)
+    /// plus `max_tokens` generated, at the configured prices.
+    pub fn estimate_cloud_cost(&self, new: &[Message]) -> CloudEstimate {
+        let outgoing: Vec<Message> = self.messages.iter().chain(new).cloned().collect();
+        let (input_tokens, estimated) = self.count_tokens(&outgoing);
+        let max_output_tokens = self.cloud_sampling().max_tokens;
+        let p = self.config.pricing;
+        let cost = (f64::from(input_tokens) * p.input_per_million + f64::from(max_output_tokens) * p.output_per_million) / 1e6;
+        CloudEstimate { input_tokens, max_output_tokens, cost, estimated }
+    }
+
+    /// Why the budget refuses sending `new` to the cloud, if it does.
+    fn budget_refusal(&self, new: &[Message]) -> Option<String> {
+        let budget = self.config.budget;
+        if budget.per_request.is_none() && budget.total.is_none() {
+            return None;
+        }
+        let estimate = self.estimate_cloud_cost(new);
+        let counted = if estimate.estimated { " (tokens estimated with the device tokenizer)" } else { "" };
+        if let Some(limit) = budget.per_request.filter(|&l| estimate.cost > l) {
+            return Some(format!("the cloud answer could cost {:.6}{counted}, over the per-request budget of {limit:.6}", estimate.cost));
+        }
+        if let Some(limit) = budget.total.filter(|&l| self.totals.cloud_cost + estimate.cost > l) {
+            return Some(format!(
+                "the cloud answer could cost {:.6}{counted}; with {:.6} spent that passes the total budget of {limit:.6}",
+                estimate.cost, self.totals.cloud_cost
+            ));
+        }
+        None
+    }
+
+    fn cloud_sampling(&self) -> &SamplingParams {
+        match &self.local {
+            Ok(local) => local.sampling(),
+            Err(_) => &self.sampling,
         }
     }
 
@@ -447,7 +641,7 @@ impl RoutedChat {
             Err(e) if escalate => {
                 let reason =
                     if matches!(e, Error::InsufficientMemory { .. }) { RouteReason::MemoryBudget } else { RouteReason::ModelUnavailable };
-                return Ok(Err(Escalation::Reason(reason, Some(e.to_string()))));
+                return Ok(Err(Escalation::Reason(reason, Some(e.to_string()), None)));
             }
             Err(e) => return Err(e.clone()),
         };
@@ -460,33 +654,43 @@ impl RoutedChat {
             Ok(reply) if escalate && reply.metrics.stop_reason == StopReason::LowConfidence => {
                 let score = reply.metrics.confidence.map_or(0.0, |c| c.score);
                 let detail = format!("device confidence {score:.3} < threshold {:.3}", confidence.threshold);
-                Ok(Err(Escalation::Reason(RouteReason::LowConfidence, Some(detail))))
+                Ok(Err(Escalation::Reason(RouteReason::LowConfidence, Some(detail), None)))
             }
             Ok(reply) if escalate && reply.metrics.stop_reason == StopReason::Deadline => {
                 let detail = format!("device answer unfinished after {:.0} ms", reply.metrics.total_ms);
-                Ok(Err(Escalation::Reason(RouteReason::LatencyBudget, Some(detail))))
+                Ok(Err(Escalation::Reason(RouteReason::LatencyBudget, Some(detail), None)))
             }
-            Ok(reply) => Ok(Ok(reply)),
+            Ok(mut reply) => {
+                // Only a finished answer is judged (not one cancelled or cut by the context).
+                let finished = matches!(reply.metrics.stop_reason, StopReason::Eos | StopReason::StopSequence | StopReason::MaxTokens);
+                let judged = if finished { judge(&mut reply, self.config.probe.as_deref()) } else { None };
+                match judged {
+                    Some((signal, score)) if escalate && score < self.config.confidence.threshold => {
+                        let detail = format!("device {signal} {score:.3} < threshold {:.3}", self.config.confidence.threshold);
+                        Ok(Err(Escalation::Reason(RouteReason::LowConfidence, Some(detail), Some(Box::new(reply)))))
+                    }
+                    _ => Ok(Ok(reply)),
+                }
+            }
             Err(e @ Error::ContextOverflow { .. }) if escalate => {
-                Ok(Err(Escalation::Reason(RouteReason::PromptTooLong, Some(e.to_string()))))
+                Ok(Err(Escalation::Reason(RouteReason::PromptTooLong, Some(e.to_string()), None)))
             }
             Err(e) => Ok(Err(Escalation::Failed(e))),
         }
     }
 
-    /// The cloud failed (`error`); answers on the device instead, reason `CloudFailed`.
-    fn device_fallback(
+    /// The cloud failed or may not be used (`error`); answers on the device
+    /// instead, routed as `route` says. If the device cannot, `error` stands.
+    fn device_instead(
         &mut self,
         text: &str,
         options: &RouteOptions,
-        policy: RoutePolicy,
-        detail: String,
+        route: RouteInfo,
         error: Error,
         on_event: &mut dyn FnMut(RouteEvent),
     ) -> Result<RoutedReply> {
-        log::info!("cloud failed, answering on the device: {detail}");
-        on_event(RouteEvent::Restart(RouteReason::CloudFailed));
-        let route = RouteInfo { answered_by: AnsweredBy::Device, reason: RouteReason::CloudFailed, policy, detail: Some(detail) };
+        log::info!("answering on the device ({}): {}", route.reason.as_str(), route.detail.as_deref().unwrap_or(""));
+        on_event(RouteEvent::Restart(route.reason));
         match self.answer_on_device(text, options, false, on_event)? {
             Ok(reply) => Ok(self.finish_device(vec![Message::user(text)], reply, route)),
             Err(Escalation::Failed(e)) => Err(e),
@@ -515,6 +719,9 @@ impl RoutedChat {
                     kind: CloudErrorKind::NotConfigured,
                     detail: "the calls were made in the cloud, and this request does not allow the cloud".into(),
                 });
+            }
+            if let Some(budget) = self.budget_refusal(&new) {
+                return Err(Error::Cloud { kind: CloudErrorKind::BudgetExceeded, detail: budget });
             }
             let route = RouteInfo { answered_by: AnsweredBy::Cloud, reason: RouteReason::Policy, policy, detail: None };
             return self.answer_in_cloud(new, options, route, on_event);
@@ -572,10 +779,7 @@ impl RoutedChat {
         if let Some(redact) = &self.config.redact {
             outgoing = outgoing.iter().map(|m| redact(m)).collect();
         }
-        let sampling = match &self.local {
-            Ok(local) => local.sampling().clone(),
-            Err(_) => self.sampling.clone(),
-        };
+        let sampling = self.cloud_sampling().clone();
         let constraint = options.constraint.as_ref();
         let request = CloudRequest {
             constraint,
@@ -583,11 +787,15 @@ impl RoutedChat {
             tool_choice: Some(&options.tool_choice),
         };
         let mut shown = String::new();
+        // A choice arrives as JSON around the option: only the option is shown, once parsed.
+        let is_choice = matches!(constraint, Some(Constraint::Choice { .. }));
         let result = cloud.chat_with(&outgoing, &sampling, &request, &options.cancel, &mut |delta| {
-            shown.push_str(delta);
-            on_event(RouteEvent::Text(delta))
+            if !is_choice {
+                shown.push_str(delta);
+                on_event(RouteEvent::Text(delta))
+            }
         });
-        let reply: CloudReply = match result {
+        let mut reply: CloudReply = match result {
             Ok(reply) => reply,
             // Stopped by the caller after text was shown: keep the turn and what was
             // shown, as a device answer keeps its partial text. Before any text, as before.
@@ -612,11 +820,29 @@ impl RoutedChat {
                     })
                 }
             },
+            Some(Constraint::Choice { options }) => match super::client::choice_from_cloud(&reply.text, options) {
+                // The cloud gives no probabilities: the option it chose gets 1.
+                Some(index) => {
+                    reply.text = options[index].clone();
+                    on_event(RouteEvent::Text(&reply.text));
+                    let probabilities = (0..options.len()).map(|i| if i == index { 1.0 } else { 0.0 }).collect();
+                    Some(Structured::Choice { index, probabilities })
+                }
+                None => {
+                    return Err(Error::StructuredOutputIncomplete {
+                        partial_text: reply.text,
+                        stop_reason: "the cloud's answer is not one of the options".into(),
+                    })
+                }
+            },
             _ => None,
         };
         let (cloud_input_tokens, cloud_output_tokens, estimated) = match reply.usage {
             Some(u) => (u.prompt_tokens, u.completion_tokens, false),
-            None => (self.count_tokens(&outgoing), self.count_tokens(&[Message::assistant(reply.text.clone())]), true),
+            None => {
+                let (prompt, estimated) = self.count_tokens(&outgoing);
+                (prompt, self.count_tokens(&[Message::assistant(reply.text.clone())]).0, estimated)
+            }
         };
         let p = self.config.pricing;
         let cloud_cost =
@@ -633,22 +859,29 @@ impl RoutedChat {
         Ok(RoutedReply { text: reply.text, route, cost, metrics: None, confidence: None, structured, tool_calls: reply.tool_calls })
     }
 
-    /// Tokens in `messages` when the server reports no usage: counted with the
-    /// device model's tokenizer when there is one (an estimate for a different
-    /// cloud model), else about four characters per token.
-    fn count_tokens(&self, messages: &[Message]) -> u32 {
+    /// Tokens in `messages`, and whether that is an estimate: counted with
+    /// the cloud model's tokenizer when the app gave one (exact), else with
+    /// the device model's (an estimate for a different cloud model), else
+    /// about four characters per token.
+    fn count_tokens(&self, messages: &[Message]) -> (u32, bool) {
         let text: String = messages.iter().map(|m| format!("{}: {}\n", m.role.as_str(), m.content)).collect();
+        if let Some(tokenizer) = &self.config.cloud_tokenizer {
+            return (tokenizer.count(&text), false);
+        }
         match &self.local {
-            Ok(local) => local.model().tokenize(&text).len() as u32,
-            Err(_) => text.chars().count().div_ceil(4) as u32,
+            Ok(local) => (local.model().tokenize(&text).len() as u32, true),
+            Err(_) => (text.chars().count().div_ceil(4) as u32, true),
         }
     }
 }
 
 /// The device's send options for a routed request; with `escalate`, the
-/// confidence threshold and latency budget that trigger escalation.
+/// confidence threshold and latency budget that trigger escalation. With a
+/// probe the token score never stops an answer: the probe judges it at the end.
 fn device_options(config: &RouterConfig, options: &RouteOptions, escalate: bool) -> SendOptions {
-    let confidence = ConfidenceOptions { threshold: if escalate { config.confidence.threshold } else { 0.0 }, ..config.confidence };
+    let probed = config.probe.as_ref().is_some_and(|p| Some(p.answer_form) == probe_form(options));
+    let mid_stream = escalate && !probed;
+    let confidence = ConfidenceOptions { threshold: if mid_stream { config.confidence.threshold } else { 0.0 }, ..config.confidence };
     SendOptions {
         cancel: options.cancel.clone(),
         on_cancel: PartialAnswer::Discard,
@@ -658,6 +891,33 @@ fn device_options(config: &RouterConfig, options: &RouteOptions, escalate: bool)
         tools: options.tools.clone(),
         tool_choice: options.tool_choice.clone(),
         ..SendOptions::default()
+    }
+}
+
+/// The kind of answer a request asks for, as probes are trained on; `None`
+/// for a request with tools (no probe judges tool calls).
+fn probe_form(options: &RouteOptions) -> Option<crate::probe::AnswerForm> {
+    use crate::probe::AnswerForm;
+    match &options.constraint {
+        _ if options.uses_tools() => None,
+        Some(Constraint::Choice { .. }) => Some(AnswerForm::Choice),
+        _ => Some(AnswerForm::FreeText),
+    }
+}
+
+/// Scores a finished device answer with `probe` (when it fits the answer's
+/// kind and features were kept; the score goes into its confidence), and
+/// returns the signal the threshold judges after the fact: the probe's
+/// score, else a choice's probability. Free text without a probe was
+/// judged while it streamed.
+fn judge(reply: &mut crate::chat::Reply, probe: Option<&Probe>) -> Option<(&'static str, f32)> {
+    let probed = probe.and_then(|p| reply.probe_score(p));
+    let confidence = reply.metrics.confidence.as_mut()?;
+    confidence.probe = probed;
+    match (probed, confidence.answer_probability) {
+        (Some(p), _) => Some(("probe score", p)),
+        (None, Some(p)) => Some(("answer probability", p)),
+        (None, None) => None,
     }
 }
 
