@@ -15,8 +15,9 @@ gen="$CARGO_TARGET_DIR/generated/kotlin"
 rm -rf "$gen"
 cargo run -q -p uniffi-bindgen -- generate --no-format --library "$lib" --language kotlin --out-dir "$gen"
 model="$(python3 scripts/fetch_models.py qwen2.5-0.5b --print-path)"
+probe="$(bash scripts/make-test-probe.sh)"
 mvn -B -ntp -f android/pom.xml test \
-  -Dgenerated.kotlin.dir="$gen" -Dnative.lib.dir="$(dirname "$lib")" -Dtest.model="$model" \
+  -Dgenerated.kotlin.dir="$gen" -Dnative.lib.dir="$(dirname "$lib")" -Dtest.model="$model" -Dtest.probe="$probe" \
   -Dsurefire.printSummary=true
 mvn -B -ntp -f sample-apps/android/pom.xml test \
   -Dgenerated.kotlin.dir="$gen" -Dnative.lib.dir="$(dirname "$lib")" -Dtest.model="$model" \

@@ -18,12 +18,14 @@ cp "$gen/PocketLMFFI.swift" ios/Sources/PocketLMFFI/
 cp "$gen/pocketlm_ffiFFI.h" ios/Sources/pocketlm_ffiFFI/
 cp "$gen/pocketlm_ffiFFI.modulemap" ios/Sources/pocketlm_ffiFFI/module.modulemap
 model="$(python3 scripts/fetch_models.py qwen2.5-0.5b --print-path)"
+# A real router probe, beside the library (mounted at /target).
+probe="$(basename "$(bash scripts/make-test-probe.sh)")"
 scratch="${XDG_CACHE_HOME:-$HOME/.cache}/pocketlm/swift-build"
 mkdir -p "$scratch"
 
 # A private mount namespace: every bind mount disappears when this ends.
 exec unshare --mount --propagation private bash -euo pipefail -c '
-  root="$1"; src="$2"; libdir="$3"; modeldir="$4"; scratch="$5"; model="$6"; filter="$7"
+  root="$1"; src="$2"; libdir="$3"; modeldir="$4"; scratch="$5"; model="$6"; filter="$7"; probe="$8"
   for d in proc dev src target models scratch; do mkdir -p "$root/$d"; done
   mount -t proc proc "$root/proc"
   mount --rbind /dev "$root/dev"
@@ -32,6 +34,6 @@ exec unshare --mount --propagation private bash -euo pipefail -c '
   mount --bind "$modeldir" "$root/models"
   mount --bind "$scratch" "$root/scratch"
   chroot "$root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
-    LD_LIBRARY_PATH=/target POCKETLM_TEST_MODEL="/models/$model" \
+    LD_LIBRARY_PATH=/target POCKETLM_TEST_MODEL="/models/$model" POCKETLM_TEST_PROBE="/target/$probe" \
     timeout 1200 bash -c "cd /src && swift test --scratch-path /scratch -Xswiftc -warnings-as-errors -Xlinker -L/target ${filter:+--filter $filter} 2>&1"
-' _ "$root" "$PWD" "$libdir" "$(dirname "$model")" "$scratch" "$(basename "$model")" "${SWIFT_TEST_FILTER:-}"
+' _ "$root" "$PWD" "$libdir" "$(dirname "$model")" "$scratch" "$(basename "$model")" "${SWIFT_TEST_FILTER:-}" "$probe"

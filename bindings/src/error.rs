@@ -34,6 +34,8 @@ pub enum CloudErrorKind {
     Interrupted,
     /// Recent requests kept failing, so the client is not trying for a while.
     CircuitOpen,
+    /// The request would pass the app's cloud budget.
+    BudgetExceeded,
     /// The caller cancelled the request.
     Cancelled,
 }
@@ -153,6 +155,7 @@ impl From<pocketlm::CloudErrorKind> for CloudErrorKind {
             K::MalformedStream => CloudErrorKind::MalformedStream,
             K::Interrupted => CloudErrorKind::Interrupted,
             K::CircuitOpen => CloudErrorKind::CircuitOpen,
+            K::BudgetExceeded => CloudErrorKind::BudgetExceeded,
             K::Cancelled => CloudErrorKind::Cancelled,
         }
     }
@@ -237,6 +240,9 @@ pub enum FfiError {
     /// Automatic tool use went past its round limit.
     #[error("{description}")]
     ToolRoundsExceeded { rounds: i32, description: String },
+    /// A router probe file is unreadable, damaged, or trained for another model.
+    #[error("{description}")]
+    RouterProbe { path: String, detail: String, description: String },
     /// Loading was cancelled (Kotlin and Swift turn it into their own cancellation).
     #[error("{description}")]
     LoadCancelled { path: String, description: String },
@@ -295,6 +301,7 @@ impl From<CoreError> for FfiError {
             CoreError::ToolCallInvalid { name, detail } => FfiError::ToolCallInvalid { name, detail, description },
             CoreError::ToolRoundsExceeded { rounds } => FfiError::ToolRoundsExceeded { rounds: saturating_i32(rounds), description },
             CoreError::LoadCancelled { path: p } => FfiError::LoadCancelled { path: path(&p), description },
+            CoreError::RouterProbe { path, detail } => FfiError::RouterProbe { path, detail, description },
             CoreError::Session { kind, detail } => {
                 FfiError::Session { kind: kind.into(), transcript_usable: kind.transcript_usable(), detail, description }
             }

@@ -64,6 +64,20 @@ pub struct RouterConfig {
     /// Cloud price per million generated tokens.
     #[uniffi(default = 0.0)]
     pub price_output_per_million: f64,
+    /// A router probe file trained for the device model (`pocketlm
+    /// train-router`): its calibrated score is what `confidence_threshold`
+    /// judges, when the answer finishes. A bad or mismatched file fails creation.
+    #[uniffi(default = None)]
+    pub probe_path: Option<String>,
+    /// Most one request may spend in the cloud; requests that could cost more stay on the device.
+    #[uniffi(default = None)]
+    pub budget_per_request: Option<f64>,
+    /// Most this conversation may spend in the cloud in total.
+    #[uniffi(default = None)]
+    pub budget_total: Option<f64>,
+    /// The cloud model's `tokenizer.json`, for exact cost estimates.
+    #[uniffi(default = None)]
+    pub cloud_tokenizer_path: Option<String>,
 }
 
 /// Per-request routing.

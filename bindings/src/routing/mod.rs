@@ -65,6 +65,13 @@ fn router_config(config: RouterConfig, redactor: Option<Arc<dyn Redactor>>) -> R
         redact: redactor.map(|r| -> pocketlm::Redactor {
             Arc::new(move |m: &pocketlm::Message| m.with_content(r.redact(m.role.as_str().to_string(), m.content.clone())))
         }),
+        probe: config.probe_path.map(|p| pocketlm::Probe::load(std::path::Path::new(&p))).transpose()?.map(Arc::new),
+        budget: pocketlm::CloudBudget { per_request: config.budget_per_request, total: config.budget_total },
+        cloud_tokenizer: config
+            .cloud_tokenizer_path
+            .map(|p| pocketlm::CloudTokenizer::from_file(std::path::Path::new(&p)))
+            .transpose()?
+            .map(Arc::new),
     })
 }
 
@@ -109,8 +116,12 @@ impl RoutedConversation {
     ) -> Result<Arc<Self>, FfiError> {
         let sampling: pocketlm::SamplingParams = conversation.sampling.clone().try_into()?;
         let router = router_config(router, redactor)?;
-        let local = PocketModel::load_core(&model_path, model_config)
-            .and_then(|model| pocketlm::Conversation::new(model.core(), model.conversation_options(conversation)?));
+        // A probe reads hidden states: the context keeps them from the start.
+        let hidden_states = router.probe.is_some();
+        let local = PocketModel::load_core(&model_path, model_config).and_then(|model| {
+            let options = pocketlm::ConversationOptions { hidden_states, ..model.conversation_options(conversation)? };
+            pocketlm::Conversation::new(model.core(), options)
+        });
         Ok(Self::wrap(RoutedChat::new(local, router, sampling)?))
     }
 
@@ -126,7 +137,7 @@ impl RoutedConversation {
         let sampling: pocketlm::SamplingParams = conversation.sampling.clone().try_into()?;
         let router = router_config(router, redactor)?;
         // A bad option is the caller's to fix; only a device that cannot run the conversation escalates.
-        let options = model.conversation_options(conversation)?;
+        let options = pocketlm::ConversationOptions { hidden_states: router.probe.is_some(), ..model.conversation_options(conversation)? };
         let local = pocketlm::Conversation::new(model.core(), options);
         Ok(Self::wrap(RoutedChat::new(local, router, sampling)?))
     }

@@ -22,6 +22,8 @@ pub enum RouteReason {
     Requested,
     /// The cloud failed, so the device answered.
     CloudFailed,
+    /// The cloud answer could pass the cloud budget, so the device answered.
+    CloudBudget,
 }
 
 impl From<pocketlm::RouteReason> for RouteReason {
@@ -35,6 +37,7 @@ impl From<pocketlm::RouteReason> for RouteReason {
             pocketlm::RouteReason::LatencyBudget => RouteReason::LatencyBudget,
             pocketlm::RouteReason::Requested => RouteReason::Requested,
             pocketlm::RouteReason::CloudFailed => RouteReason::CloudFailed,
+            pocketlm::RouteReason::CloudBudget => RouteReason::CloudBudget,
         }
     }
 }
@@ -56,6 +59,19 @@ pub struct Cost {
     pub cloud_cost: f64,
 }
 
+/// How sure the device was of its answer (higher is surer; each in [0, 1]).
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct ConfidenceSignals {
+    /// The token score (lowest rolling geometric-mean token probability).
+    pub score: f32,
+    /// For a choice: the chosen option's probability.
+    pub answer_probability: Option<f32>,
+    /// For a choice: its lead over the runner-up.
+    pub answer_margin: Option<f32>,
+    /// The router probe's calibrated probability that the answer is right.
+    pub probe: Option<f32>,
+}
+
 /// A routed answer.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct RoutedReply {
@@ -75,6 +91,8 @@ pub struct RoutedReply {
     pub structured: Option<StructuredValue>,
     /// The tools the model called; answer them with `send_tool_results`.
     pub tool_calls: Vec<ToolCall>,
+    /// The device's confidence signals, when the device answered or attempted.
+    pub confidence: Option<ConfidenceSignals>,
 }
 
 impl From<pocketlm::RoutedReply> for RoutedReply {
@@ -95,6 +113,12 @@ impl From<pocketlm::RoutedReply> for RoutedReply {
             metrics: r.metrics.as_ref().map(Into::into),
             structured: r.structured.map(Into::into),
             tool_calls: r.tool_calls.iter().map(Into::into).collect(),
+            confidence: r.confidence.map(|c| ConfidenceSignals {
+                score: c.score,
+                answer_probability: c.answer_probability,
+                answer_margin: c.answer_margin,
+                probe: c.probe,
+            }),
             text: r.text,
         }
     }

@@ -56,6 +56,8 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
     case toolCallInvalid(name: String, detail: String, message: String)
     /// Automatic tool use was still calling tools after `rounds` rounds.
     case toolRoundsExceeded(rounds: Int32, message: String)
+    /// The router probe at `path` is unreadable, damaged, or was trained for another model; `detail` says which.
+    case routerProbe(path: String, detail: String, message: String)
     /// Loading was cancelled (`LanguageModel.load` throws `CancellationError` instead).
     case loadCancelled(path: String, message: String)
     /// A saved conversation could not be saved or restored; when `transcriptUsable`,
@@ -89,6 +91,7 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
         case .toolCallInvalid(_, _, let message): return message
         case .toolRoundsExceeded(_, let message): return message
         case .loadCancelled(_, let message): return message
+        case .routerProbe(_, _, let message): return message
         case .session(_, _, _, let message): return message
         }
     }
@@ -150,6 +153,8 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
             self = .toolRoundsExceeded(rounds: rounds, message: description)
         case .LoadCancelled(let path, let description):
             self = .loadCancelled(path: path, message: description)
+        case .RouterProbe(let path, let detail, let description):
+            self = .routerProbe(path: path, detail: detail, message: description)
         case .Session(let kind, let transcriptUsable, let detail, let description):
             self = .session(kind: kind, transcriptUsable: transcriptUsable, detail: detail, message: description)
         }

@@ -133,4 +133,46 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(reply.text, next.text)
         XCTAssertEqual(reply.metrics?.promptTokensReused, restored.cachedTokens)
     }
+
+    func testARouterProbeScoresChoicesKeepsToItsModelAndBudgetsKeepRequestsOnTheDevice() async throws {
+        let probePath = try XCTUnwrap(ProcessInfo.processInfo.environment["POCKETLM_TEST_PROBE"], "scripts/test-swift.sh sets the probe")
+        let choice = RouteRequest(options: RequestOptions(constraint: .choice(options: ["A", "B", "C", "D"]), tools: [], toolChoice: .auto))
+        let question = "Which planet is known as the Red Planet? A. Venus B. Mars C. Jupiter D. Saturn. Reply with the letter only."
+        let scored = try await RoutedChat.open(
+            modelPath: try modelPath, router: RouterConfig(policy: .localOnly, probePath: probePath),
+            modelConfig: modelConfig, conversation: conversation)
+        let reply = try await scored.ask(question, request: choice)
+        let signals = try XCTUnwrap(reply.confidence)
+        let probe = try XCTUnwrap(signals.probe)
+        XCTAssertTrue((0...1).contains(probe), "\(signals)")
+        XCTAssertGreaterThan(try XCTUnwrap(signals.answerProbability), 0)
+
+        // The same probe bound to another model file is refused when the chat opens.
+        let text = try String(contentsOfFile: probePath, encoding: .utf8)
+        let other = text.replacingOccurrences(
+            of: #""header_sha256":"[0-9a-f]+""#, with: "\"header_sha256\":\"\(String(repeating: "0", count: 64))\"",
+            options: .regularExpression)
+        let bad = FileManager.default.temporaryDirectory.appendingPathComponent("pocketlm-probe-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: bad) }
+        try other.write(to: bad, atomically: true, encoding: .utf8)
+        do {
+            _ = try await RoutedChat.open(
+                modelPath: try modelPath, router: RouterConfig(policy: .localOnly, probePath: bad.path),
+                modelConfig: modelConfig, conversation: conversation)
+            XCTFail("a probe for another model must be refused")
+        } catch LanguageModelError.routerProbe(_, let detail, _) {
+            XCTAssertTrue(detail.contains("train one for this model"), detail)
+        }
+
+        // A budget too small for any cloud answer: prefer-cloud answers on the device, and says why.
+        let budgeted = try await RoutedChat.open(
+            modelPath: try modelPath,
+            router: RouterConfig(policy: .preferCloud, cloud: deadCloud, priceInputPerMillion: 1, budgetPerRequest: 1e-9),
+            modelConfig: modelConfig, conversation: conversation)
+        let kept = try await budgeted.ask("What is the capital of France?")
+        XCTAssertFalse(kept.answeredByCloud)
+        XCTAssertEqual(kept.reason, .cloudBudget)
+        XCTAssertTrue(kept.detail?.contains("per-request budget") ?? false, kept.detail ?? "")
+    }
 }
+

@@ -93,6 +93,9 @@ sealed class LanguageModelException(message: String) : Exception(message) {
     /** Automatic tool use was still calling tools after [rounds] rounds. */
     class ToolRoundsExceeded(val rounds: Int, message: String) : LanguageModelException(message)
 
+    /** The router probe at [path] is unreadable, damaged, or was trained for another model; [detail] says which. */
+    class RouterProbe(val path: String, val detail: String, message: String) : LanguageModelException(message)
+
     /** Loading [path] was cancelled (`LanguageModel.load` turns it into a `CancellationException`). */
     class LoadCancelled(val path: String, message: String) : LanguageModelException(message)
 
@@ -130,6 +133,7 @@ internal fun FfiException.toPublic(): LanguageModelException = when (this) {
     is FfiException.ToolCallInvalid -> LanguageModelException.ToolCallInvalid(name, detail, description)
     is FfiException.ToolRoundsExceeded -> LanguageModelException.ToolRoundsExceeded(rounds, description)
     is FfiException.LoadCancelled -> LanguageModelException.LoadCancelled(path, description)
+    is FfiException.RouterProbe -> LanguageModelException.RouterProbe(path, detail, description)
     is FfiException.Session -> LanguageModelException.Session(kind, transcriptUsable, detail, description)
 }.also { it.initCause(this) }
 

@@ -30,6 +30,8 @@ import java.util.Collections
 class RoutingTest {
     private val modelPath: String = System.getProperty("pocketlm.testModel")
         ?: error("set -Dpocketlm.testModel to the Qwen2.5 0.5B GGUF path")
+    private val probePath: String = System.getProperty("pocketlm.testProbe")
+        ?: error("set -Dpocketlm.testProbe to a probe from scripts/make-test-probe.sh")
     private val greedy = ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 16))
 
     /** Answers every chat completion with a streamed "Hello from the cloud."; records request bodies. */
@@ -222,6 +224,43 @@ class RoutingTest {
             }
         } finally {
             file.delete()
+        }
+    }
+
+    @Test
+    fun `a router probe scores choices, keeps to its model, and budgets keep requests on the device`() = runBlocking {
+        val bodies = Collections.synchronizedList(mutableListOf<String>())
+        val server = cloud(bodies)
+        val badProbe = java.nio.file.Files.createTempFile("pocketlm-probe", ".json").toFile()
+        try {
+            val endpoint = CloudEndpoint(baseUrl = server.url(), model = "big")
+            val config = ModelConfig(contextLength = 1024, threads = 2)
+            val choice = RouteRequest(options = RequestOptions(OutputConstraint.Choice(listOf("A", "B", "C", "D")), emptyList(), ToolChoice.Auto))
+            val question = "Which planet is known as the Red Planet? A. Venus B. Mars C. Jupiter D. Saturn. Reply with the letter only."
+            RoutedChat.open(modelPath, RouterConfig(policy = RoutePolicy.LOCAL_ONLY, probePath = probePath), config, greedy).use { chat ->
+                val reply = chat.ask(question, choice)
+                val signals = reply.confidence!!
+                assertTrue(signals.probe!! in 0f..1f, "$signals")
+                assertTrue(signals.answerProbability!! > 0f && signals.answerMargin!! >= 0f, "$signals")
+            }
+            // The same probe bound to another model file is refused when the chat opens.
+            badProbe.writeText(java.io.File(probePath).readText().replace(Regex("\"header_sha256\":\"[0-9a-f]+\""), "\"header_sha256\":\"${"0".repeat(64)}\""))
+            val e = assertThrows<LanguageModelException.RouterProbe> {
+                RoutedChat.open(modelPath, RouterConfig(policy = RoutePolicy.LOCAL_ONLY, probePath = badProbe.path), config, greedy)
+            }
+            assertTrue(e.detail.contains("train one for this model"), e.message)
+            // A budget too small for any cloud answer: prefer-cloud answers on the device, and says why.
+            val router = RouterConfig(policy = RoutePolicy.PREFER_CLOUD, cloud = endpoint, priceInputPerMillion = 1.0, budgetPerRequest = 1e-9)
+            RoutedChat.open(modelPath, router, config, greedy).use { chat ->
+                val reply = chat.ask("What is the capital of France?")
+                assertFalse(reply.answeredByCloud)
+                assertEquals(RouteReason.CLOUD_BUDGET, reply.reason)
+                assertTrue(reply.detail!!.contains("per-request budget"), reply.detail)
+            }
+            assertTrue(bodies.isEmpty(), "nothing was sent over budget")
+        } finally {
+            badProbe.delete()
+            server.stop(0)
         }
     }
 }
