@@ -1,24 +1,43 @@
 #!/usr/bin/env bash
-# Does the router earn its keep? Serves Qwen2.5-Coder-1.5B (the "cloud") with
-# `pocketlm serve` on loopback, then runs `pocketlm eval` with Qwen2.5-Coder-0.5B
-# on the device over ARC-Easy (read from ../shared; never copied) or any
-# ARC-format JSONL. Prints the table docs/routing.md is made from.
-# Usage: scripts/eval-routing.sh [DATASET.jsonl] [LIMIT]   (defaults: ARC-Easy test, 200)
+# Does the router earn its keep? The full evaluation behind docs/routing.md:
+#  1. trains a router probe for each device model, Qwen2.5-Coder 1.5B and 0.5B
+#     (`pocketlm train-router`), on the ARC-Easy training split only;
+#  2. evaluates the 1.5B on the test split with no cloud (accuracy, every
+#     signal's AUROC, selective accuracy), once per question, cached;
+#  3. evaluates the 0.5B on the test split with the 1.5B as its "cloud": the
+#     1.5B's own recorded answers from step 2 (`--cloud-results`: the same
+#     model `pocketlm serve` would serve, run once per question);
+#  4. plots accuracy against the share answered on the device (PNG).
+# The data are read in place from ../shared and never copied; results, probes
+# and caches go to ~/.cache/pocketlm/eval (reruns resume from the caches).
+# Usage: scripts/eval-routing.sh [TEST_LIMIT] [TRAIN_LIMIT]   (defaults: whole test split, 1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-DATASET="${1:-../shared/datasets/arc-easy/ARC-Easy-test.jsonl}"
-LIMIT="${2:-200}"
-cargo build --release --workspace --quiet
+TEST="../shared/datasets/arc-easy/ARC-Easy-test.jsonl"
+TRAIN="../shared/datasets/arc-easy/ARC-Easy-train.jsonl"
+TEST_LIMIT="${1:-}"
+TRAIN_LIMIT="${2:-1000}"
+OUT="${XDG_CACHE_HOME:-$HOME/.cache}/pocketlm/eval"
+mkdir -p "$OUT"
+cargo build --release -p pocketlm-cli --quiet
 BIN="$CARGO_TARGET_DIR/release/pocketlm"
-DEVICE="$(python3 scripts/fetch_models.py --print-path qwen2.5-0.5b)"
-CLOUD="$(python3 scripts/fetch_models.py --print-path qwen2.5-1.5b)"
-LOG="$(mktemp)"
-"$BIN" serve --model "$CLOUD" --port 0 --ctx 1024 --threads 1 > "$LOG" &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null; rm -f "$LOG"' EXIT
-for _ in $(seq 600); do grep -q "listening on" "$LOG" && break; sleep 0.1; done
-URL="$(grep -o 'http://[^ ]*' "$LOG" | head -1)"
+limit=(); [ -n "$TEST_LIMIT" ] && limit=(--limit "$TEST_LIMIT")
 # Prices: an illustrative hosted small model, per million tokens (in / out).
-"$BIN" eval --dataset "$DATASET" --limit "$LIMIT" --model "$DEVICE" --threads 1 \
-    --cloud-url "$URL" --cloud-model qwen2.5-coder-1.5b --price-in 0.15 --price-out 0.60
+prices=(--price-in 0.15 --price-out 0.60)
+for m in 1.5b 0.5b; do
+    model="$(python3 scripts/fetch_models.py --print-path "qwen2.5-$m")"
+    "$BIN" train-router --model "$model" --dataset "$TRAIN" --limit "$TRAIN_LIMIT" --threads 2 \
+        --cache "$OUT/train-cache-$m.jsonl" --out "$OUT/probe-$m.json" 2> "$OUT/train-$m.log"
+    cloud=(); [ "$m" = 0.5b ] && cloud=(--cloud-results "$OUT/per-question-1.5b.jsonl" "${prices[@]}")
+    "$BIN" eval --dataset "$TEST" "${limit[@]}" --model "$model" --threads 2 --router-probe "$OUT/probe-$m.json" \
+        --cache "$OUT/cache-$m.jsonl" --per-question "$OUT/per-question-$m.jsonl" "${cloud[@]}" 2> "$OUT/eval-$m.log" \
+        | tee "$OUT/summary-$m.md"
+done
+# The plot: matplotlib in a virtual environment outside the repository.
+VENV="${XDG_CACHE_HOME:-$HOME/.cache}/pocketlm/plot-venv"
+[ -x "$VENV/bin/python" ] || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q matplotlib==3.10.*; }
+"$VENV/bin/python" scripts/plot_routing.py docs/routing-curve.png \
+    "ARC-Easy test: Qwen2.5-Coder 0.5B on the device, 1.5B as the cloud" "$OUT/per-question-0.5b.jsonl" \
+    probe answer_probability first_token
+echo "results in $OUT; plot in docs/routing-curve.png"

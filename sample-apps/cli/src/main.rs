@@ -98,6 +98,9 @@ enum Command {
         /// next turn after restoring it, against re-evaluating the history (--runs each).
         #[arg(long, value_name = "N", conflicts_with = "turns")]
         restore_history: Option<u32>,
+        /// Keep each token's final hidden state, as a router probe needs (to measure its cost).
+        #[arg(long)]
+        hidden_states: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -142,9 +145,12 @@ enum Command {
         /// Inference threads per request (default: the performance cores).
         #[arg(long)]
         threads: Option<u32>,
+        /// A router probe trained for the model: each answer's `confidence.probe` is its score.
+        #[arg(long)]
+        router_probe: Option<PathBuf>,
     },
-    /// Evaluate routing on a labelled multiple-choice set (ARC JSONL): accuracy, device share,
-    /// cloud tokens and cost per policy, and the AUROC of the confidence score.
+    /// Evaluate routing on a labelled multiple-choice set (ARC JSONL): device accuracy, each
+    /// confidence signal's AUROC and, with a cloud, routing curves, APGR and cost per correct answer.
     Eval {
         /// The JSONL file (ARC layout: id, question, choices {text, label}, answerKey).
         #[arg(long)]
@@ -152,21 +158,21 @@ enum Command {
         /// The device model (default: the default model).
         #[arg(long)]
         model: Option<PathBuf>,
-        /// OpenAI-compatible base URL of the cloud model, ending in /v1.
-        #[arg(long)]
-        cloud_url: String,
+        /// OpenAI-compatible base URL of the cloud model, ending in /v1 (omit to evaluate the device alone).
+        #[arg(long, requires = "cloud_model")]
+        cloud_url: Option<String>,
         /// Cloud model name.
-        #[arg(long)]
-        cloud_model: String,
+        #[arg(long, requires = "cloud_url")]
+        cloud_model: Option<String>,
         /// Environment variable holding the cloud API key.
         #[arg(long)]
         cloud_key_env: Option<String>,
+        /// A probe trained for the device model: its score is reported as the signal `probe`.
+        #[arg(long)]
+        router_probe: Option<PathBuf>,
         /// Only the first N questions.
         #[arg(long)]
         limit: Option<usize>,
-        /// Prefer-local thresholds to report (comma-separated).
-        #[arg(long, default_value = "0.3,0.5,0.7,0.9", value_delimiter = ',')]
-        thresholds: Vec<f32>,
         /// Cloud price per million prompt tokens.
         #[arg(long, default_value_t = 0.0)]
         price_in: f64,
@@ -174,6 +180,45 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         price_out: f64,
         /// Inference threads on the device.
+        #[arg(long)]
+        threads: Option<u32>,
+        /// Keep each question's device and cloud results in this file, and reuse them.
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Instead of a cloud endpoint: the --per-question file of the cloud model's own device
+        /// run on the same questions (its constrained answers stand for the cloud's).
+        #[arg(long, conflicts_with = "cloud_url")]
+        cloud_results: Option<PathBuf>,
+        /// Write one JSON line per question (id, answers, correctness, scores) to this file.
+        #[arg(long)]
+        per_question: Option<PathBuf>,
+        /// Print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train a router probe for a device model on labelled multiple-choice questions (ARC JSONL):
+    /// runs the model on each, fits the probe, prints its cross-validated AUROC.
+    TrainRouter {
+        /// The device model the probe is for (default: the default model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// The labelled training questions (never the set you evaluate on).
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Where to write the probe.
+        #[arg(long)]
+        out: PathBuf,
+        /// Keep each question's run (labels and hidden states) in this file, and reuse them.
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// The answers it judges: choice (the label through the choice constraint) or
+        /// free-text (what generate, chat and serve answer without a constraint).
+        #[arg(long, default_value = "choice", value_parser = parse_answer_form)]
+        answer_form: pocketlm::AnswerForm,
+        /// Only the first N questions.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Inference threads.
         #[arg(long)]
         threads: Option<u32>,
     },
@@ -432,7 +477,8 @@ impl RunArgs {
     /// escalate rather than an error.
     fn open(&self) -> Result<RoutedChat, Error> {
         let config = self.route.config()?;
-        let options = self.conversation_options();
+        // A probe reads hidden states: the context keeps them from the start.
+        let options = ConversationOptions { hidden_states: config.probe.is_some(), ..self.conversation_options() };
         options.sampling.validate()?;
         let local = self.open_local(options.clone());
         if let (Err(e), RoutePolicy::LocalOnly) = (&local, config.policy) {
@@ -536,6 +582,7 @@ fn run(command: Command) -> Result<(), Error> {
             backend,
             turns,
             restore_history,
+            hidden_states,
             json,
         } => {
             let model = Model::load(models::resolve(model)?, &backend.model_options(weights))?;
@@ -563,49 +610,107 @@ fn run(command: Command) -> Result<(), Error> {
                 output::print_turns(&pocketlm::bench_turns(&model, &options)?, json);
                 return Ok(());
             }
-            let options =
-                BenchOptions { prompt_tokens, gen_tokens, runs, threads, kv_type, context_length: ctx, ..BenchOptions::default() };
+            let options = BenchOptions {
+                prompt_tokens,
+                gen_tokens,
+                runs,
+                threads,
+                kv_type,
+                context_length: ctx,
+                hidden_states,
+                ..BenchOptions::default()
+            };
             let report = pocketlm::bench(&model, &options)?;
             output::print_bench(&report, json);
             Ok(())
         }
-        Command::Serve { model, host, port, api_key_env, ctx, parallel, threads } => {
+        Command::Serve { model, host, port, api_key_env, ctx, parallel, threads, router_probe } => {
             let api_key = route::key_from_env("api_key_env", api_key_env.as_deref())?;
             let model = Model::load(models::resolve(model)?, &ModelOptions::default())?;
             let addr = std::net::SocketAddr::new(host, port);
-            serve::run(model, serve::ServeOptions { addr, api_key, context_length: ctx, parallel, threads })
+            let probe = router_probe.as_deref().map(pocketlm::Probe::load).transpose()?;
+            if let Some(p) = &probe {
+                p.check_model(model.identity())?;
+            }
+            let probe = probe.map(std::sync::Arc::new);
+            serve::run(model, serve::ServeOptions { addr, api_key, context_length: ctx, parallel, threads, probe })
         }
-        Command::Eval { dataset, model, cloud_url, cloud_model, cloud_key_env, limit, thresholds, price_in, price_out, threads } => {
+        Command::Eval {
+            dataset,
+            model,
+            cloud_url,
+            cloud_model,
+            cloud_key_env,
+            router_probe,
+            limit,
+            price_in,
+            price_out,
+            threads,
+            cache,
+            cloud_results,
+            per_question,
+            json,
+        } => {
             let items = eval::load(&dataset, limit)?;
-            let route = route::RouteArgs {
-                route: RoutePolicy::CloudOnly,
-                cloud_url: Some(cloud_url),
-                cloud_model: Some(cloud_model),
-                cloud_key_env,
-                confidence_threshold: 0.0,
-                latency_budget_ms: None,
-                price_in,
-                price_out,
-                cloud_timeout_ms: 120_000,
+            let cloud = match (cloud_url, cloud_model) {
+                (Some(url), Some(name)) => {
+                    let key = route::key_from_env("cloud_key_env", cloud_key_env.as_deref())?;
+                    Some(pocketlm::CloudConfig { read_timeout_ms: 120_000, ..pocketlm::CloudConfig::new(url, name, key) })
+                }
+                _ => None,
             };
-            let config = route.config()?;
             let options = eval::EvalOptions {
                 device_model: models::resolve(model)?,
-                cloud: config.cloud.expect("cloud-only has a cloud"),
-                pricing: config.pricing,
+                cloud,
                 threads,
+                probe: router_probe.as_deref().map(pocketlm::Probe::load).transpose()?,
+                cache,
+                cloud_results,
             };
             let total = items.len();
-            let outcomes = eval::run(&items, &options, &mut |i, o| {
-                eprintln!(
-                    "[{}/{total}] device {} (score {:.3}), cloud {}",
-                    i + 1,
-                    if o.device_correct { "right" } else { "wrong" },
-                    o.score,
-                    if o.cloud_correct { "right" } else { "wrong" }
-                );
+            let records = eval::run(&items, &options, &mut |i, r| {
+                let cloud = r.cloud_correct.map_or(String::new(), |c| format!(", cloud {}", if c { "right" } else { "wrong" }));
+                eprintln!("[{}/{total}] device {}{cloud}", i + 1, if r.device_correct { "right" } else { "wrong" });
             })?;
-            println!("{}", eval::table(&outcomes, &thresholds, config.pricing));
+            if let Some(path) = per_question {
+                let lines: Vec<String> = records.iter().map(|r| serde_json::to_string(r).expect("records serialise")).collect();
+                std::fs::write(&path, lines.join("\n") + "\n").map_err(|e| pocketlm::Error::InvalidOption {
+                    name: "per_question",
+                    value: path.display().to_string(),
+                    expected: format!("a writable file ({e})"),
+                })?;
+            }
+            let pricing = pocketlm::Pricing { input_per_million: price_in, output_per_million: price_out };
+            let summary = eval::report::summarise(&records, pricing);
+            if json {
+                println!("{}", serde_json::to_string(&summary).expect("the summary serialises"));
+            } else {
+                println!("{}", eval::report::markdown(&summary));
+            }
+            Ok(())
+        }
+        Command::TrainRouter { model, dataset, out, cache, answer_form, limit, threads } => {
+            let items = eval::load(&dataset, limit)?;
+            let total = items.len();
+            let name = dataset.file_name().map_or_else(|| dataset.display().to_string(), |n| n.to_string_lossy().into_owned());
+            let mut right = 0;
+            let probe =
+                eval::train_router(&items, &models::resolve(model)?, answer_form, threads, &name, cache.as_deref(), &mut |i, correct| {
+                    right += usize::from(correct);
+                    eprintln!("[{}/{total}] device {} ({right} right so far)", i + 1, if correct { "right" } else { "wrong" });
+                })?;
+            probe.save(&out)?;
+            let t = &probe.training;
+            println!(
+                "probe written to {}: {} examples ({} right), L2 {}, cross-validated AUROC {:.3} (95 % CI {:.3} to {:.3})",
+                out.display(),
+                t.examples,
+                t.correct,
+                t.l2,
+                t.cv_auroc,
+                t.cv_auroc_ci[0],
+                t.cv_auroc_ci[1]
+            );
             Ok(())
         }
         Command::Fetch { name } => {
@@ -662,4 +767,13 @@ fn parse_size(text: &str) -> Result<u64, String> {
         other => return Err(format!("unknown size unit '{other}' (use B, KiB, MiB, GiB, KB, MB or GB)")),
     };
     Ok((value * scale) as u64)
+}
+
+/// `choice` or `free-text`.
+fn parse_answer_form(s: &str) -> Result<pocketlm::AnswerForm, String> {
+    match s {
+        "choice" => Ok(pocketlm::AnswerForm::Choice),
+        "free-text" => Ok(pocketlm::AnswerForm::FreeText),
+        other => Err(format!("{other:?} is not an answer form: choice or free-text")),
+    }
 }

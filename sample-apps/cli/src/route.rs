@@ -1,7 +1,9 @@
 //! Routing options of `generate` and `chat`: where answers may come from.
 
 use clap::Args;
-use pocketlm::{CloudConfig, ConfidenceOptions, Error, Pricing, RoutePolicy, RouterConfig};
+use std::sync::Arc;
+
+use pocketlm::{CloudBudget, CloudConfig, CloudTokenizer, ConfidenceOptions, Error, Pricing, Probe, RoutePolicy, RouterConfig};
 
 /// Flags that turn on the opt-in cloud path. The API key is read from an
 /// environment variable, never from the command line.
@@ -34,6 +36,19 @@ pub struct RouteArgs {
     /// Cloud read timeout (longest silence), in ms.
     #[arg(long, default_value_t = 30_000)]
     pub cloud_timeout_ms: u64,
+    /// A probe trained for the device model (`pocketlm train-router`): it judges device
+    /// answers against --confidence-threshold.
+    #[arg(long)]
+    pub router_probe: Option<std::path::PathBuf>,
+    /// Most one request may spend in the cloud (requests that could cost more stay on the device).
+    #[arg(long)]
+    pub budget_per_request: Option<f64>,
+    /// Most the whole session may spend in the cloud.
+    #[arg(long)]
+    pub budget_total: Option<f64>,
+    /// The cloud model's tokenizer.json, for exact cost estimates.
+    #[arg(long)]
+    pub cloud_tokenizer: Option<std::path::PathBuf>,
 }
 
 /// Reads an API key from the environment variable named by option `name`
@@ -80,6 +95,9 @@ impl RouteArgs {
             confidence: ConfidenceOptions { threshold: self.confidence_threshold, ..ConfidenceOptions::default() },
             latency_budget_ms: self.latency_budget_ms,
             redact: None,
+            probe: self.router_probe.as_deref().map(Probe::load).transpose()?.map(Arc::new),
+            budget: CloudBudget { per_request: self.budget_per_request, total: self.budget_total },
+            cloud_tokenizer: self.cloud_tokenizer.as_deref().map(CloudTokenizer::from_file).transpose()?.map(Arc::new),
         })
     }
 }

@@ -44,6 +44,8 @@ pub struct ServeOptions {
     pub parallel: usize,
     /// Inference threads per request.
     pub threads: Option<u32>,
+    /// A router probe for the model: each answer carries its score in `confidence.probe`.
+    pub probe: Option<Arc<pocketlm::Probe>>,
 }
 
 struct AppState {
@@ -53,6 +55,7 @@ struct AppState {
     context_length: u32,
     threads: Option<u32>,
     permits: Arc<Semaphore>,
+    probe: Option<Arc<pocketlm::Probe>>,
 }
 
 /// Serves `model` until Ctrl-C. Prints the base URL once listening.
@@ -71,6 +74,7 @@ pub fn run(model: Model, options: ServeOptions) -> Result<(), Error> {
         context_length: options.context_length,
         threads: options.threads,
         permits: Arc::new(Semaphore::new(options.parallel.max(1))),
+        probe: options.probe.clone(),
     });
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(options.addr).await.map_err(|e| io_error("bind", e))?;
@@ -322,10 +326,17 @@ struct Outcome {
     tool_calls: Vec<ToolCall>,
     /// llama-server's `timings` object (absent for a cut-short structured answer).
     timings: Value,
+    /// PocketLM's confidence signals (score, answer probability and margin,
+    /// the probe's score), an extension field; null when there are none.
+    confidence: Value,
 }
 
 impl Outcome {
-    fn of(reply: Reply) -> Outcome {
+    fn of(reply: Reply, probe: Option<&pocketlm::Probe>) -> Outcome {
+        let mut confidence = reply.metrics.confidence;
+        if let (Some(c), Some(p)) = (confidence.as_mut(), probe) {
+            c.probe = reply.probe_score(p);
+        }
         let m: &Metrics = &reply.metrics;
         let finish_reason = match m.stop_reason {
             _ if !reply.tool_calls.is_empty() => "tool_calls",
@@ -345,6 +356,7 @@ impl Outcome {
             completion_tokens: m.generated_tokens,
             tool_calls: reply.tool_calls,
             timings,
+            confidence: serde_json::to_value(confidence).unwrap_or(Value::Null),
         }
     }
 
@@ -438,6 +450,7 @@ async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap
                         "choices": [{ "index": 0, "message": o.message(text), "finish_reason": o.finish_reason }],
                         "usage": o.usage(),
                         "timings": o.timings,
+                        "confidence": o.confidence,
                     }))
                     .into_response()
                 }
@@ -480,7 +493,9 @@ async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap
                     Some((Ok(out), (rx, None, false, guard, calls + 1)))
                 }
                 Some(Update::Done(Ok(o))) => {
-                    let mut out = vec![Event::default().data(chunk(json!({}), json!(o.finish_reason)).to_string())];
+                    let mut done = chunk(json!({}), json!(o.finish_reason));
+                    done["confidence"] = o.confidence.clone();
+                    let mut out = vec![Event::default().data(done.to_string())];
                     if include_usage {
                         let mut last = chunk(json!({}), Value::Null);
                         last["choices"] = json!([]);
@@ -537,6 +552,7 @@ fn generate(state: &AppState, job: Job, cancel: &CancelToken, tx: &mpsc::Unbound
         context_length: Some(state.context_length),
         threads: state.threads,
         sampling: job.sampling,
+        hidden_states: state.probe.is_some(),
         ..ConversationOptions::default()
     };
     let mut conversation = Conversation::new(&state.model, options)?;
@@ -546,6 +562,7 @@ fn generate(state: &AppState, job: Job, cancel: &CancelToken, tx: &mpsc::Unbound
         constraint: job.constraint,
         tools: job.tools,
         tool_choice: job.tool_choice,
+        confidence: Some(pocketlm::ConfidenceOptions::default()),
         ..SendOptions::default()
     };
     let on_event = &mut |event: ChatEvent<'_>| {
@@ -563,7 +580,7 @@ fn generate(state: &AppState, job: Job, cancel: &CancelToken, tx: &mpsc::Unbound
         Ask::ToolResults(results) => conversation.send_tool_results(results, &send, on_event),
     };
     match result {
-        Ok(reply) => Ok(Outcome::of(reply)),
+        Ok(reply) => Ok(Outcome::of(reply, state.probe.as_deref())),
         // Cut by max_tokens inside the JSON value: OpenAI returns the text so far with
         // finish_reason "length" (the conversation is per request: nothing else to keep).
         Err(Error::StructuredOutputIncomplete { partial_text, .. }) => {
@@ -575,6 +592,7 @@ fn generate(state: &AppState, job: Job, cancel: &CancelToken, tx: &mpsc::Unbound
                 completion_tokens: state.model.tokenize_plain(&partial_text).len() as u32,
                 tool_calls: Vec::new(),
                 timings: Value::Null,
+                confidence: Value::Null,
             })
         }
         Err(e) => Err(e),

@@ -8,6 +8,7 @@ mod common;
 use common::fetch;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -234,7 +235,7 @@ fn an_api_key_is_required_when_configured_and_read_from_the_environment() {
 }
 
 #[test]
-fn eval_reports_every_policy_on_any_arc_format_file() {
+fn eval_reports_every_signal_and_policy_on_any_arc_format_file() {
     let server = Server::start(&[], &[]);
     let dir = std::env::temp_dir().join(format!("pocketlm-eval-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -245,23 +246,116 @@ fn eval_reports_every_policy_on_any_arc_format_file() {
             r#"{"id":"q1","question":"What is the capital of France?","choices":{"text":["Berlin","Paris","Rome","Madrid"],"label":["A","B","C","D"]},"answerKey":"B"}"#,
             "\n",
             r#"{"id":"q2","question":"How many legs does a spider have?","choices":{"text":["6","8","10","4"],"label":["1","2","3","4"]},"answerKey":"2"}"#,
+            "\n",
+            r#"{"id":"q3","question":"Which is a mammal?","choices":{"text":["shark","trout","whale"],"label":["A","B","C"]},"answerKey":"C"}"#,
             "\n"
         ),
     )
     .unwrap();
     let qwen = fetch("qwen2.5-0.5b");
-    let out = Command::new(env!("CARGO_BIN_EXE_pocketlm"))
-        .args(["eval", "--dataset", dataset.to_str().unwrap(), "--model", qwen.to_str().unwrap(), "--threads", "1"])
-        .args(["--cloud-url", &server.base, "--cloud-model", "gemma", "--thresholds", "0.5", "--price-in", "1", "--price-out", "2"])
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    let table = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for row in ["| local-only |", "| cloud-only |", "| prefer-local, threshold 0.5 |", "2 questions. AUROC"] {
-        assert!(table.contains(row), "missing {row}: {table}");
+    let per_question = dir.join("per-question.jsonl");
+    let cache = dir.join("cache.jsonl");
+    let eval = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pocketlm"))
+            .args(["eval", "--dataset", dataset.to_str().unwrap(), "--model", qwen.to_str().unwrap(), "--threads", "2"])
+            .args(["--per-question", per_question.to_str().unwrap(), "--cache", cache.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    // Without a cloud: device accuracy and each signal's AUROC only.
+    let summary: Value = serde_json::from_str(&eval(&["--json"])).unwrap();
+    assert_eq!(summary["questions"], 3);
+    assert!(summary["cloud_accuracy"].is_null() && summary["oracle_apgr"].is_null(), "{summary}");
+    let names: Vec<&str> = summary["signals"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    for signal in ["answer_margin", "answer_probability", "first_token"] {
+        assert!(names.contains(&signal), "{signal} missing from {names:?}");
     }
-    assert!(table.contains("| local-only | ") && table.contains(" | 100.0 % | 0 / 0 | 0.000000 |"), "{table}");
+    let lines: Vec<Value> = std::fs::read_to_string(&per_question).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["id"], "q1");
+    assert!(lines[0]["cloud_correct"].is_null());
+    let p = lines[0]["scores"]["answer_probability"].as_f64().unwrap();
+    assert!(p > 0.0 && p <= 1.0, "{}", lines[0]);
+    assert!(["A", "B", "C", "D"].contains(&lines[0]["device_answer"].as_str().unwrap()), "the constrained answer is a label");
+
+    // With a cloud: routing figures, from the cached device runs (same answers).
+    let table = eval(&["--cloud-url", &server.base, "--cloud-model", "gemma", "--price-in", "1", "--price-out", "2"]);
+    for part in ["3 questions.", "- cloud accuracy:", "oracle router's APGR", "| answer_probability | ", "| prefer-local by |"] {
+        assert!(table.contains(part), "missing {part}: {table}");
+    }
+    let again: Vec<Value> = std::fs::read_to_string(&per_question).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(again[0]["scores"], lines[0]["scores"], "the device run came from the cache");
+    assert!(again.iter().all(|l| l["cloud_correct"].is_boolean()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn train_router_fits_a_probe_that_eval_and_generate_load_and_another_model_refuses() {
+    let train = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/arc-easy/ARC-Easy-train.jsonl");
+    assert!(train.exists(), "{} is missing: the shared datasets sit beside the repository", train.display());
+    let dir = std::env::temp_dir().join(format!("pocketlm-train-router-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let probe = dir.join("probe.json");
+    let qwen = fetch("qwen2.5-0.5b");
+    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_pocketlm")).args(args).output().unwrap();
+    let out =
+        run(&["train-router", "--model", qwen.to_str().unwrap(), "--dataset", train.to_str().unwrap(), "--out", probe.to_str().unwrap()]
+            .iter()
+            .chain(&["--limit", "40", "--threads", "2"])
+            .copied()
+            .collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("40 examples") && said.contains("cross-validated AUROC"), "{said}");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&probe).unwrap()).unwrap();
+    assert_eq!(saved["format"], "pocketlm-router-probe");
+    assert_eq!(saved["answer_form"], "choice");
+    assert_eq!(saved["weights"].as_array().unwrap().len(), 2 * 896 + 6, "two 896-wide states and six logit signals");
+
+    // eval reads it as the signal `probe`.
+    let test = train.with_file_name("ARC-Easy-test.jsonl");
+    let per_question = dir.join("pq.jsonl");
+    let out = run(&["eval", "--dataset", test.to_str().unwrap(), "--limit", "2", "--model", qwen.to_str().unwrap()]
+        .iter()
+        .chain(&["--router-probe", probe.to_str().unwrap(), "--per-question", per_question.to_str().unwrap(), "--json"])
+        .copied()
+        .collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for line in std::fs::read_to_string(&per_question).unwrap().lines() {
+        let p = serde_json::from_str::<Value>(line).unwrap()["scores"]["probe"].as_f64().expect("a probe score");
+        assert!((0.0..=1.0).contains(&p), "{p}");
+    }
+
+    // A probe for free-text answers: `serve` reports its score with each answer.
+    let free = dir.join("free.json");
+    let out =
+        run(&["train-router", "--model", qwen.to_str().unwrap(), "--dataset", train.to_str().unwrap(), "--out", free.to_str().unwrap()]
+            .iter()
+            .chain(&["--limit", "40", "--threads", "2", "--answer-form", "free-text"])
+            .copied()
+            .collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let server = Server::start_model("qwen2.5-0.5b", &["--router-probe", free.to_str().unwrap()], &[]);
+    let body = serde_json::json!({ "model": "local", "messages": [{ "role": "user", "content": "What is the capital of France?" }],
+                                   "max_tokens": 8, "temperature": 0 });
+    let (status, body) = server.request("POST", "/v1/chat/completions", &["Content-Type: application/json"], &body.to_string());
+    assert_eq!(status, 200, "{body}");
+    let confidence = &serde_json::from_str::<Value>(&body).unwrap()["confidence"];
+    let p = confidence["probe"].as_f64().unwrap_or_else(|| panic!("a probe score in {confidence}"));
+    assert!((0.0..=1.0).contains(&p) && confidence["score"].as_f64().is_some(), "{confidence}");
+    drop(server);
+
+    // Another model refuses it, typed, before anything runs.
+    let gemma = fetch("gemma3-270m");
+    let out = run(&["generate", "--model", gemma.to_str().unwrap(), "--router-probe", probe.to_str().unwrap(), "--prompt", "hello"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("router probe") && err.contains("train one for this model"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
