@@ -562,7 +562,8 @@ fn generate(state: &AppState, job: Job, cancel: &CancelToken, tx: &mpsc::Unbound
         constraint: job.constraint,
         tools: job.tools,
         tool_choice: job.tool_choice,
-        confidence: Some(pocketlm::ConfidenceOptions::default()),
+        // Signals cost a pass over the vocabulary per token: gathered for a probe only.
+        confidence: state.probe.as_ref().map(|_| pocketlm::ConfidenceOptions::default()),
         ..SendOptions::default()
     };
     let on_event = &mut |event: ChatEvent<'_>| {
