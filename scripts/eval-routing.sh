@@ -38,6 +38,6 @@ done
 VENV="${XDG_CACHE_HOME:-$HOME/.cache}/pocketlm/plot-venv"
 [ -x "$VENV/bin/python" ] || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q matplotlib==3.10.*; }
 "$VENV/bin/python" scripts/plot_routing.py docs/routing-curve.png \
-    "ARC-Easy test: Qwen2.5-Coder 0.5B on the device, 1.5B as the cloud" "$OUT/per-question-0.5b.jsonl" \
+    "ARC-Easy test: 0.5B on the device, 1.5B as the cloud" "$OUT/per-question-0.5b.jsonl" \
     probe answer_probability first_token
 echo "results in $OUT; plot in docs/routing-curve.png"
