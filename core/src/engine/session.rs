@@ -105,10 +105,10 @@ fn with_abort_callback(mut params: LlamaContextParams, slot: *const AbortSlot) -
 struct StateTap(std::sync::Mutex<(usize, Vec<f32>)>);
 
 impl StateTap {
-    /// The rows of the last batch, and their width.
-    fn take_view(&self) -> (usize, Vec<f32>) {
+    /// Runs `read` on the last batch's rows and their width, without copying them.
+    fn read<T>(&self, read: impl FnOnce(usize, &[f32]) -> T) -> T {
         let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        (guard.0, guard.1.clone())
+        read(guard.0, &guard.1)
     }
 }
 
@@ -488,9 +488,8 @@ impl Session {
         if !self.params.hidden_states || self.logits_index < 0 {
             return None;
         }
-        let (width, rows) = self.tap.take_view();
         // Every batch that leaves logits to sample has its last output last.
-        (width > 0 && rows.len() >= width).then(|| rows[rows.len() - width..].to_vec())
+        self.tap.read(|width, rows| (width > 0 && rows.len() >= width).then(|| rows[rows.len() - width..].to_vec()))
     }
 
     /// The mean final hidden state over `tokens` evaluated after what is
@@ -511,15 +510,16 @@ impl Session {
         }
         // Outside `prefill` the abort slot is null, so this cannot be aborted.
         self.decode(&mut batch, tokens)?;
-        let (width, rows) = self.tap.take_view();
-        let mean = (width > 0 && rows.len() == width * tokens.len()).then(|| {
-            let mut mean = vec![0.0f32; width];
-            for row in rows.chunks(width) {
-                for (m, &v) in mean.iter_mut().zip(row) {
-                    *m += v / tokens.len() as f32;
+        let mean = self.tap.read(|width, rows| {
+            (width > 0 && rows.len() == width * tokens.len()).then(|| {
+                let mut mean = vec![0.0f32; width];
+                for row in rows.chunks(width) {
+                    for (m, &v) in mean.iter_mut().zip(row) {
+                        *m += v / tokens.len() as f32;
+                    }
                 }
-            }
-            mean
+                mean
+            })
         });
         if self.ctx.kv_cache_seq_rm(0, Some(base as u32), None).is_err() {
             self.clear();

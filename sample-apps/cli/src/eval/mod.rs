@@ -309,7 +309,10 @@ pub fn run(items: &[Item], options: &EvalOptions, progress: &mut dyn FnMut(usize
     let mut cache = Cache::open(options.cache.as_deref())?;
     let device_key = {
         let identity = device.model().identity();
-        let probe = options.probe.as_ref().map_or(String::new(), |p| format!("+probe{:x}", fingerprint(&p.weights)));
+        let probe = options
+            .probe
+            .as_ref()
+            .map_or(String::new(), |p| format!("+probe{:x}", fingerprint(p.weights.iter().map(|w| u64::from(w.to_bits())))));
         format!("device:{}{probe}", identity.header_sha256)
     };
     let mut records = Vec::with_capacity(items.len());
@@ -357,14 +360,14 @@ pub fn run(items: &[Item], options: &EvalOptions, progress: &mut dyn FnMut(usize
     Ok(records)
 }
 
-/// A short stable fingerprint of a text (for cache keys).
-fn fingerprint_text(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+/// A short stable fingerprint (FNV-1a over `words`), for cache keys.
+fn fingerprint(words: impl Iterator<Item = u64>) -> u64 {
+    words.fold(0xcbf2_9ce4_8422_2325u64, |h, w| (h ^ w).wrapping_mul(0x100_0000_01b3))
 }
 
-/// A short stable fingerprint of a probe's weights (for cache keys).
-fn fingerprint(weights: &[f32]) -> u64 {
-    weights.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, w| (h ^ u64::from(w.to_bits())).wrapping_mul(0x100_0000_01b3))
+/// The fingerprint of a text, byte by byte.
+fn fingerprint_text(text: &str) -> u64 {
+    fingerprint(text.bytes().map(u64::from))
 }
 
 /// One training question's labels and probe inputs (what `train-router` caches).

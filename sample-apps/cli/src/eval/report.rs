@@ -81,6 +81,15 @@ pub struct Summary {
     pub signals: Vec<SignalReport>,
 }
 
+/// The AUROC of `signal` for telling the answers `right` calls right from the rest.
+fn signal_auroc(records: &[Record], signal: &str, right: &dyn Fn(&Record) -> bool) -> Option<Ci> {
+    ci(records.len(), |idx| {
+        let s: Vec<f64> = idx.iter().map(|&i| records[i].scores.get(signal).copied().unwrap_or(f64::NEG_INFINITY)).collect();
+        let l: Vec<bool> = idx.iter().map(|&i| right(&records[i])).collect();
+        auroc(&s, &l)
+    })
+}
+
 /// Signals measured on the free-text answer (the rest on the constrained one).
 pub const FREE_TEXT_SIGNALS: [&str; 4] = ["first_token", "content_logprob_p10", "content_margin", "probe_free_text"];
 
@@ -163,13 +172,6 @@ pub fn summarise(records: &[Record], pricing: Pricing) -> Summary {
     let device_accuracy = ci(n, |idx| rate(idx, &|r| r.device_correct)).unwrap_or(Ci { value: 0.0, low: 0.0, high: 0.0 });
     let free_text_accuracy = ci(n, |idx| rate(idx, &|r| r.free_text_correct)).unwrap_or(Ci { value: 0.0, low: 0.0, high: 0.0 });
     let cloud_accuracy = if has_cloud { ci(n, |idx| rate(idx, &|r| r.cloud_correct == Some(true))) } else { None };
-    let signal_auroc = |signal: &str, right: &dyn Fn(&Record) -> bool| {
-        ci(n, |idx| {
-            let s: Vec<f64> = idx.iter().map(|&i| records[i].scores.get(signal).copied().unwrap_or(f64::NEG_INFINITY)).collect();
-            let l: Vec<bool> = idx.iter().map(|&i| right(&records[i])).collect();
-            auroc(&s, &l)
-        })
-    };
     let mut names: Vec<String> = records.iter().flat_map(|r| r.scores.keys().cloned()).collect();
     names.sort();
     names.dedup();
@@ -202,12 +204,7 @@ pub fn summarise(records: &[Record], pricing: Pricing) -> Summary {
             };
             SignalReport {
                 name: name.clone(),
-                auroc: ci(n, |idx| {
-                    let s: Vec<f64> =
-                        idx.iter().map(|&i| records[i].scores.get(name.as_str()).copied().unwrap_or(f64::NEG_INFINITY)).collect();
-                    let l: Vec<bool> = idx.iter().map(|&i| records[i].device_correct).collect();
-                    auroc(&s, &l)
-                }),
+                auroc: signal_auroc(records, name, &|r| r.device_correct),
                 selective_accuracy_80: selective(records, &order, 0.8),
                 selective_accuracy_90: selective(records, &order, 0.9),
                 apgr: apgr_ci,
@@ -220,7 +217,7 @@ pub fn summarise(records: &[Record], pricing: Pricing) -> Summary {
         device_accuracy,
         free_text_accuracy,
         cloud_accuracy,
-        first_token_auroc_free_text: signal_auroc("first_token", &|r| r.free_text_correct),
+        first_token_auroc_free_text: signal_auroc(records, "first_token", &|r| r.free_text_correct),
         oracle_apgr: oracle_apgr.flatten(),
         signals,
     }
