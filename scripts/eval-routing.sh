@@ -9,7 +9,8 @@
 #     model `pocketlm serve` would serve, run once per question);
 #  4. plots accuracy against the share answered on the device (PNG).
 # The data are read in place from ../shared and never copied; results, probes
-# and caches go to ~/.cache/pocketlm/eval (reruns resume from the caches).
+# and caches go to ~/.cache/pocketlm/eval (reruns resume from the caches and
+# keep probes already trained).
 # Usage: scripts/eval-routing.sh [TEST_LIMIT] [TRAIN_LIMIT]   (defaults: whole test split, 1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,8 +28,12 @@ limit=(); [ -n "$TEST_LIMIT" ] && limit=(--limit "$TEST_LIMIT")
 prices=(--price-in 0.15 --price-out 0.60)
 for m in 1.5b 0.5b; do
     model="$(python3 scripts/fetch_models.py --print-path "qwen2.5-$m")"
-    "$BIN" train-router --model "$model" --dataset "$TRAIN" --limit "$TRAIN_LIMIT" --threads 2 \
-        --cache "$OUT/train-cache-$m.jsonl" --out "$OUT/probe-$m.json" 2> "$OUT/train-$m.log"
+    # A probe already trained is kept (the eval cache is keyed by its weights);
+    # delete it, or set RETRAIN=1, to train again.
+    if [ -n "${RETRAIN:-}" ] || [ ! -s "$OUT/probe-$m.json" ]; then
+        "$BIN" train-router --model "$model" --dataset "$TRAIN" --limit "$TRAIN_LIMIT" --threads 2 \
+            --cache "$OUT/train-cache-$m.jsonl" --out "$OUT/probe-$m.json" 2> "$OUT/train-$m.log"
+    fi
     cloud=(); [ "$m" = 0.5b ] && cloud=(--cloud-results "$OUT/per-question-1.5b.jsonl" "${prices[@]}")
     "$BIN" eval --dataset "$TEST" "${limit[@]}" --model "$model" --threads 2 --router-probe "$OUT/probe-$m.json" \
         --cache "$OUT/cache-$m.jsonl" --per-question "$OUT/per-question-$m.jsonl" "${cloud[@]}" 2> "$OUT/eval-$m.log" \
