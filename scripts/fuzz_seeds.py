@@ -35,7 +35,7 @@ def gguf(arch: str, kvs: dict, tensor_elems: int = 256) -> bytes:
 
 
 def main(out: Path) -> None:
-    for d in ("gguf", "plan", "template", "output", "catalog", "session"):
+    for d in ("gguf", "plan", "template", "output", "catalog", "session", "vector_index"):
         (out / d).mkdir(parents=True, exist_ok=True)
     llama = {f"llama.{k}": v for k, v in {
         "block_count": 16, "embedding_length": 2048, "attention.head_count": 32,

@@ -246,6 +246,15 @@ pub enum FfiError {
     /// Loading was cancelled (Kotlin and Swift turn it into their own cancellation).
     #[error("{description}")]
     LoadCancelled { path: String, description: String },
+    /// The model cannot embed (or not with the pooling asked for); `reason` says why.
+    #[error("{description}")]
+    CannotEmbed { path: String, reason: String, description: String },
+    /// Text `index` has more tokens than the embedder takes (`limit`).
+    #[error("{description}")]
+    EmbeddingInputTooLong { index: i32, tokens: i32, limit: i32, description: String },
+    /// A vector index cannot be used: a vector of the wrong width, or a damaged file.
+    #[error("{description}")]
+    VectorIndex { detail: String, description: String },
 }
 
 impl From<CoreError> for FfiError {
@@ -302,6 +311,14 @@ impl From<CoreError> for FfiError {
             CoreError::ToolRoundsExceeded { rounds } => FfiError::ToolRoundsExceeded { rounds: saturating_i32(rounds), description },
             CoreError::LoadCancelled { path: p } => FfiError::LoadCancelled { path: path(&p), description },
             CoreError::RouterProbe { path, detail } => FfiError::RouterProbe { path, detail, description },
+            CoreError::CannotEmbed { path, reason } => FfiError::CannotEmbed { path, reason, description },
+            CoreError::EmbeddingInputTooLong { index, tokens, limit } => FfiError::EmbeddingInputTooLong {
+                index: i32::try_from(index).unwrap_or(i32::MAX),
+                tokens: i32::try_from(tokens).unwrap_or(i32::MAX),
+                limit: i32::try_from(limit).unwrap_or(i32::MAX),
+                description,
+            },
+            CoreError::VectorIndex { detail } => FfiError::VectorIndex { detail, description },
             CoreError::Session { kind, detail } => {
                 FfiError::Session { kind: kind.into(), transcript_usable: kind.transcript_usable(), detail, description }
             }

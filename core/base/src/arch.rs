@@ -210,6 +210,29 @@ pub fn kind(architecture: &str) -> ArchKind {
     }
 }
 
+/// Whether llama.cpp runs this architecture with no KV cache at all (its
+/// `create_memory` list: BERT-family and other bidirectional encoders).
+pub fn keeps_no_kv_cache(architecture: &str) -> bool {
+    matches!(
+        architecture,
+        "bert"
+            | "jina-bert-v2"
+            | "jina-bert-v3"
+            | "nomic-bert"
+            | "nomic-bert-moe"
+            | "neo-bert"
+            | "eurobert"
+            | "modern-bert"
+            | "gemma-embedding"
+            | "wavtokenizer-dec"
+            | "dream"
+            | "llada"
+            | "llada-moe"
+            | "rnd1"
+            | "clef"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

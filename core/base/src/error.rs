@@ -199,6 +199,33 @@ pub enum Error {
         /// What is wrong and what to do (e.g. train one for this model with `pocketlm train-router`).
         detail: String,
     },
+    /// The model cannot produce embeddings (or not with the pooling asked for).
+    #[error("{path} cannot embed: {reason} (load an embedding model such as all-MiniLM-L6-v2 with Model::load_for_embeddings)")]
+    CannotEmbed {
+        /// The model file.
+        path: String,
+        /// Why, and what to pass instead.
+        reason: String,
+    },
+    /// A text given to the embedder has more tokens than it takes.
+    #[error(
+        "text {index} has {tokens} tokens but the embedder takes at most {limit} (split it into smaller chunks, or turn on truncation)"
+    )]
+    EmbeddingInputTooLong {
+        /// Position of the text in the call.
+        index: usize,
+        /// Its length in tokens, special tokens included.
+        tokens: usize,
+        /// The embedder's `max_tokens`.
+        limit: usize,
+    },
+    /// A vector index cannot be used: a vector of the wrong width or with no
+    /// direction, or an index file that is damaged or from another layout.
+    #[error("vector index: {detail}")]
+    VectorIndex {
+        /// What is wrong and what to do.
+        detail: String,
+    },
     /// Loading was cancelled through its `CancelToken` (nothing stays loaded).
     #[error("loading {path} was cancelled")]
     LoadCancelled {

@@ -10,6 +10,7 @@
 //! - [`confidence`]: token-level confidence math;
 //! - [`constraint`]: what a structured answer must look like, and its checks;
 //! - [`tool`]: tool declarations, calls, per-family call formats and their scanner;
+//! - [`vector_index`]: chunks and their embeddings, top-k by cosine, saved to a file;
 //! - [`partial`]: snapshots of JSON still being written;
 //! - [`arch`]: which architectures can chat;
 //! - [`sampling`]: sampling options and their validation;
@@ -33,5 +34,6 @@ pub mod session_file;
 pub mod stream;
 pub mod template;
 pub mod tool;
+pub mod vector_index;
 
 pub use error::{CloudErrorKind, DownloadErrorKind, Error, Result, SessionErrorKind};

@@ -442,6 +442,38 @@ fn estimate_with(s: &Shapes, weights_bytes: u64, request: PlanRequest) -> Result
     Ok(MemoryEstimate { request, weights_bytes, kv_bytes, compute_bytes, overhead_bytes, predicted_peak_bytes })
 }
 
+/// Predicts the peak resident memory of an embedder (see `pocketlm::Embedder`)
+/// on the model in `gguf` with batches of `batch_tokens` (its `max_tokens`):
+/// the weights, a KV cache of `batch_tokens` cells unless the architecture
+/// keeps none (BERT-family encoders), the
+/// activations of a full batch, and llama.cpp's output buffer, which with
+/// embeddings on holds a row of logits and a row of embedding for every
+/// token of the batch.
+pub fn estimate_embedding(gguf: &GgufFile, batch_tokens: u32, weights: WeightLoading) -> Result<MemoryEstimate> {
+    let s = shapes(gguf)?;
+    let weights = weights.resolve(gguf);
+    let request = PlanRequest {
+        context_length: batch_tokens.max(1),
+        kv_type: KvType::F16,
+        batch_size: batch_tokens.max(1),
+        full_swa_cache: false,
+        weights,
+    };
+    let mut e = estimate_with(&s, weights_bytes(gguf, weights), request)?;
+    let overflow = || corrupt("the model's shapes imply an impossible memory size; the file is corrupt".into());
+    if crate::arch::keeps_no_kv_cache(gguf.architecture().unwrap_or_default()) {
+        e.kv_bytes = 0;
+    }
+    let outputs = (s.n_vocab + s.n_embd).checked_mul(u64::from(request.batch_size) * 4).ok_or_else(overflow)?;
+    e.compute_bytes = e.compute_bytes.checked_add(outputs).ok_or_else(overflow)?;
+    e.predicted_peak_bytes = [e.weights_bytes, e.kv_bytes, e.compute_bytes, e.overhead_bytes]
+        .iter()
+        .try_fold(0u64, |sum, &b| sum.checked_add(b))
+        .filter(|&peak| peak <= limits::MAX_PEAK_BYTES)
+        .ok_or_else(overflow)?;
+    Ok(e)
+}
+
 /// The predicted peak `budget_bytes` may hold after the safety margin.
 fn usable(budget_bytes: u64) -> u64 {
     (budget_bytes as f64 * (1.0 - SAFETY_MARGIN)) as u64

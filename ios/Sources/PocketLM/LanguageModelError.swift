@@ -58,6 +58,12 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
     case toolRoundsExceeded(rounds: Int32, message: String)
     /// The router probe at `path` is unreadable, damaged, or was trained for another model; `detail` says which.
     case routerProbe(path: String, detail: String, message: String)
+    /// The model at `path` cannot embed (or not with the pooling asked for); `reason` says why.
+    case cannotEmbed(path: String, reason: String, message: String)
+    /// Text `index` has `tokens` tokens, more than the embedder's `limit`: split it, or turn on truncation.
+    case embeddingInputTooLong(index: Int32, tokens: Int32, limit: Int32, message: String)
+    /// A vector index cannot be used (a vector of the wrong width, or a damaged file).
+    case vectorIndex(detail: String, message: String)
     /// Loading was cancelled (`LanguageModel.load` throws `CancellationError` instead).
     case loadCancelled(path: String, message: String)
     /// A saved conversation could not be saved or restored; when `transcriptUsable`,
@@ -93,6 +99,9 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
         case .loadCancelled(_, let message): return message
         case .routerProbe(_, _, let message): return message
         case .session(_, _, _, let message): return message
+        case .cannotEmbed(_, _, let message): return message
+        case .embeddingInputTooLong(_, _, _, let message): return message
+        case .vectorIndex(_, let message): return message
         }
     }
 
@@ -157,6 +166,12 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
             self = .routerProbe(path: path, detail: detail, message: description)
         case .Session(let kind, let transcriptUsable, let detail, let description):
             self = .session(kind: kind, transcriptUsable: transcriptUsable, detail: detail, message: description)
+        case .CannotEmbed(let path, let reason, let description):
+            self = .cannotEmbed(path: path, reason: reason, message: description)
+        case .EmbeddingInputTooLong(let index, let tokens, let limit, let description):
+            self = .embeddingInputTooLong(index: index, tokens: tokens, limit: limit, message: description)
+        case .VectorIndex(let detail, let description):
+            self = .vectorIndex(detail: detail, message: description)
         }
     }
 

@@ -96,6 +96,15 @@ sealed class LanguageModelException(message: String) : Exception(message) {
     /** The router probe at [path] is unreadable, damaged, or was trained for another model; [detail] says which. */
     class RouterProbe(val path: String, val detail: String, message: String) : LanguageModelException(message)
 
+    /** The model at [path] cannot embed (or not with the pooling asked for); [reason] says why and what to pass. */
+    class CannotEmbed(val path: String, val reason: String, message: String) : LanguageModelException(message)
+
+    /** Text [index] has [tokens] tokens, more than the embedder's [limit]: split it, or turn on truncation. */
+    class EmbeddingInputTooLong(val index: Int, val tokens: Int, val limit: Int, message: String) : LanguageModelException(message)
+
+    /** A vector index cannot be used (a vector of the wrong width, or a damaged file); [detail] says which. */
+    class VectorIndex(val detail: String, message: String) : LanguageModelException(message)
+
     /** Loading [path] was cancelled (`LanguageModel.load` turns it into a `CancellationException`). */
     class LoadCancelled(val path: String, message: String) : LanguageModelException(message)
 
@@ -135,6 +144,9 @@ internal fun FfiException.toPublic(): LanguageModelException = when (this) {
     is FfiException.LoadCancelled -> LanguageModelException.LoadCancelled(path, description)
     is FfiException.RouterProbe -> LanguageModelException.RouterProbe(path, detail, description)
     is FfiException.Session -> LanguageModelException.Session(kind, transcriptUsable, detail, description)
+    is FfiException.CannotEmbed -> LanguageModelException.CannotEmbed(path, reason, description)
+    is FfiException.EmbeddingInputTooLong -> LanguageModelException.EmbeddingInputTooLong(index, tokens, limit, description)
+    is FfiException.VectorIndex -> LanguageModelException.VectorIndex(detail, description)
 }.also { it.initCause(this) }
 
 /** Runs an FFI call, rethrowing its error as the public [LanguageModelException]. */
