@@ -8,8 +8,10 @@ file is moved into place. A model already cached with the right hash is left
 alone, so repeated runs do nothing.
 
 Usage: fetch_models.py [--dir DIR] [--print-path] [MODEL ...]
-MODEL is one of: qwen2.5-0.5b (the default demo model), gemma3-270m, all (those two),
-or qwen2.5-1.5b (the "cloud" model of the routing evaluation, 1.1 GB).
+MODEL is one of: qwen2.5-0.5b (the default demo model), gemma3-270m,
+all-minilm-l6-v2 (the embedding model, converted to GGUF here: see
+embedding_model.py), all (those three), or qwen2.5-1.5b (the "cloud" model of
+the routing evaluation, 1.1 GB).
 Cache: $POCKETLM_MODEL_DIR, else $XDG_CACHE_HOME/pocketlm/models, else
 ~/.cache/pocketlm/models.
 """
@@ -40,6 +42,8 @@ MODELS = {
         "chunk_suffix": ".bin",
         "test": False,
     },
+    # Not chunks: converted from the sentence-transformers files by embedding_model.py.
+    "all-minilm-l6-v2": {"builder": "embedding_model"},
     "gemma3-270m": {
         "file": "gemma-3-270m-q4_k_m.gguf",
         "size": 253_113_024,
@@ -74,6 +78,10 @@ def is_chunk(name: str, suffix) -> bool:
 
 def fetch(name: str, dest_dir: Path) -> Path:
     spec = MODELS[name]
+    if spec.get("builder") == "embedding_model":
+        import embedding_model
+
+        return embedding_model.fetch(dest_dir)
     target = dest_dir / spec["file"]
     if target.exists() and target.stat().st_size == spec["size"] and sha256_of(target) == spec["sha256"]:
         return target
@@ -109,7 +117,7 @@ def fetch(name: str, dest_dir: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="*", default=["all"], help="qwen2.5-0.5b, gemma3-270m, all (the test models) or qwen2.5-1.5b")
+    parser.add_argument("models", nargs="*", default=["all"], help="qwen2.5-0.5b, gemma3-270m, all-minilm-l6-v2, all (the test models) or qwen2.5-1.5b")
     parser.add_argument("--dir", type=Path, default=None, help="cache directory")
     parser.add_argument("--print-path", action="store_true", help="print each model's path on stdout")
     args = parser.parse_args()

@@ -22,19 +22,21 @@
 //!   contexts and the KV cache, the sampler chain, backends and the GPU
 //!   probe, the CPU guard, the log bridge;
 //! - `chat`: [`Conversation`]: history, overflow, cancellation, metrics;
+//! - `embed`: [`Embedder`]: texts to vectors, for retrieval with [`VectorIndex`];
 //! - `cloud` (cargo feature `cloud`): [`CloudClient`] and [`RoutedChat`];
 //! - `bench` (cargo feature `bench`): [`bench()`], for the CLI.
 #![deny(unsafe_code)]
 
 // The pure layer, re-exported so `pocketlm::gguf`, `pocketlm::plan` and
 // `crate::error` keep their paths.
-use pocketlm_base::{arch, cancel, confidence, constraint, error, partial, sampling, stream, template, tool};
+use pocketlm_base::{arch, cancel, confidence, constraint, error, partial, sampling, stream, template, tool, vector_index};
 pub use pocketlm_base::{catalog, gguf, plan, probe, session_file};
 
 #[allow(unsafe_code)] // the one layer that may: see engine/mod.rs
 mod engine;
 
 mod chat;
+mod embed;
 
 #[cfg(feature = "bench")]
 mod bench;
@@ -67,9 +69,10 @@ pub use constraint::{Constraint, Structured};
 pub use download::{
     DownloadControl, DownloadOptions, DownloadProgress, DownloadRequest, DownloadState, Downloader, InstalledModel, ModelStore,
 };
+pub use embed::{EmbedOptions, Embedder, Embeddings, DEFAULT_EMBED_TOKENS};
 pub use engine::{
     choose_backend, compiled_gpu_backends, default_threads, describe, inspect_file, live_model_count, peak_rss_bytes, set_llama_log_level,
-    BackendInfo, BackendRequest, CpuInfo, Model, ModelInfo, ModelOptions, ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD,
+    BackendInfo, BackendRequest, CpuInfo, Model, ModelInfo, ModelOptions, Pooling, ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD,
     FORCE_PROBE_FAILURE_ENV,
 };
 pub use error::{CloudErrorKind, DownloadErrorKind, Error, Result, SessionErrorKind};
@@ -81,3 +84,4 @@ pub use sampling::SamplingParams;
 pub use stream::{Step, TextStream};
 pub use template::{render_plain, ChatTemplate, Message, Role};
 pub use tool::{validate as tool_validate, Tool, ToolCall, ToolChoice, ToolFormat, ToolResult};
+pub use vector_index::{SearchHit, VectorIndex};

@@ -4,6 +4,7 @@
 //!
 //! - [`model`]: validating and loading a GGUF model, tokenizing, rendering prompts;
 //! - [`session`]: one context and its KV cache (prefix reuse, abortable prefill);
+//! - [`embedding`]: a context with embeddings on (pooled vectors, batches of texts);
 //! - [`sampler`]: the llama.cpp sampler chain for [`crate::SamplingParams`];
 //! - [`constraint`]: constrained decoding (llguidance, llama.cpp GBNF) and choice scoring;
 //! - [`backend`], [`selftest`], [`cpp_guard`]: choosing CPU or GPU, the GPU
@@ -16,6 +17,7 @@ pub(crate) mod backend;
 pub(crate) mod constraint;
 pub(crate) mod cpp_guard;
 pub(crate) mod cpu;
+pub(crate) mod embedding;
 pub(crate) mod logging;
 pub(crate) mod model;
 pub(crate) mod rss;
@@ -27,6 +29,8 @@ pub(crate) mod threads;
 pub use backend::{choose_backend, compiled_gpu_backends, BackendInfo, BackendRequest, FORCE_PROBE_FAILURE_ENV};
 pub(crate) use constraint::{call_sampler, sampler as constraint_sampler};
 pub use cpu::{CpuInfo, ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD};
+pub(crate) use embedding::EmbedContext;
+pub use embedding::Pooling;
 pub use logging::set_llama_log_level;
 pub use model::{describe, inspect_file, live_model_count, Model, ModelInfo, ModelOptions};
 pub use rss::peak_rss_bytes;

@@ -218,11 +218,33 @@ impl Model {
         progress: impl FnMut(f32) + 'static,
         cancel: &CancelToken,
     ) -> Result<Model> {
-        let path = path.as_ref().to_path_buf();
+        Model::load_for(path.as_ref(), options, progress, cancel, Purpose::Chat)
+    }
+
+    /// Validates and loads a model to compute embeddings with (see
+    /// [`crate::Embedder`]): an embedding model (BERT family: all-MiniLM,
+    /// bge, e5, nomic-embed), which [`Model::load`] refuses because it cannot
+    /// chat, or a chat model. Other kinds (speech, diffusion, …) get
+    /// [`Error::CannotEmbed`] before llama.cpp sees the file.
+    pub fn load_for_embeddings(path: impl AsRef<Path>, options: &ModelOptions) -> Result<Model> {
+        Model::load_for(path.as_ref(), options, |_| {}, &CancelToken::new(), Purpose::Embeddings)
+    }
+
+    fn load_for(
+        path: &Path,
+        options: &ModelOptions,
+        progress: impl FnMut(f32) + 'static,
+        cancel: &CancelToken,
+        purpose: Purpose,
+    ) -> Result<Model> {
+        let path = path.to_path_buf();
         let started = Instant::now();
         let cancelled = || Error::LoadCancelled { path: path.clone() };
         let gguf = inspect_file(&path)?;
-        check_can_chat(&gguf, &path)?;
+        match purpose {
+            Purpose::Chat => check_can_chat(&gguf, &path)?,
+            Purpose::Embeddings => check_can_embed(&gguf, &path)?,
+        }
         let identity =
             ModelIdentity::of_file(&path, &gguf).map_err(|e| Error::ModelUnreadable { path: path.clone(), reason: e.to_string() })?;
         let llama_backend = backend()?;
@@ -554,9 +576,38 @@ pub fn inspect_file(path: &Path) -> Result<GgufFile> {
     Ok(gguf)
 }
 
+/// What a model is loaded for, which decides the check made before llama.cpp sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Chat,
+    Embeddings,
+}
+
+/// Refuses, before llama.cpp sees the file, an architecture that can neither
+/// encode nor decode text (speech, diffusion, draft heads, encoder-decoders).
+fn check_can_embed(gguf: &GgufFile, path: &Path) -> Result<()> {
+    use crate::arch::ArchKind;
+    let kind = crate::arch::kind(gguf.architecture().unwrap_or_default());
+    if let other @ (ArchKind::EncoderDecoder | ArchKind::Audio | ArchKind::Diffusion | ArchKind::DraftHead) = kind {
+        return Err(Error::CannotEmbed {
+            path: path.display().to_string(),
+            reason: other.why_not_chat().unwrap_or("it has no text encoder").to_string(),
+        });
+    }
+    // BERT-family graphs add the token-type row straight to F32 activations,
+    // and ggml's CPU add aborts the process on any other type there.
+    match gguf.tensors.iter().find(|t| t.name == "token_types.weight") {
+        Some(t) if t.ggml_type.name != "F32" => Err(Error::ModelCorrupt {
+            path: path.to_path_buf(),
+            detail: format!("its token_types.weight is {}, but llama.cpp needs it in F32; convert the model again", t.ggml_type.name),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Refuses, before llama.cpp sees the file, an architecture that loads but
 /// cannot chat (see [`crate::arch::kind`]).
-fn check_can_chat(gguf: &GgufFile, path: &Path) -> Result<()> {
+pub(crate) fn check_can_chat(gguf: &GgufFile, path: &Path) -> Result<()> {
     let architecture = gguf.architecture().unwrap_or_default();
     match crate::arch::kind(architecture).why_not_chat() {
         None => Ok(()),

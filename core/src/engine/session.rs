@@ -219,6 +219,8 @@ unsafe impl Send for Session {}
 
 impl Session {
     pub fn new(model: &Model, params: SessionParams) -> Result<Session> {
+        // A model loaded for embeddings may be an encoder, which cannot chat.
+        super::model::check_can_chat(model.gguf(), model.path())?;
         let ctx_params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(params.context_length))
             .with_n_batch(params.batch_size)
