@@ -60,7 +60,7 @@ class BackendTest {
     }
 
     @Test
-    fun `the backend is reported and a GPU request without a GPU falls back to the CPU`() = runBlocking {
+    fun `the backend is reported and a GPU request without a GPU falls back to the CPU`(): Unit = runBlocking {
         LanguageModel.load(modelPath, ModelConfig(contextLength = 256, backend = BackendRequest.GPU)).use { lm ->
             val backend = lm.backend
             assertEquals("cpu", backend.backend)

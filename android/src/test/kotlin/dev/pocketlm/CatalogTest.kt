@@ -61,7 +61,7 @@ class CatalogTest {
     }
 
     @Test
-    fun `an app's own entry is recommended, downloaded, verified and loaded`() = runBlocking {
+    fun `an app's own entry is recommended, downloaded, verified and loaded`(): Unit = runBlocking {
         val model = File(modelPath)
         val sha = MessageDigest.getInstance("SHA-256").let { d ->
             model.inputStream().use { input ->

@@ -61,7 +61,7 @@ class DownloadTest {
     private fun dir(): String = Files.createTempDirectory("pocketlm-downloads").toString()
 
     @Test
-    fun `a download reports progress, verifies and is listed`() = runBlocking {
+    fun `a download reports progress, verifies and is listed`(): Unit = runBlocking {
         val ranges = Collections.synchronizedList(mutableListOf<String?>())
         val server = server(ranges, 0)
         try {
@@ -83,7 +83,7 @@ class DownloadTest {
     }
 
     @Test
-    fun `pause and resume continue from the same byte`() = runBlocking {
+    fun `pause and resume continue from the same byte`(): Unit = runBlocking {
         val ranges = Collections.synchronizedList(mutableListOf<String?>())
         val server = server(ranges, 15)
         try {
@@ -115,7 +115,7 @@ class DownloadTest {
     }
 
     @Test
-    fun `cancelling the collector keeps the part, and a new download resumes it`() = runBlocking {
+    fun `cancelling the collector keeps the part, and a new download resumes it`(): Unit = runBlocking {
         val ranges = Collections.synchronizedList(mutableListOf<String?>())
         val server = server(ranges, 15)
         try {
@@ -138,7 +138,7 @@ class DownloadTest {
     }
 
     @Test
-    fun `a missing file is a typed error`() = runBlocking {
+    fun `a missing file is a typed error`(): Unit = runBlocking {
         val server = server(Collections.synchronizedList(mutableListOf()), 0)
         try {
             ModelDownloads(dir()).use { downloads ->
@@ -159,7 +159,7 @@ class DownloadTest {
     }
 
     @Test
-    fun `a file downloaded by other means is verified before it is adopted`() = runBlocking {
+    fun `a file downloaded by other means is verified before it is adopted`(): Unit = runBlocking {
         ModelDownloads(dir()).use { downloads ->
             val source = Files.createTempFile("download", ".tmp").toFile()
             source.writeBytes(bytes)

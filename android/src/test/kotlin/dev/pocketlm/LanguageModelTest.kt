@@ -40,7 +40,7 @@ class LanguageModelTest {
     fun close() = lm.close()
 
     @Test
-    fun `readme quick start`() = runBlocking {
+    fun `readme quick start`(): Unit = runBlocking {
         // README: Kotlin quick start (keep the two in sync).
         val lm = LanguageModel.load(modelPath, ModelConfig(contextLength = 1024, threads = 2))
         lm.conversation(ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 48))).use { chat ->
@@ -71,7 +71,7 @@ class LanguageModelTest {
     }
 
     @Test
-    fun `streams an answer that contains Paris`() = runBlocking {
+    fun `streams an answer that contains Paris`(): Unit = runBlocking {
         lm.conversation(ConversationConfig(sampling = greedy)).use { chat ->
             val events = chat.send("What is the capital of France?").toList()
             val deltas = events.filterIsInstance<ChatEvent.Delta>().map { it.text }
@@ -84,7 +84,7 @@ class LanguageModelTest {
     }
 
     @Test
-    fun `second turn reuses the KV cache`() = runBlocking {
+    fun `second turn reuses the KV cache`(): Unit = runBlocking {
         lm.conversation(ConversationConfig(sampling = greedy)).use { chat ->
             val first = chat.ask("What is the capital of France?")
             val second = chat.ask("And of Germany?")
@@ -99,7 +99,7 @@ class LanguageModelTest {
     }
 
     @Test
-    fun `cancelling the collector stops the engine and the chat stays usable`() = runBlocking {
+    fun `cancelling the collector stops the engine and the chat stays usable`(): Unit = runBlocking {
         lm.conversation(ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 400))).use { chat ->
             // take(3) cancels the flow after three deltas, which cancels the engine.
             val first = chat.send("Write a long story about a lighthouse keeper.")
@@ -115,7 +115,7 @@ class LanguageModelTest {
     }
 
     @Test
-    fun `missing and corrupt model files are typed errors`() = runBlocking {
+    fun `missing and corrupt model files are typed errors`(): Unit = runBlocking {
         val missing = assertThrows<LanguageModelException.ModelNotFound> { LanguageModel.load("/no/such/model.gguf") }
         assertEquals("/no/such/model.gguf", missing.path)
         val corrupt = File.createTempFile("corrupt", ".gguf").apply { writeBytes("GGUF\u0003\u0000\u0000\u0000garbage".toByteArray()) }
@@ -129,7 +129,7 @@ class LanguageModelTest {
     }
 
     @Test
-    fun `invalid sampling is a typed error with its fields`() = runBlocking {
+    fun `invalid sampling is a typed error with its fields`(): Unit = runBlocking {
         val e = assertThrows<LanguageModelException.InvalidSampling> {
             lm.conversation(ConversationConfig(sampling = SamplingConfig(topP = 1.5f)))
         }
@@ -143,7 +143,7 @@ class LanguageModelTest {
     }
 
     @Test
-    fun `a negative option is refused by name before anything loads`() = runBlocking {
+    fun `a negative option is refused by name before anything loads`(): Unit = runBlocking {
         val before = LanguageModel.liveModels
         val e = assertThrows<LanguageModelException.InvalidOption> { LanguageModel.load(modelPath, ModelConfig(threads = -2)) }
         assertEquals("threads", e.name)
@@ -155,7 +155,7 @@ class LanguageModelTest {
     }
 
     @Test
-    fun `concurrent coroutines do not interfere`() = runBlocking {
+    fun `concurrent coroutines do not interfere`(): Unit = runBlocking {
         val answers = (1..3).map {
             async(kotlinx.coroutines.Dispatchers.Default) {
                 lm.conversation(ConversationConfig(sampling = SamplingConfig(temperature = 0f, maxTokens = 16))).use {
@@ -173,7 +173,7 @@ class LanguageModelTest {
     }
 
     @Test
-    fun `closing frees the model`() = runBlocking {
+    fun `closing frees the model`(): Unit = runBlocking {
         val before = LanguageModel.liveModels
         val model = LanguageModel.load(modelPath, ModelConfig(contextLength = 256, threads = 2))
         val chat = model.conversation()
@@ -185,7 +185,7 @@ class LanguageModelTest {
     }
 
     @Test
-    fun `a memory budget is planned before loading and refused when nothing fits`() = runBlocking {
+    fun `a memory budget is planned before loading and refused when nothing fits`(): Unit = runBlocking {
         val budget = 700L * 1024L * 1024L
         val plan = LanguageModel.planMemory(modelPath, budget)
         assertTrue(plan.predictedPeakBytes <= budget, "$plan")
@@ -206,7 +206,7 @@ class LanguageModelTest {
     }
 
     @Test
-    fun `logs reach the callback`() = runBlocking {
+    fun `logs reach the callback`(): Unit = runBlocking {
         val lines = Collections.synchronizedList(mutableListOf<String>())
         Logging.configure(LogLevel.INFO, LogLevel.OFF) { level, target, message -> lines += "$level $target $message" }
         LanguageModel.load(modelPath, ModelConfig(contextLength = 256)).close()

@@ -48,7 +48,7 @@ class ResponsivenessTest {
     }
 
     @Test
-    fun `conversation reads return at once while an answer streams`() = runBlocking {
+    fun `conversation reads return at once while an answer streams`(): Unit = runBlocking {
         LanguageModel.load(modelPath, modelConfig).use { lm ->
             lm.conversation(longAnswer).use { chat ->
                 chat.contextLength // first call loads the JNA classes
@@ -74,7 +74,7 @@ class ResponsivenessTest {
     }
 
     @Test
-    fun `routed reads return at once while the cloud is slow`() = runBlocking {
+    fun `routed reads return at once while the cloud is slow`(): Unit = runBlocking {
         val requestArrived = CountDownLatch(1)
         val release = CountDownLatch(1)
         val server = HttpServer.create(InetSocketAddress("127.0.0.1", 0), 0)
@@ -122,7 +122,7 @@ class ResponsivenessTest {
     }
 
     @Test
-    fun `loading reports progress`() = runBlocking {
+    fun `loading reports progress`(): Unit = runBlocking {
         val seen = Collections.synchronizedList(mutableListOf<Float>())
         LanguageModel.load(modelPath, modelConfig) { seen += it }.close()
         assertTrue(seen.size > 5, "$seen")
@@ -133,7 +133,7 @@ class ResponsivenessTest {
     }
 
     @Test
-    fun `cancelling the coroutine stops the load`() = runBlocking {
+    fun `cancelling the coroutine stops the load`(): Unit = runBlocking {
         val before = LanguageModel.liveModels
         val calls = AtomicInteger()
         val job = AtomicReference<Job>()
@@ -153,7 +153,7 @@ class ResponsivenessTest {
     }
 
     @Test
-    fun `a listener that throws ends the answer with an error and stops decoding`() = runBlocking {
+    fun `a listener that throws ends the answer with an error and stops decoding`(): Unit = runBlocking {
         PocketModel.load(modelPath, modelConfig).use { model ->
             model.newConversation(longAnswer).use { chat ->
                 val failure = CompletableDeferred<FfiException>()
@@ -194,7 +194,7 @@ class ResponsivenessTest {
     }
 
     @Test
-    fun `a collector that throws stops the engine`() = runBlocking {
+    fun `a collector that throws stops the engine`(): Unit = runBlocking {
         LanguageModel.load(modelPath, modelConfig).use { lm ->
             lm.conversation(longAnswer).use { chat ->
                 val thrown = runCatching {

@@ -71,7 +71,7 @@ class RoutingTest {
     }
 
     @Test
-    fun `tools and schemas go to the cloud and come back typed`() = runBlocking {
+    fun `tools and schemas go to the cloud and come back typed`(): Unit = runBlocking {
         val bodies = Collections.synchronizedList(mutableListOf<String>())
         val call = listOf(
             """{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]}}]}""",
@@ -115,7 +115,7 @@ class RoutingTest {
     }
 
     @Test
-    fun `a missing model escalates to the cloud, redacted and costed`() = runBlocking {
+    fun `a missing model escalates to the cloud, redacted and costed`(): Unit = runBlocking {
         val bodies = Collections.synchronizedList(mutableListOf<String>())
         val server = cloud(bodies)
         try {
@@ -145,7 +145,7 @@ class RoutingTest {
     }
 
     @Test
-    fun `local-only and allowCloud false never call the cloud`() = runBlocking {
+    fun `local-only and allowCloud false never call the cloud`(): Unit = runBlocking {
         val bodies = Collections.synchronizedList(mutableListOf<String>())
         val server = cloud(bodies)
         try {
@@ -168,7 +168,7 @@ class RoutingTest {
     }
 
     @Test
-    fun `a cloud that refuses is a typed error with its kind`() = runBlocking {
+    fun `a cloud that refuses is a typed error with its kind`(): Unit = runBlocking {
         val server = HttpServer.create(InetSocketAddress("127.0.0.1", 0), 0)
         server.createContext("/v1/chat/completions") { exchange ->
             exchange.requestBody.readBytes()
@@ -192,7 +192,7 @@ class RoutingTest {
     }
 
     @Test
-    fun `a routed chat over a loaded model regenerates, edits, saves and restores with its cache`() = runBlocking {
+    fun `a routed chat over a loaded model regenerates, edits, saves and restores with its cache`(): Unit = runBlocking {
         val file = java.nio.file.Files.createTempFile("pocketlm-routed", ".session").toFile()
         try {
             LanguageModel.load(modelPath, ModelConfig(contextLength = 1024, threads = 2)).use { lm ->
@@ -228,7 +228,7 @@ class RoutingTest {
     }
 
     @Test
-    fun `a router probe scores choices, keeps to its model, and budgets keep requests on the device`() = runBlocking {
+    fun `a router probe scores choices, keeps to its model, and budgets keep requests on the device`(): Unit = runBlocking {
         val bodies = Collections.synchronizedList(mutableListOf<String>())
         val server = cloud(bodies)
         val badProbe = java.nio.file.Files.createTempFile("pocketlm-probe", ".json").toFile()

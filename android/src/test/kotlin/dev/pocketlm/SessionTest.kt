@@ -32,7 +32,7 @@ class SessionTest {
     }
 
     @Test
-    fun `a conversation survives closing the model and continues where it was`() = runBlocking {
+    fun `a conversation survives closing the model and continues where it was`(): Unit = runBlocking {
         val file = File(dir, "chat.session")
         val (expected, evaluated) = withModel { lm ->
             lm.conversation(ConversationConfig(sampling = greedy)).use { chat ->
@@ -61,7 +61,7 @@ class SessionTest {
     }
 
     @Test
-    fun `a mismatched or damaged file is typed and the transcript still restores`() = runBlocking {
+    fun `a mismatched or damaged file is typed and the transcript still restores`(): Unit = runBlocking {
         val file = File(dir, "mismatch.session")
         withModel { lm ->
             lm.conversation(ConversationConfig(sampling = greedy)).use { chat ->

@@ -64,7 +64,7 @@ class StructuredTest {
     }
 
     @Test
-    fun `respond decodes a typed value`() = runBlocking {
+    fun `respond decodes a typed value`(): Unit = runBlocking {
         lm.conversation(config).use { chat ->
             val task: Task = chat.respond("Make a task: water the plants, high priority, 10 minutes, tags home and garden.")
             assertEquals(Priority.high, task.priority, "$task")
@@ -74,7 +74,7 @@ class StructuredTest {
     }
 
     @Test
-    fun `a streamed typed answer sends growing snapshots`() = runBlocking {
+    fun `a streamed typed answer sends growing snapshots`(): Unit = runBlocking {
         lm.conversation(config).use { chat ->
             val events = chat.streamResponse<Task>("Make a task: call the bank, medium priority, 5 minutes, tag finance.").toList()
             val snapshots = events.filterIsInstance<ChatEvent.Snapshot>().map { it.json }
@@ -87,7 +87,7 @@ class StructuredTest {
     }
 
     @Test
-    fun `a choice carries every option's probability`() = runBlocking {
+    fun `a choice carries every option's probability`(): Unit = runBlocking {
         lm.conversation(config).use { chat ->
             val options = RequestOptions(OutputConstraint.Choice(listOf("positive", "negative")), emptyList(), ToolChoice.Auto)
             val reply = chat.ask("Sentiment of: I love this phone, it is wonderful!", options)
@@ -99,7 +99,7 @@ class StructuredTest {
     }
 
     @Test
-    fun `a tool round trip runs the suspend handler and answers`() = runBlocking {
+    fun `a tool round trip runs the suspend handler and answers`(): Unit = runBlocking {
         lm.conversation(config).use { chat ->
             val calls = mutableListOf<TimerArgs>()
             val timer = Tool<TimerArgs>("set_timer", "Start a countdown timer.") { args ->
@@ -115,7 +115,7 @@ class StructuredTest {
     }
 
     @Test
-    fun `errors are typed`() = runBlocking {
+    fun `errors are typed`(): Unit = runBlocking {
         lm.conversation(config).use { chat ->
             val bad = RequestOptions(OutputConstraint.JsonSchema("{\"type\": \"object\", \"uniqueItems\": 3"), emptyList(), ToolChoice.Auto)
             assertThrows<LanguageModelException.InvalidConstraint> { chat.ask("hi", bad) }

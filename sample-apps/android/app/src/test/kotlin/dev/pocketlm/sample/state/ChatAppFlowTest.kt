@@ -91,7 +91,7 @@ class ChatAppFlowTest {
     )
 
     @Test
-    fun `download, chat, stop, kill, restore with the cache, memory pressure and reload`() = runBlocking {
+    fun `download, chat, stop, kill, restore with the cache, memory pressure and reload`(): Unit = runBlocking {
         val server = server()
         val entry = CatalogEntry(
             id = "qwen-0.5b",
@@ -214,7 +214,7 @@ class ChatAppFlowTest {
     }
 
     @Test
-    fun `a cancelled download leaves nothing, and delete removes an installed model`() = runBlocking {
+    fun `a cancelled download leaves nothing, and delete removes an installed model`(): Unit = runBlocking {
         val server = server()
         try {
             val entry = CatalogEntry(
@@ -243,7 +243,7 @@ class ChatAppFlowTest {
     }
 
     @Test
-    fun `routed to a cloud endpoint on loopback, with the cloud badge, redaction and the key, and saved like any conversation`() = runBlocking {
+    fun `routed to a cloud endpoint on loopback, with the cloud badge, redaction and the key, and saved like any conversation`(): Unit = runBlocking {
         val bodies = java.util.Collections.synchronizedList(mutableListOf<String>())
         val keys = java.util.Collections.synchronizedList(mutableListOf<String?>())
         val cloud = HttpServer.create(InetSocketAddress("127.0.0.1", 0), 0)
