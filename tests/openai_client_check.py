@@ -169,6 +169,18 @@ def bad_tool_is_a_bad_request():
     raise AssertionError("an invalid tool name was accepted")
 
 
+def embeddings():
+    # The client asks for base64 unless told otherwise, and decodes it.
+    out = client.embeddings.create(model="all-minilm-l6-v2-f16", input=["The cat sat on the mat.", "A cat is on a rug.", "Stocks fell today."])
+    vectors = [d.embedding for d in out.data]
+    assert len(vectors) == 3 and all(len(v) == 384 for v in vectors), [len(v) for v in vectors]
+    dot = lambda a, b: sum(x * y for x, y in zip(a, b))
+    assert dot(vectors[0], vectors[1]) > dot(vectors[0], vectors[2]), "the two cat sentences are closest"
+    assert out.usage.prompt_tokens > 10, out.usage
+    floats = client.embeddings.create(model="x", input="The cat sat on the mat.", encoding_format="float").data[0].embedding
+    assert abs(dot(floats, vectors[0]) - 1) < 1e-4
+
+
 def rejected_key():
     bad = openai.OpenAI(base_url=base_url, api_key="wrong", max_retries=0)
     try:
@@ -187,6 +199,7 @@ check("unenforceable schema -> BadRequestError", invalid_schema_is_a_bad_request
 check("tools: call, tool result, answer", tool_call_round_trip)
 check("tools: streamed tool_calls deltas (named tool_choice)", tool_calls_streamed)
 check("invalid tool -> BadRequestError", bad_tool_is_a_bad_request)
+check("embeddings (base64 and float)", embeddings)
 check("wrong API key -> AuthenticationError", rejected_key)
 passed = sum(results)
 print(f"openai {openai.__version__} client check: {passed} passed, {len(results) - passed} failed")

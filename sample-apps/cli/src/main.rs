@@ -1,6 +1,7 @@
-//! `pocketlm`: the PocketLM desktop CLI (info, generate, chat, bench, fetch).
+//! `pocketlm`: the PocketLM desktop CLI (info, generate, chat, bench, plan, serve, eval, embed, fetch, …).
 
 mod chat;
+mod embed;
 mod eval;
 mod models;
 mod output;
@@ -122,7 +123,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/models).
+    /// Embed texts (the arguments, or one per stdin line): one JSON line per text on stdout.
+    Embed {
+        #[command(flatten)]
+        embed: EmbedCliArgs,
+        /// The texts (default: one per line of stdin).
+        texts: Vec<String>,
+    },
+    /// Measure retrieval on labelled pairs (ARC JSONL: each question should find its correct
+    /// answer's text among all answers): recall@1/5/10, MRR, embedding throughput, search time.
+    Retrieval {
+        #[command(flatten)]
+        embed: EmbedCliArgs,
+        /// The JSONL file (ARC layout).
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Only the first N questions.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Also time a search over this many chunks (random vectors of the model's width).
+        #[arg(long, default_value_t = 50_000)]
+        scale: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/models,
+    /// and /v1/embeddings with --embedding-model).
     Serve {
         /// Path to the .gguf file (default: the default model).
         #[arg(long)]
@@ -148,6 +175,9 @@ enum Command {
         /// A router probe trained for the model: each answer's `confidence.probe` is its score.
         #[arg(long)]
         router_probe: Option<PathBuf>,
+        /// An embedding model to serve POST /v1/embeddings with (`default` for all-MiniLM-L6-v2).
+        #[arg(long)]
+        embedding_model: Option<PathBuf>,
     },
     /// Evaluate routing on a labelled multiple-choice set (ARC JSONL): device accuracy, each
     /// confidence signal's AUROC and, with a cloud, routing curves, APGR and cost per correct answer.
@@ -222,7 +252,7 @@ enum Command {
         #[arg(long)]
         threads: Option<u32>,
     },
-    /// Download a known test model into the cache (qwen2.5-0.5b, gemma3-270m or all).
+    /// Download a known test model into the cache (qwen2.5-0.5b, gemma3-270m, all-minilm-l6-v2 or all).
     Fetch {
         /// Which model.
         #[arg(default_value = "qwen2.5-0.5b")]
@@ -286,6 +316,36 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+}
+
+/// Options shared by `embed` and `retrieval`.
+#[derive(Args)]
+struct EmbedCliArgs {
+    /// The embedding model (default: all-MiniLM-L6-v2, fetched on first use); a chat model needs --pooling.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Pooling: mean, cls or last (default: what the model declares).
+    #[arg(long)]
+    pooling: Option<pocketlm::Pooling>,
+    /// Longest text in tokens (default: the model's trained context, at most 512).
+    #[arg(long)]
+    max_tokens: Option<u32>,
+    /// Cut longer texts instead of failing.
+    #[arg(long)]
+    truncate: bool,
+    /// Keep the vectors as the model gives them (no L2 normalisation).
+    #[arg(long)]
+    raw: bool,
+    /// Inference threads (default: the performance cores).
+    #[arg(long)]
+    threads: Option<u32>,
+}
+
+impl EmbedCliArgs {
+    fn resolve(self) -> embed::EmbedArgs {
+        let EmbedCliArgs { model, pooling, max_tokens, truncate, raw, threads } = self;
+        embed::EmbedArgs { model, pooling, max_tokens, truncate, raw, threads }
+    }
 }
 
 /// Options shared by `generate` and `chat`.
@@ -624,7 +684,9 @@ fn run(command: Command) -> Result<(), Error> {
             output::print_bench(&report, json);
             Ok(())
         }
-        Command::Serve { model, host, port, api_key_env, ctx, parallel, threads, router_probe } => {
+        Command::Embed { embed, texts } => embed::run(&embed.resolve(), texts),
+        Command::Retrieval { embed, dataset, limit, scale, json } => embed::retrieval(&embed.resolve(), &dataset, limit, scale, json),
+        Command::Serve { model, host, port, api_key_env, ctx, parallel, threads, router_probe, embedding_model } => {
             let api_key = route::key_from_env("api_key_env", api_key_env.as_deref())?;
             let model = Model::load(models::resolve(model)?, &ModelOptions::default())?;
             let addr = std::net::SocketAddr::new(host, port);
@@ -633,7 +695,12 @@ fn run(command: Command) -> Result<(), Error> {
                 p.check_model(model.identity())?;
             }
             let probe = probe.map(std::sync::Arc::new);
-            serve::run(model, serve::ServeOptions { addr, api_key, context_length: ctx, parallel, threads, probe })
+            let embedding_model = match embedding_model {
+                Some(p) if p.as_os_str() == "default" => Some(embed::default_model()?),
+                other => other,
+            };
+            let embedder = embedding_model.map(|p| Model::load_for_embeddings(p, &ModelOptions::default())).transpose()?;
+            serve::run(model, serve::ServeOptions { addr, api_key, context_length: ctx, parallel, threads, probe, embedder })
         }
         Command::Eval {
             dataset,

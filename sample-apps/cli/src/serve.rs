@@ -1,7 +1,8 @@
 //! `pocketlm serve`: an OpenAI-compatible HTTP server over a local model.
 //!
-//! `POST /v1/chat/completions` (streaming as server-sent events, or not) and
-//! `GET /v1/models`. Structured output (`response_format`, and llama-server's
+//! `POST /v1/chat/completions` (streaming as server-sent events, or not),
+//! `GET /v1/models`, and `POST /v1/embeddings` when an embedding model is
+//! given (`input` a text or a list of texts; `encoding_format` float or base64). Structured output (`response_format`, and llama-server's
 //! `grammar` field for GBNF) and tools (`tools`, `tool_choice`, `tool` messages,
 //! `tool_calls` in answers and as streamed deltas) follow OpenAI's dialect;
 //! non-streaming answers also carry llama-server's `timings` object. Each request gets its own conversation (context and KV
@@ -22,8 +23,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pocketlm::{
-    CancelToken, ChatEvent, Constraint, Conversation, ConversationOptions, Error, Message, Metrics, Model, Reply, Role, SamplingParams,
-    SendOptions, StopReason, Tool, ToolCall, ToolChoice, ToolResult,
+    CancelToken, ChatEvent, Constraint, Conversation, ConversationOptions, EmbedOptions, Embedder, Error, Message, Metrics, Model, Reply,
+    Role, SamplingParams, SendOptions, StopReason, Tool, ToolCall, ToolChoice, ToolResult,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -46,7 +47,37 @@ pub struct ServeOptions {
     pub threads: Option<u32>,
     /// A router probe for the model: each answer carries its score in `confidence.probe`.
     pub probe: Option<Arc<pocketlm::Probe>>,
+    /// An embedding model for `POST /v1/embeddings` (loaded with `Model::load_for_embeddings`).
+    pub embedder: Option<Model>,
 }
+
+/// The embedding model behind `POST /v1/embeddings`, and embedders kept
+/// between requests (each has its own context; at most `--parallel` run).
+struct EmbeddingService {
+    model: Model,
+    id: String,
+    threads: Option<u32>,
+    dimensions: usize,
+    idle: std::sync::Mutex<Vec<Embedder>>,
+}
+
+impl EmbeddingService {
+    /// The service, with its first embedder made now: a model that cannot
+    /// embed stops the server at start, not at every request.
+    fn start(model: Model, threads: Option<u32>) -> Result<EmbeddingService, Error> {
+        let first = Embedder::new(&model, EmbedOptions { threads, ..Default::default() })?;
+        Ok(EmbeddingService {
+            id: model.path().file_stem().map_or_else(|| "embeddings".to_string(), |s| s.to_string_lossy().into_owned()),
+            dimensions: first.dimensions(),
+            model,
+            threads,
+            idle: std::sync::Mutex::new(vec![first]),
+        })
+    }
+}
+
+/// Most texts one embeddings request may carry (OpenAI's limit).
+pub const MAX_EMBEDDING_INPUTS: usize = 2048;
 
 struct AppState {
     model: Model,
@@ -56,6 +87,7 @@ struct AppState {
     threads: Option<u32>,
     permits: Arc<Semaphore>,
     probe: Option<Arc<pocketlm::Probe>>,
+    embeddings: Option<EmbeddingService>,
 }
 
 /// Serves `model` until Ctrl-C. Prints the base URL once listening.
@@ -67,6 +99,7 @@ pub fn run(model: Model, options: ServeOptions) -> Result<(), Error> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| io_error("runtime", e))?;
     let model_id = model.path().file_stem().map_or_else(|| "local".to_string(), |s| s.to_string_lossy().into_owned());
+    let embeddings = options.embedder.map(|m| EmbeddingService::start(m, options.threads)).transpose()?;
     let state = Arc::new(AppState {
         model,
         model_id,
@@ -75,6 +108,7 @@ pub fn run(model: Model, options: ServeOptions) -> Result<(), Error> {
         threads: options.threads,
         permits: Arc::new(Semaphore::new(options.parallel.max(1))),
         probe: options.probe.clone(),
+        embeddings,
     });
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(options.addr).await.map_err(|e| io_error("bind", e))?;
@@ -95,6 +129,7 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/models", get(models))
+        .route("/v1/embeddings", post(embeddings))
         .fallback(|| async { api_error(StatusCode::NOT_FOUND, "not_found_error", "no such endpoint; try POST /v1/chat/completions") })
         .with_state(state)
 }
@@ -124,8 +159,127 @@ async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     if !authorised(&state, &headers) {
         return api_error(StatusCode::UNAUTHORIZED, "invalid_request_error", "missing or wrong API key");
     }
-    Json(json!({ "object": "list", "data": [{ "id": state.model_id, "object": "model", "created": 0, "owned_by": "pocketlm" }] }))
-        .into_response()
+    let mut data = vec![json!({ "id": state.model_id, "object": "model", "created": 0, "owned_by": "pocketlm" })];
+    if let Some(e) = &state.embeddings {
+        data.push(json!({ "id": e.id, "object": "model", "created": 0, "owned_by": "pocketlm" }));
+    }
+    Json(json!({ "object": "list", "data": data })).into_response()
+}
+
+/// The body of an authorised request within [`MAX_BODY_BYTES`], or the error response to send.
+async fn read_request(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Response> {
+    if !authorised(state, headers) {
+        return Err(api_error(StatusCode::UNAUTHORIZED, "invalid_request_error", "missing or wrong API key"));
+    }
+    let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let too_large =
+        || api_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", format!("request body larger than {MAX_BODY_BYTES} bytes"));
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        // Refuse from the headers, before reading (or waiting for) the body.
+        return Err(too_large());
+    }
+    match read_body(body).await {
+        Ok(Some(b)) => Ok(b),
+        Ok(None) => Err(too_large()),
+        Err(e) => Err(api_error(StatusCode::BAD_REQUEST, "invalid_request_error", format!("could not read the request body: {e}"))),
+    }
+}
+
+#[derive(Deserialize)]
+struct EmbeddingRequest {
+    input: Value,
+    #[serde(default)]
+    encoding_format: Option<String>,
+    #[serde(default)]
+    dimensions: Option<u64>,
+}
+
+/// The texts of an embeddings request's `input` (a text or a list of texts).
+fn embedding_inputs(input: Value) -> Result<Vec<String>, String> {
+    let texts = match input {
+        Value::String(s) => vec![s],
+        Value::Array(items) if items.iter().all(Value::is_string) => {
+            items.into_iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect()
+        }
+        Value::Array(_) => return Err("`input` must be a text or a list of texts (token arrays are not accepted)".into()),
+        _ => return Err("`input` must be a text or a list of texts".into()),
+    };
+    match texts.len() {
+        0 => Err("`input` holds no text".into()),
+        n if n > MAX_EMBEDDING_INPUTS => Err(format!("`input` holds {n} texts; at most {MAX_EMBEDDING_INPUTS} per request")),
+        _ => Ok(texts),
+    }
+}
+
+async fn embeddings(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_request(&state, &headers, body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let bad = |message: String| api_error(StatusCode::BAD_REQUEST, "invalid_request_error", message);
+    let Some(service) = &state.embeddings else {
+        let message = "this server has no embedding model; start it with --embedding-model FILE (or `default`)";
+        return api_error(StatusCode::NOT_FOUND, "not_found_error", message);
+    };
+    let request: EmbeddingRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(format!("invalid JSON body: {e}")),
+    };
+    let base64 = match request.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => return bad(format!("encoding_format {other:?} is not float or base64")),
+    };
+    let texts = match embedding_inputs(request.input) {
+        Ok(texts) => texts,
+        Err(message) => return bad(message),
+    };
+    let width = service.dimensions;
+    if request.dimensions.is_some_and(|d| d != width as u64) {
+        return bad(format!("this model's vectors have {width} dimensions and cannot be shortened"));
+    }
+    let Ok(permit) = Arc::clone(&state.permits).acquire_owned().await else {
+        return api_error(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the server is shutting down");
+    };
+    let worker = Arc::clone(&state);
+    let result = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let service = worker.embeddings.as_ref().expect("checked above");
+        let idle = service.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut embedder = match idle {
+            Some(e) => e,
+            None => Embedder::new(&service.model, EmbedOptions { threads: service.threads, ..Default::default() })?,
+        };
+        let out = embedder.embed(&texts);
+        service.idle.lock().unwrap_or_else(|p| p.into_inner()).push(embedder);
+        out
+    })
+    .await;
+    let out = match result {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => return error_response(&e),
+        Err(e) => return api_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("the embedding task failed: {e}")),
+    };
+    let data: Vec<Value> = out
+        .vectors
+        .iter()
+        .enumerate()
+        .map(|(index, v)| {
+            let embedding = if base64 {
+                use base64::Engine;
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({ "object": "embedding", "index": index, "embedding": embedding })
+        })
+        .collect();
+    Json(json!({
+        "object": "list", "data": data, "model": service.id,
+        "usage": { "prompt_tokens": out.tokens, "total_tokens": out.tokens },
+    }))
+    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -385,6 +539,7 @@ fn error_response(e: &Error) -> Response {
         | Error::InvalidOption { .. }
         | Error::InvalidConstraint { .. }
         | Error::ToolCallInvalid { .. }
+        | Error::EmbeddingInputTooLong { .. }
         | Error::Template(_) => api_error(StatusCode::BAD_REQUEST, "invalid_request_error", e.to_string()),
         _ => api_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.to_string()),
     }
@@ -397,20 +552,9 @@ enum Update {
 }
 
 async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    if !authorised(&state, &headers) {
-        return api_error(StatusCode::UNAUTHORIZED, "invalid_request_error", "missing or wrong API key");
-    }
-    let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    let too_large =
-        || api_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", format!("request body larger than {MAX_BODY_BYTES} bytes"));
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        // Refuse from the headers, before reading (or waiting for) the body.
-        return too_large();
-    }
-    let body = match read_body(body).await {
-        Ok(Some(b)) => b,
-        Ok(None) => return too_large(),
-        Err(e) => return api_error(StatusCode::BAD_REQUEST, "invalid_request_error", format!("could not read the request body: {e}")),
+    let body = match read_request(&state, &headers, body).await {
+        Ok(body) => body,
+        Err(response) => return response,
     };
     let job = match parse(&body) {
         Ok(job) => job,
