@@ -9,6 +9,7 @@
 //! - [`model`]: loading (`PocketModel`), model configuration and description, memory planning;
 //! - [`chat`]: conversations (`PocketConversation`), sampling, messages, replies and metrics;
 //! - [`routing`]: hybrid routing to a cloud model (cargo feature `cloud`, on by default);
+//! - [`embed`]: embeddings (`PocketEmbedder`) and the vector index (`PocketVectorIndex`);
 //! - [`catalog`]: the model catalog and which models fit a device (`PocketCatalog`);
 //! - [`download`]: resumable, verified model downloads (cargo feature `download`, on by default);
 //! - [`logging`]: one logging initialisation for the SDK and llama.cpp;
@@ -23,6 +24,7 @@ pub mod chat;
 mod convert;
 #[cfg(feature = "download")]
 pub mod download;
+pub mod embed;
 pub mod error;
 mod live;
 pub mod logging;
@@ -40,6 +42,7 @@ pub use chat::{
 pub use download::{
     DownloadHandle, DownloadListener, DownloadOptions, DownloadProgress, DownloadRequest, DownloadState, InstalledModel, ModelDownloader,
 };
+pub use embed::{EmbedConfig, EmbedPooling, PocketEmbedder, PocketVectorIndex, SearchHit};
 pub use error::{CloudErrorKind, DownloadErrorKind, FfiError, SessionErrorKind};
 pub use logging::{init_logging, LogLevel, LogSink};
 pub use model::{
