@@ -173,9 +173,9 @@ fn a_chat_model_embeds_only_when_asked() {
 
 #[test]
 fn an_embedding_model_cannot_chat() {
-    let err = Model::load(model_path(MINILM_FILE), &ModelOptions::default()).err().expect("Model::load refuses an encoder");
+    let err = Model::load(model_path(MINILM_FILE), &ModelOptions::default()).expect_err("Model::load refuses an encoder");
     assert!(matches!(err, Error::NotAChatModel { ref architecture, .. } if architecture == "bert"), "{err}");
-    let err = Conversation::new(minilm(), ConversationOptions::default()).err().expect("no conversation on an encoder");
+    let err = Conversation::new(minilm(), ConversationOptions::default()).expect_err("no conversation on an encoder");
     assert!(matches!(err, Error::NotAChatModel { .. }), "{err}");
 }
 
@@ -206,7 +206,7 @@ fn a_file_llama_cpp_would_abort_on_is_refused_first() {
     bytes[type_at] = 1;
     let path = std::env::temp_dir().join(format!("pocketlm-f16-token-types-{}.gguf", std::process::id()));
     std::fs::write(&path, &bytes).unwrap();
-    let err = Model::load_for_embeddings(&path, &ModelOptions::default()).err().expect("refused");
+    let err = Model::load_for_embeddings(&path, &ModelOptions::default()).expect_err("refused");
     std::fs::remove_file(&path).unwrap();
     assert!(matches!(&err, Error::ModelCorrupt { detail, .. } if detail.contains("token_types.weight")), "{err}");
 }

@@ -161,12 +161,8 @@ impl VectorIndex {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let mut scored: Vec<(f32, usize)> = self
-            .vectors
-            .chunks_exact(self.dimensions)
-            .enumerate()
-            .map(|(row, v)| (dot(v, &query), row))
-            .collect();
+        let mut scored: Vec<(f32, usize)> =
+            self.vectors.chunks_exact(self.dimensions).enumerate().map(|(row, v)| (dot(v, &query), row)).collect();
         let closer = |a: &(f32, usize), b: &(f32, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
         if k < scored.len() {
             scored.select_nth_unstable_by(k - 1, closer);
