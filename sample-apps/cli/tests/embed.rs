@@ -3,30 +3,16 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
-use common::fetch;
+use common::{fetch, pocketlm};
 use serde_json::Value;
-
-fn pocketlm(args: &[&str], stdin: &str) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pocketlm"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
 
 #[test]
 fn embed_prints_one_vector_per_text_from_arguments_or_stdin() {
     let model = fetch("all-minilm-l6-v2");
     let model = model.to_str().unwrap();
-    let out = pocketlm(&["embed", "--model", model, "--threads", "2", "Hello world", "Bonjour le monde"], "");
+    let out = pocketlm(&["embed", "--model", model, "--threads", "2", "Hello world", "Bonjour le monde"], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
@@ -38,22 +24,22 @@ fn embed_prints_one_vector_per_text_from_arguments_or_stdin() {
     }
     assert!(String::from_utf8_lossy(&out.stderr).contains("384 dimensions (mean pooling)"));
 
-    let piped = pocketlm(&["embed", "--model", model, "--threads", "2", "--raw"], "one\ntwo\nthree\n");
+    let piped = pocketlm(&["embed", "--model", model, "--threads", "2", "--raw"], Some("one\ntwo\nthree\n"));
     assert!(piped.status.success());
     assert_eq!(String::from_utf8(piped.stdout).unwrap().lines().count(), 3);
 
     // A text over --max-tokens fails with the typed error, or is cut with --truncate.
     let long = "word ".repeat(100);
-    let failed = pocketlm(&["embed", "--model", model, "--max-tokens", "32", &long], "");
+    let failed = pocketlm(&["embed", "--model", model, "--max-tokens", "32", &long], None);
     assert!(!failed.status.success());
     assert!(String::from_utf8_lossy(&failed.stderr).contains("text 0 has 102 tokens but the embedder takes at most 32"));
-    let cut = pocketlm(&["embed", "--model", model, "--max-tokens", "32", "--truncate", &long], "");
+    let cut = pocketlm(&["embed", "--model", model, "--max-tokens", "32", "--truncate", &long], None);
     assert!(cut.status.success());
     assert!(String::from_utf8_lossy(&cut.stdout).contains("\"truncated\":true"));
 
     // A chat model embeds only with a pooling.
     let qwen = fetch("qwen2.5-0.5b");
-    let refused = pocketlm(&["embed", "--model", qwen.to_str().unwrap(), "x"], "");
+    let refused = pocketlm(&["embed", "--model", qwen.to_str().unwrap(), "x"], None);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("declares no pooling"), "{}", String::from_utf8_lossy(&refused.stderr));
 }
 
@@ -77,7 +63,7 @@ fn retrieval_reports_recall_and_speed_on_arc_questions() {
             "2",
             "--json",
         ],
-        "",
+        None,
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
