@@ -1,7 +1,8 @@
 //! Embeddings and retrieval: `PocketEmbedder` (an embedding model and its
 //! context: texts to vectors) and `PocketVectorIndex` (chunks and their
-//! vectors, top-k by cosine, saved to a file). Both are blocking: the Kotlin
-//! and Swift wrappers call them off the main thread.
+//! vectors, top-k by cosine, saved to a file). Loading, embedding, saving
+//! and reading an index block: the Kotlin and Swift wrappers run them off the
+//! caller's thread. Adding, removing and searching are quick and run on it.
 
 use std::sync::{Arc, Mutex};
 

@@ -77,7 +77,7 @@ pub struct Embedder {
     max_tokens: usize,
 }
 
-/// Why `model` cannot embed with `pooling`, if it cannot.
+/// The pooling to use on `model`, or why it cannot embed with the one asked for.
 fn pooling_for(model: &Model, asked: Option<Pooling>) -> Result<Pooling> {
     let info = model.info();
     let cannot = |reason: String| Error::CannotEmbed { path: model.path().display().to_string(), reason };

@@ -153,8 +153,8 @@ impl VectorIndex {
         true
     }
 
-    /// The `k` chunks most similar to `query`, closest first (ties keep the
-    /// order they were added in).
+    /// The `k` chunks most similar to `query`, closest first (ties go to the
+    /// lower row: the order they were added in, until a chunk is removed).
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<SearchHit>> {
         let query = normalised(query, self.dimensions)?;
         let k = k.min(self.len());

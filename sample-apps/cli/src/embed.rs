@@ -17,11 +17,17 @@ pub const DEFAULT_EMBEDDING_MODEL: (&str, &str) = ("all-minilm-l6-v2", "all-mini
 
 /// How to embed, from the command line.
 pub struct EmbedArgs {
+    /// The model (default: all-MiniLM-L6-v2, fetched on first use).
     pub model: Option<PathBuf>,
+    /// The pooling (default: the model's).
     pub pooling: Option<Pooling>,
+    /// Longest text in tokens.
     pub max_tokens: Option<u32>,
+    /// Cut longer texts instead of failing.
     pub truncate: bool,
+    /// No L2 normalisation.
     pub raw: bool,
+    /// Inference threads.
     pub threads: Option<u32>,
 }
 
