@@ -13,7 +13,7 @@ use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 
-use super::model::{backend, Model, CONTEXT_CREATION};
+use super::model::Model;
 use super::Token;
 use crate::arch::ArchKind;
 use crate::error::{Error, Result};
@@ -112,17 +112,9 @@ impl EmbedContext {
             .with_kv_unified(true)
             .with_n_threads(threads as i32)
             .with_n_threads_batch(threads as i32);
-        let ctx = {
-            let _guard = CONTEXT_CREATION.lock().unwrap_or_else(|p| p.into_inner());
-            model
-                .inner
-                .llama
-                .new_context(backend()?, params)
-                .map_err(|e| Error::ContextCreationFailed { context_length: batch_tokens, reason: e.to_string() })?
-        };
-        // SAFETY: the context borrows `model.inner.llama`, which lives in an
-        // `Arc` this value holds (field `model`) for longer than `ctx`.
-        let ctx: LlamaContext<'static> = unsafe { std::mem::transmute(ctx) };
+        // SAFETY: this value holds a clone of `model` (field `model`, declared
+        // after `ctx`), so the weights outlive the context.
+        let ctx = unsafe { model.new_context(params, batch_tokens)? };
         let width = model.inner.llama.n_embd_out().max(0) as usize;
         Ok(EmbedContext { ctx, model: model.clone(), encoder, sequences, batch_tokens: batch_tokens as usize, width })
     }

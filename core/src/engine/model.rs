@@ -193,9 +193,33 @@ impl LoadProgress {
 
 /// Serialises context creation: llama.cpp may mutate the model while creating
 /// a context, so two contexts must not be created at once.
-pub(crate) static CONTEXT_CREATION: Mutex<()> = Mutex::new(());
+static CONTEXT_CREATION: Mutex<()> = Mutex::new(());
 
 impl Model {
+    /// A llama.cpp context on this model with `params` (`context_length`
+    /// names it in the error), created one at a time (see [`CONTEXT_CREATION`]).
+    ///
+    /// # Safety
+    /// The context borrows the model's weights; the `'static` lifetime is the
+    /// caller's promise to drop it before its last clone of this `Model` (the
+    /// sessions keep a clone in a field declared after the context).
+    pub(crate) unsafe fn new_context(
+        &self,
+        params: llama_cpp_2::context::params::LlamaContextParams,
+        context_length: u32,
+    ) -> Result<llama_cpp_2::context::LlamaContext<'static>> {
+        let ctx = {
+            let _guard = CONTEXT_CREATION.lock().unwrap_or_else(|p| p.into_inner());
+            self.inner
+                .llama
+                .new_context(backend()?, params)
+                .map_err(|e| Error::ContextCreationFailed { context_length, reason: e.to_string() })?
+        };
+        // SAFETY: the caller keeps the model (an `Arc` of its weights) alive
+        // for longer than the context (this function's contract).
+        Ok(unsafe { std::mem::transmute::<llama_cpp_2::context::LlamaContext<'_>, llama_cpp_2::context::LlamaContext<'static>>(ctx) })
+    }
+
     /// Validates and loads the GGUF file at `path`.
     ///
     /// The header and tensor table are checked in Rust first, so a missing,

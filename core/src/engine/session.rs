@@ -18,7 +18,7 @@ use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::DecodeError;
 use llama_cpp_sys_2::llama_context_params;
 
-use super::model::{backend, Model, CONTEXT_CREATION};
+use super::model::Model;
 use super::sampler::Sampler;
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
@@ -234,17 +234,9 @@ impl Session {
         let ctx_params = with_abort_callback(ctx_params, &*abort);
         let tap = Box::<StateTap>::default();
         let ctx_params = if params.hidden_states { with_state_tap(ctx_params, &*tap) } else { ctx_params };
-        let ctx = {
-            let _guard = CONTEXT_CREATION.lock().unwrap_or_else(|p| p.into_inner());
-            model
-                .inner
-                .llama
-                .new_context(backend()?, ctx_params)
-                .map_err(|e| Error::ContextCreationFailed { context_length: params.context_length, reason: e.to_string() })?
-        };
-        // SAFETY: the context borrows `model.inner.llama`, which lives in an
-        // `Arc` that this session holds (field `model`) for longer than `ctx`.
-        let ctx: LlamaContext<'static> = unsafe { std::mem::transmute(ctx) };
+        // SAFETY: the session holds a clone of `model` (field `model`, declared
+        // after `ctx`), so the weights outlive the context.
+        let ctx = unsafe { model.new_context(ctx_params, params.context_length)? };
         let swa_window = if model.gguf().architecture().is_some_and(|a| a.starts_with("gemma")) {
             model.gguf().arch_u64("attention.sliding_window").unwrap_or(0) as u32
         } else {
