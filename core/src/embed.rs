@@ -195,7 +195,7 @@ fn batches<T>(texts: &[Vec<T>], batch_tokens: usize, sequences: usize) -> Vec<&[
 
 /// Scales `v` to length 1 (a zero vector stays zero).
 fn normalize(v: &mut [f32]) {
-    let norm = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    let norm = crate::vector_index::l2_norm(v);
     if norm > 0.0 {
         v.iter_mut().for_each(|x| *x = (f64::from(*x) / norm) as f32);
     }

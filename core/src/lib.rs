@@ -29,8 +29,8 @@
 
 // The pure layer, re-exported so `pocketlm::gguf`, `pocketlm::plan` and
 // `crate::error` keep their paths.
-use pocketlm_base::{arch, cancel, confidence, constraint, error, partial, sampling, stream, template, tool, vector_index};
-pub use pocketlm_base::{catalog, gguf, plan, probe, session_file};
+use pocketlm_base::{arch, cancel, confidence, constraint, error, partial, sampling, stream, template, tool};
+pub use pocketlm_base::{catalog, gguf, plan, probe, session_file, vector_index};
 
 #[allow(unsafe_code)] // the one layer that may: see engine/mod.rs
 mod engine;

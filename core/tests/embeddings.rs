@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use common::{model_path, qwen};
 use pocketlm::plan;
+use pocketlm::vector_index::l2_norm;
 use pocketlm::{
     Conversation, ConversationOptions, EmbedOptions, Embedder, Error, Model, ModelOptions, Pooling, VectorIndex, WeightLoading,
 };
@@ -27,8 +28,7 @@ fn new_embedder(options: EmbedOptions) -> Embedder {
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum();
-    let norm = |v: &[f32]| v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
-    dot / (norm(a) * norm(b))
+    dot / (l2_norm(a) * l2_norm(b))
 }
 
 /// (text, its reference tokens, its reference vector) from the fixture script.

@@ -68,6 +68,11 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     sums.iter().sum::<f32>() + tail
 }
 
+/// The Euclidean length of `v`, summed in f64.
+pub fn l2_norm(v: &[f32]) -> f64 {
+    v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt()
+}
+
 /// `vector` scaled to length 1, or an error naming what is wrong with it.
 fn normalised(vector: &[f32], dimensions: usize) -> Result<Vec<f32>> {
     if vector.len() != dimensions {
@@ -79,7 +84,7 @@ fn normalised(vector: &[f32], dimensions: usize) -> Result<Vec<f32>> {
     if vector.iter().any(|v| !v.is_finite()) {
         return Err(index_error("the vector holds NaN or infinity"));
     }
-    let norm = vector.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+    let norm = l2_norm(vector);
     if norm == 0.0 {
         return Err(index_error("the vector is all zeros, so it has no direction to compare"));
     }
@@ -233,8 +238,8 @@ impl VectorIndex {
         index.vectors = vectors.collect();
         // Search scores are cosines only for unit vectors, as `add` stores them.
         for (row, v) in index.vectors.chunks_exact(d).enumerate() {
-            let norm = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>();
-            if !norm.is_finite() || (norm - 1.0).abs() > 1e-3 {
+            let squared = l2_norm(v).powi(2);
+            if !squared.is_finite() || (squared - 1.0).abs() > 1e-3 {
                 return Err(index_error(format!("the vector of chunk {row} is not of unit length; rebuild the index")));
             }
         }
