@@ -343,16 +343,36 @@ impl Session {
         if tokens.len() > self.params.batch_size as usize {
             return Err(Error::Inference(format!("{} tokens do not fit in one batch", tokens.len())));
         }
-        let base = self.cached.len();
-        let mut batch = LlamaBatch::new(tokens.len(), 1);
-        for (i, &token) in tokens.iter().enumerate() {
-            batch.add(token, (base + i) as i32, &[0], i == tokens.len() - 1).map_err(|e| Error::Inference(e.to_string()))?;
-        }
-        // Outside `prefill` the abort slot is null, so this cannot be aborted.
-        if let Decoded::Aborted = self.decode(&mut batch, tokens)? {
+        if let Decoded::Aborted = self.evaluate_after_cache(tokens, false)? {
             return Err(Error::Inference("llama.cpp aborted a forced step".into()));
         }
         self.logits_index = tokens.len() as i32 - 1;
+        Ok(())
+    }
+
+    /// Evaluates `tokens` in one batch at the positions after what is cached
+    /// (the caller checks they fit a batch): every token an output with
+    /// `all_outputs`, else only the last. Outside `prefill` the abort slot is
+    /// null, so llama.cpp cannot abort it.
+    fn evaluate_after_cache(&mut self, tokens: &[LlamaToken], all_outputs: bool) -> Result<Decoded> {
+        let base = self.cached.len();
+        let mut batch = LlamaBatch::new(tokens.len(), 1);
+        for (i, &token) in tokens.iter().enumerate() {
+            let output = all_outputs || i == tokens.len() - 1;
+            batch.add(token, (base + i) as i32, &[0], output).map_err(|e| Error::Inference(e.to_string()))?;
+        }
+        self.decode(&mut batch, tokens)
+    }
+
+    /// Drops every cached position from `base` on, after tokens evaluated
+    /// only to be read (`what` names them in the error, which leaves the
+    /// cache empty but consistent).
+    fn forget_after(&mut self, base: usize, what: &str) -> Result<()> {
+        if self.ctx.kv_cache_seq_rm(0, Some(base as u32), None).is_err() {
+            self.clear();
+            return Err(Error::Inference(format!("the KV cache could not drop {what}")));
+        }
+        self.cached.truncate(base);
         Ok(())
     }
 
@@ -406,20 +426,11 @@ impl Session {
                 if forced.len() > self.params.batch_size as usize {
                     return Err(Error::Inference(format!("a continuation of {} tokens is longer than a batch", tokens.len())));
                 }
-                let mut batch = LlamaBatch::new(forced.len(), 1);
-                for (i, &token) in forced.iter().enumerate() {
-                    batch.add(token, (base + i) as i32, &[0], true).map_err(|e| Error::Inference(e.to_string()))?;
-                }
-                // Outside `prefill` the abort slot is null, so this cannot be aborted.
-                self.decode(&mut batch, forced)?;
+                self.evaluate_after_cache(forced, true)?;
                 for (i, &next) in tokens[1..].iter().enumerate() {
                     log_prob_sum += log_prob(self.ctx.get_logits_ith(i as i32), next);
                 }
-                if self.ctx.kv_cache_seq_rm(0, Some(base as u32), None).is_err() {
-                    self.clear();
-                    return Err(Error::Inference("the KV cache could not drop a scored continuation".into()));
-                }
-                self.cached.truncate(base);
+                self.forget_after(base, "a scored continuation")?;
             }
             scores.push(log_prob_sum);
         }
@@ -498,12 +509,7 @@ impl Session {
             return Err(Error::Inference(format!("{} tokens do not fit in one batch", tokens.len())));
         }
         let base = self.cached.len();
-        let mut batch = LlamaBatch::new(tokens.len(), 1);
-        for (i, &token) in tokens.iter().enumerate() {
-            batch.add(token, (base + i) as i32, &[0], true).map_err(|e| Error::Inference(e.to_string()))?;
-        }
-        // Outside `prefill` the abort slot is null, so this cannot be aborted.
-        self.decode(&mut batch, tokens)?;
+        self.evaluate_after_cache(tokens, true)?;
         let mean = self.tap.read(|width, rows| {
             (width > 0 && rows.len() == width * tokens.len()).then(|| {
                 let mut mean = vec![0.0f32; width];
@@ -515,11 +521,7 @@ impl Session {
                 mean
             })
         });
-        if self.ctx.kv_cache_seq_rm(0, Some(base as u32), None).is_err() {
-            self.clear();
-            return Err(Error::Inference("the KV cache could not drop the answer's tokens".into()));
-        }
-        self.cached.truncate(base);
+        self.forget_after(base, "the answer's tokens")?;
         self.logits_index = -1;
         Ok(mean)
     }
