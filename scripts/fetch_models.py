@@ -10,8 +10,9 @@ alone, so repeated runs do nothing.
 Usage: fetch_models.py [--dir DIR] [--print-path] [MODEL ...]
 MODEL is one of: qwen2.5-0.5b (the default demo model), gemma3-270m,
 all-minilm-l6-v2 (the embedding model, converted to GGUF here: see
-embedding_model.py), all (those three), or qwen2.5-1.5b (the "cloud" model of
-the routing evaluation, 1.1 GB).
+embedding_model.py), qwen2.5-0.5b-lora (LoRA test adapters for the first,
+written here: see lora_adapters.py), all (those four), or qwen2.5-1.5b (the
+"cloud" model of the routing evaluation, 1.1 GB).
 Cache: $POCKETLM_MODEL_DIR, else $XDG_CACHE_HOME/pocketlm/models, else
 ~/.cache/pocketlm/models.
 """
@@ -44,6 +45,8 @@ MODELS = {
     },
     # Not chunks: converted from the sentence-transformers files by embedding_model.py.
     "all-minilm-l6-v2": {"builder": "embedding_model"},
+    # Not downloaded: LoRA adapters for the Qwen test model, written by lora_adapters.py.
+    "qwen2.5-0.5b-lora": {"builder": "lora_adapters"},
     "gemma3-270m": {
         "file": "gemma-3-270m-q4_k_m.gguf",
         "size": 253_113_024,
@@ -82,6 +85,10 @@ def fetch(name: str, dest_dir: Path) -> Path:
         import embedding_model
 
         return embedding_model.fetch(dest_dir)
+    if spec.get("builder") == "lora_adapters":
+        import lora_adapters
+
+        return lora_adapters.build(dest_dir)
     target = dest_dir / spec["file"]
     if target.exists() and target.stat().st_size == spec["size"] and sha256_of(target) == spec["sha256"]:
         return target
@@ -117,7 +124,7 @@ def fetch(name: str, dest_dir: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="*", default=["all"], help="qwen2.5-0.5b, gemma3-270m, all-minilm-l6-v2, all (the test models) or qwen2.5-1.5b")
+    parser.add_argument("models", nargs="*", default=["all"], help="qwen2.5-0.5b, gemma3-270m, all-minilm-l6-v2, qwen2.5-0.5b-lora, all (the test models) or qwen2.5-1.5b")
     parser.add_argument("--dir", type=Path, default=None, help="cache directory")
     parser.add_argument("--print-path", action="store_true", help="print each model's path on stdout")
     args = parser.parse_args()

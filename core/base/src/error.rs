@@ -226,6 +226,16 @@ pub enum Error {
         /// What is wrong and what to do.
         detail: String,
     },
+    /// A LoRA adapter cannot be used with this model: not an adapter, made
+    /// for another base model (architecture, tensor shapes), malformed in a
+    /// way llama.cpp would not survive, or given a scale that is not a number.
+    #[error("adapter {path}: {reason}")]
+    AdapterMismatch {
+        /// The adapter file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// Loading was cancelled through its `CancelToken` (nothing stays loaded).
     #[error("loading {path} was cancelled")]
     LoadCancelled {

@@ -183,6 +183,10 @@ pub struct GgufFile {
     pub version: u32,
     /// Metadata key/value pairs.
     pub metadata: BTreeMap<String, GgufValue>,
+    /// The GGUF type id (`GGUF_TYPE_*`: 4 `UINT32`, 6 `FLOAT32`, 8 `STRING`,
+    /// 9 `ARRAY`, …) each metadata value has in the file. llama.cpp asserts a
+    /// key's exact type when it reads it, so checks before llama.cpp need it.
+    pub value_types: BTreeMap<String, u32>,
     /// The tensor table, in file order.
     pub tensors: Vec<TensorInfo>,
     /// Byte offset where tensor data starts.
@@ -403,10 +407,12 @@ impl<R: Read> Reader<R> {
         // each tensor entry at least a name length, dims, type and offset.
         self.check_fits(n_kv, 8 + 4 + 1, MAX_METADATA, "metadata")?;
         let mut metadata = BTreeMap::new();
+        let mut value_types = BTreeMap::new();
         for _ in 0..n_kv {
             let key = self.string("a metadata key")?;
             let value_type = self.u32(&key)?;
             let value = self.value(value_type, &key, 0)?;
+            value_types.insert(key.clone(), value_type);
             metadata.insert(key, value);
         }
         self.check_fits(n_tensors, 8 + 4 + 8 + 4 + 8, MAX_TENSORS, "tensor")?;
@@ -421,7 +427,7 @@ impl<R: Read> Reader<R> {
         };
         let data_offset = self.pos.div_ceil(alignment) * alignment;
         self.check_tensor_extents(&tensors, data_offset, alignment)?;
-        Ok(GgufFile { version, metadata, tensors, data_offset, file_size: self.file_size })
+        Ok(GgufFile { version, metadata, value_types, tensors, data_offset, file_size: self.file_size })
     }
 
     fn tensor_info(&mut self) -> ReadResult<TensorInfo> {

@@ -4,6 +4,7 @@
 //!
 //! - [`gguf`]: the strict, allocation-bounded GGUF header reader;
 //! - [`plan`]: the memory planner (predicted peak RSS from the header);
+//! - [`lora`]: LoRA adapter files, checked against their base model;
 //! - [`catalog`]: the models PocketLM targets, and which fit a device;
 //! - [`template`]: chat messages and the Jinja chat template, with a fuel limit;
 //! - [`stream`]: UTF-8-safe deltas and stop sequences;
@@ -26,6 +27,7 @@ pub mod confidence;
 pub mod constraint;
 pub mod error;
 pub mod gguf;
+pub mod lora;
 pub mod partial;
 pub mod plan;
 pub mod probe;

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, GgufValue};
+use crate::lora::AdapterShape;
 
 /// Element type of the KV cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +141,10 @@ pub struct MemoryEstimate {
     pub compute_bytes: u64,
     /// Runtime, tokenizer and small buffers.
     pub overhead_bytes: u64,
+    /// LoRA adapters: their tensors and the activations they add to a batch
+    /// (0 without adapters; see [`crate::lora::adapter_bytes`]).
+    #[serde(default)]
+    pub adapter_bytes: u64,
     /// The sum: predicted peak resident memory.
     pub predicted_peak_bytes: u64,
 }
@@ -399,8 +404,25 @@ fn repacked_bytes(gguf: &GgufFile) -> u64 {
 
 /// Predicts the peak resident memory of `request` for the model in `gguf`.
 pub fn estimate(gguf: &GgufFile, request: PlanRequest) -> Result<MemoryEstimate> {
+    estimate_with_adapters(gguf, request, &[])
+}
+
+/// [`estimate`] with LoRA adapters loaded (each checked against `gguf` by
+/// [`crate::lora::check_adapter`]).
+pub fn estimate_with_adapters(gguf: &GgufFile, request: PlanRequest, adapters: &[AdapterShape]) -> Result<MemoryEstimate> {
     let request = PlanRequest { weights: request.weights.resolve(gguf), ..request };
-    estimate_with(&shapes(gguf)?, weights_bytes(gguf, request.weights), request)
+    add_adapters(estimate_with(&shapes(gguf)?, weights_bytes(gguf, request.weights), request)?, gguf, adapters)
+}
+
+/// `e` plus what `adapters` add at its batch size.
+fn add_adapters(mut e: MemoryEstimate, gguf: &GgufFile, adapters: &[AdapterShape]) -> Result<MemoryEstimate> {
+    let overflow = || corrupt("the adapters imply an impossible memory size; an adapter file is corrupt".into());
+    let batch = e.request.batch_size.min(e.request.context_length);
+    e.adapter_bytes =
+        adapters.iter().try_fold(0u64, |sum, a| sum.checked_add(crate::lora::adapter_bytes(a, gguf, batch))).ok_or_else(overflow)?;
+    e.predicted_peak_bytes =
+        e.predicted_peak_bytes.checked_add(e.adapter_bytes).filter(|&p| p <= limits::MAX_PEAK_BYTES).ok_or_else(overflow)?;
+    Ok(e)
 }
 
 /// Weights as resident in memory: every tensor once, plus the mapped pages
@@ -439,7 +461,7 @@ fn estimate_with(s: &Shapes, weights_bytes: u64, request: PlanRequest) -> Result
     if predicted_peak_bytes > limits::MAX_PEAK_BYTES {
         return Err(overflow());
     }
-    Ok(MemoryEstimate { request, weights_bytes, kv_bytes, compute_bytes, overhead_bytes, predicted_peak_bytes })
+    Ok(MemoryEstimate { request, weights_bytes, kv_bytes, compute_bytes, overhead_bytes, adapter_bytes: 0, predicted_peak_bytes })
 }
 
 /// Predicts the peak resident memory of an embedder (see `pocketlm::Embedder`)
@@ -498,7 +520,12 @@ impl MemoryPlan {
 /// Costs one configuration against a budget; `fits` says whether its
 /// predicted peak stays within the budget minus the safety margin.
 pub fn plan_at(gguf: &GgufFile, budget_bytes: u64, request: PlanRequest) -> Result<MemoryPlan> {
-    Ok(MemoryPlan::new(budget_bytes, estimate(gguf, request)?))
+    plan_at_with_adapters(gguf, budget_bytes, request, &[])
+}
+
+/// [`plan_at`] with LoRA adapters loaded.
+pub fn plan_at_with_adapters(gguf: &GgufFile, budget_bytes: u64, request: PlanRequest, adapters: &[AdapterShape]) -> Result<MemoryPlan> {
+    Ok(MemoryPlan::new(budget_bytes, estimate_with_adapters(gguf, request, adapters)?))
 }
 
 /// The cheapest configuration [`fit_budget`] considers: a 512-token context
@@ -519,6 +546,18 @@ pub fn smallest_request(max_context: Option<u32>, kv_type: Option<KvType>) -> Pl
 /// Weights are loaded the [`WeightLoading::Auto`] way.
 /// Fails with [`Error::InsufficientMemory`] saying what is needed.
 pub fn fit_budget(gguf: &GgufFile, budget_bytes: u64, max_context: Option<u32>, kv_type: Option<KvType>) -> Result<MemoryPlan> {
+    fit_budget_with_adapters(gguf, budget_bytes, max_context, kv_type, &[])
+}
+
+/// [`fit_budget`] with LoRA adapters loaded: their memory comes out of the
+/// budget before the context is chosen.
+pub fn fit_budget_with_adapters(
+    gguf: &GgufFile,
+    budget_bytes: u64,
+    max_context: Option<u32>,
+    kv_type: Option<KvType>,
+    adapters: &[AdapterShape],
+) -> Result<MemoryPlan> {
     let s = shapes(gguf)?;
     let loading = WeightLoading::Auto.resolve(gguf);
     let weights = weights_bytes(gguf, loading);
@@ -533,7 +572,7 @@ pub fn fit_budget(gguf: &GgufFile, budget_bytes: u64, max_context: Option<u32>, 
         for batch in [512u32, 256, 128] {
             let at = |ctx: u32| {
                 let request = PlanRequest { context_length: ctx, kv_type: kv, batch_size: batch, full_swa_cache: false, weights: loading };
-                estimate_with(&s, weights, request)
+                add_adapters(estimate_with(&s, weights, request)?, gguf, adapters)
             };
             if at(MIN_CONTEXT.min(max_ctx))?.predicted_peak_bytes > usable {
                 continue;
@@ -556,7 +595,7 @@ pub fn fit_budget(gguf: &GgufFile, budget_bytes: u64, max_context: Option<u32>, 
         }
     }
     let smallest = PlanRequest { weights: loading, ..smallest_request(Some(max_ctx), kv_types.last().copied()) };
-    let smallest = estimate_with(&s, weights, smallest)?;
+    let smallest = add_adapters(estimate_with(&s, weights, smallest)?, gguf, adapters)?;
     // The smallest budget whose usable part holds the smallest configuration.
     let mut needed_bytes = (smallest.predicted_peak_bytes as f64 / (1.0 - SAFETY_MARGIN)).ceil() as u64;
     // Float rounding can leave it a few bytes short (the peak is at most 1 PiB).
@@ -610,7 +649,7 @@ mod tests {
             metadata.insert(format!("llama.{key}"), GgufValue::UInt(value));
         }
         let tensor = TensorInfo { name: "t".into(), dims: vec![64], ggml_type: GgmlType::from_id(0).unwrap(), offset: 0, size_bytes: 256 };
-        GgufFile { version: 3, metadata, tensors: vec![tensor], data_offset: 0, file_size: 1 << 20 }
+        GgufFile { version: 3, metadata, value_types: BTreeMap::new(), tensors: vec![tensor], data_offset: 0, file_size: 1 << 20 }
     }
 
     /// Found by the `plan` fuzz target: a trained context near u32::MAX made

@@ -106,6 +106,11 @@ pub struct SessionHeader {
     pub template_sha256: String,
     /// The context settings the state was saved under.
     pub context: ContextSettings,
+    /// The LoRA adapters in effect (non-zero scale) when the state was
+    /// computed, sorted; empty without adapters (and in files written before
+    /// adapters existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adapters: Vec<AdapterInEffect>,
     /// The engine build whose state layout the file holds.
     pub engine: String,
     /// Seconds since the Unix epoch when it was saved.
@@ -118,6 +123,16 @@ pub struct SessionHeader {
     pub state_bytes: u64,
     /// SHA-256 (hex) of the tokens and the state, as stored.
     pub payload_sha256: String,
+}
+
+/// A LoRA adapter a saved state was computed with.
+#[derive(Debug, Clone, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterInEffect {
+    /// SHA-256 (hex) of the adapter file.
+    pub sha256: String,
+    /// Its scale.
+    pub scale: f32,
 }
 
 /// The KV cache as saved: the tokens it holds and llama.cpp's state for them.
@@ -272,6 +287,7 @@ mod tests {
             model: ModelIdentity { file_size: 10, header_sha256: "ab".into(), architecture: "qwen2".into(), name: None },
             template_sha256: "cd".into(),
             context: ContextSettings { context_length: 512, kv_type: KvType::F16, full_swa_cache: false },
+            adapters: vec![],
             engine: "test".into(),
             saved_at: 1,
             messages: vec![Message::user("hello")],
