@@ -1,5 +1,6 @@
 """Writes seed inputs for the fuzz targets into DIR/<target>/ (outside the repo).
 
+lora: the LoRA test adapters when cached (scripts/lora_adapters.py), cut to 64 KiB;
 gguf and plan: small valid GGUF files made here (a Llama- and a Gemma-shaped
 header with one tensor) and the first bytes of the real test models when they
 are in the cache; template: the chat templates under core/tests/templates and
@@ -35,7 +36,7 @@ def gguf(arch: str, kvs: dict, tensor_elems: int = 256) -> bytes:
 
 
 def main(out: Path) -> None:
-    for d in ("gguf", "plan", "template", "output", "catalog", "session", "vector_index"):
+    for d in ("gguf", "plan", "template", "output", "catalog", "session", "vector_index", "lora"):
         (out / d).mkdir(parents=True, exist_ok=True)
     llama = {f"llama.{k}": v for k, v in {
         "block_count": 16, "embedding_length": 2048, "attention.head_count": 32,
@@ -51,6 +52,9 @@ def main(out: Path) -> None:
     cache = Path(os.environ.get("POCKETLM_MODEL_DIR") or
                  Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pocketlm" / "models")
     messages = b"\0You are helpful.\0Hi <|im_start|>\0Hello!\0What is 2+2?"
+    # lora: the test adapters when cached, cut to 64 KiB (headers and the first tensors).
+    for adapter in sorted((cache / "lora").glob("*.gguf")) if (cache / "lora").is_dir() else []:
+        (out / "lora" / adapter.stem).write_bytes(adapter.read_bytes()[: 1 << 16])
     for model in sorted(cache.glob("*.gguf")) if cache.is_dir() else []:
         with open(model, "rb") as f:
             head = f.read(1 << 16)

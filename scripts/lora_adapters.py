@@ -16,6 +16,7 @@ Good adapters (all F32, so their effect can be computed exactly):
                                rank, so at scale 1 it equals the two together
   qwen-lora-output.gguf        rank 2, alpha 2, on output.weight (the logits
                                change by exactly B·A·h, h the final hidden state)
+  qwen-lora-tiny.gguf          rank 1 on blk.0.attn_v (4 KB: a fuzzing seed)
 Adapters PocketLM must refuse before llama.cpp sees them:
   qwen-lora-bad-arch.gguf      made for gemma3
   qwen-lora-bad-shape.gguf     attn_q's lora_a is 512 wide, not 896
@@ -37,8 +38,8 @@ from fetch_models import MODELS, cache_dir, fetch  # noqa: E402
 
 BASE = "qwen2.5-0.5b"
 # Bump when the adapters change, so cached ones are written again.
-VERSION = "1"
-GOOD = ["attn", "attn-alpha16", "ffn", "sum", "output"]
+VERSION = "2"
+GOOD = ["attn", "attn-alpha16", "ffn", "sum", "output", "tiny"]
 BAD = ["bad-arch", "bad-shape", "bad-alpha", "bad-embd"]
 
 
@@ -122,6 +123,8 @@ def build(dest: Path) -> Path:
         stacked[name] = (a, b)
     write(out / "qwen-lora-sum.gguf", "qwen2", 12, stacked)
     write(out / "qwen-lora-output.gguf", "qwen2", 2, {"output.weight": pair("output.weight", 2, 0.5)})
+
+    write(out / "qwen-lora-tiny.gguf", "qwen2", 1, {"blk.0.attn_v.weight": pair("blk.0.attn_v.weight", 1, 0.02)})
 
     q = "blk.0.attn_q.weight"
     write(out / "qwen-lora-bad-arch.gguf", "gemma3", 8, {q: attn[q]})

@@ -62,7 +62,7 @@ fn header(u: &mut Unstructured) -> arbitrary::Result<GgufFile> {
             size_bytes: u64::arbitrary(u)?,
         });
     }
-    Ok(GgufFile { version: 3, metadata, tensors, data_offset: 0, file_size: u64::arbitrary(u)? })
+    Ok(GgufFile { version: 3, metadata, value_types: BTreeMap::new(), tensors, data_offset: 0, file_size: u64::arbitrary(u)? })
 }
 
 fn check(file: &GgufFile, u: &mut Unstructured) -> arbitrary::Result<()> {

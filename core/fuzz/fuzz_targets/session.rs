@@ -9,7 +9,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use pocketlm_base::plan::KvType;
 use pocketlm_base::session_file::{
-    parse_session, write_session, ContextSettings, ModelIdentity, SessionHeader, SessionPayload,
+    parse_session, write_session, AdapterInEffect, ContextSettings, ModelIdentity, SessionHeader, SessionPayload,
 };
 use pocketlm_base::template::Message;
 
@@ -18,6 +18,7 @@ fn valid(u: &mut Unstructured) -> arbitrary::Result<Vec<u8>> {
         model: ModelIdentity { file_size: u64::arbitrary(u)?, header_sha256: String::arbitrary(u)?, architecture: "qwen2".into(), name: None },
         template_sha256: String::arbitrary(u)?,
         context: ContextSettings { context_length: u32::arbitrary(u)?, kv_type: KvType::F16, full_swa_cache: bool::arbitrary(u)? },
+        adapters: vec![AdapterInEffect { sha256: String::arbitrary(u)?, scale: f32::arbitrary(u)? }],
         engine: String::arbitrary(u)?,
         saved_at: u64::arbitrary(u)?,
         messages: vec![Message::user(String::arbitrary(u)?), Message::assistant(String::arbitrary(u)?)],
