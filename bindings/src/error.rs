@@ -255,6 +255,9 @@ pub enum FfiError {
     /// A vector index cannot be used: a vector of the wrong width, or a damaged file.
     #[error("{description}")]
     VectorIndex { detail: String, description: String },
+    /// A LoRA adapter does not fit this model, is malformed, or got a scale that is not a number.
+    #[error("{description}")]
+    AdapterMismatch { path: String, reason: String, description: String },
 }
 
 impl From<CoreError> for FfiError {
@@ -319,6 +322,7 @@ impl From<CoreError> for FfiError {
                 description,
             },
             CoreError::VectorIndex { detail } => FfiError::VectorIndex { detail, description },
+            CoreError::AdapterMismatch { path: p, reason } => FfiError::AdapterMismatch { path: path(&p), reason, description },
             CoreError::Session { kind, detail } => {
                 FfiError::Session { kind: kind.into(), transcript_usable: kind.transcript_usable(), detail, description }
             }

@@ -19,7 +19,7 @@
 //!   reader, the memory planner, chat templates, text streaming, confidence
 //!   math, sampling options, the error type; no llama.cpp, no `unsafe`;
 //! - `engine`: every llama.cpp call and every `unsafe` block: [`Model`],
-//!   contexts and the KV cache, the sampler chain, backends and the GPU
+//!   contexts and the KV cache, LoRA adapters ([`LoraAdapter`]), the sampler chain, backends and the GPU
 //!   probe, the CPU guard, the log bridge;
 //! - `chat`: [`Conversation`]: history, overflow, cancellation, metrics;
 //! - `embed`: [`Embedder`]: texts to vectors, for retrieval with [`VectorIndex`];
@@ -30,7 +30,7 @@
 // The pure layer, re-exported so `pocketlm::gguf`, `pocketlm::plan` and
 // `crate::error` keep their paths.
 use pocketlm_base::{arch, cancel, confidence, constraint, error, partial, sampling, stream, template, tool};
-pub use pocketlm_base::{catalog, gguf, plan, probe, session_file, vector_index};
+pub use pocketlm_base::{catalog, gguf, lora, plan, probe, session_file, vector_index};
 
 #[allow(unsafe_code)] // the one layer that may: see engine/mod.rs
 mod engine;
@@ -72,8 +72,8 @@ pub use download::{
 pub use embed::{EmbedOptions, Embedder, Embeddings, DEFAULT_EMBED_TOKENS};
 pub use engine::{
     choose_backend, compiled_gpu_backends, default_threads, describe, inspect_file, live_model_count, peak_rss_bytes, set_llama_log_level,
-    BackendInfo, BackendRequest, CpuInfo, Model, ModelInfo, ModelOptions, Pooling, ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD,
-    FORCE_PROBE_FAILURE_ENV,
+    AdapterInfo, BackendInfo, BackendRequest, CpuInfo, LoraAdapter, Model, ModelInfo, ModelOptions, Pooling, ARM_VARIANT_BASELINE,
+    ARM_VARIANT_DOTPROD, FORCE_PROBE_FAILURE_ENV, MAX_ADAPTER_FILE_BYTES,
 };
 pub use error::{CloudErrorKind, DownloadErrorKind, Error, Result, SessionErrorKind};
 /// Snapshots of JSON still being written (what [`ChatEvent::Snapshot`] carries).

@@ -10,8 +10,8 @@ use crate::cancel::CancelToken;
 use crate::confidence::{is_content, Confidence, ConfidenceOptions, ConfidenceTracker};
 use crate::constraint::{normalise, Constraint, Structured};
 use crate::engine::{
-    call_sampler, constraint_sampler, default_threads, peak_rss_bytes, ConstraintSampler, Model, Prefill, Sampler, Session, SessionParams,
-    Token,
+    call_sampler, constraint_sampler, default_threads, peak_rss_bytes, ConstraintSampler, LoraAdapter, Model, Prefill, Sampler, Session,
+    SessionParams, Token,
 };
 use crate::error::{Error, Result};
 use crate::partial;
@@ -206,7 +206,10 @@ impl Conversation {
         let mut options = self.options.clone();
         options.hidden_states = true;
         let p = self.session.params();
-        self.session = Session::new(&self.session.model().clone(), session_params(&options, p.context_length, p.threads, p.batch_size))?;
+        let adapters = self.session.adapters().to_vec();
+        let mut session = Session::new(&self.session.model().clone(), session_params(&options, p.context_length, p.threads, p.batch_size))?;
+        session.set_adapters(&adapters)?;
+        self.session = session;
         self.options = options;
         Ok(())
     }
@@ -236,6 +239,28 @@ impl Conversation {
         sampling.validate()?;
         self.options.sampling = sampling;
         Ok(())
+    }
+
+    /// Sets the LoRA adapters this conversation's answers use, each with a
+    /// scale (1 applies it as trained, 0 turns it off), replacing those set
+    /// before; an empty list detaches them all. Adapters are loaded once
+    /// with [`crate::LoraAdapter::load`] onto this conversation's model and
+    /// may be shared by any number of conversations; the base model is not
+    /// reloaded.
+    ///
+    /// The history is kept. When the adapters in effect change, the KV cache
+    /// is dropped (it was computed with other weights), so the next answer
+    /// evaluates the whole conversation again. Fails, changing nothing, with
+    /// [`crate::Error::AdapterMismatch`] for an adapter loaded onto another
+    /// model, or [`crate::Error::InvalidOption`] for a scale that is not a
+    /// finite number or an adapter given twice.
+    pub fn set_adapters(&mut self, adapters: &[(LoraAdapter, f32)]) -> Result<()> {
+        self.session.set_adapters(adapters)
+    }
+
+    /// The LoRA adapters set on this conversation, with their scales.
+    pub fn adapters(&self) -> &[(LoraAdapter, f32)] {
+        self.session.adapters()
     }
 
     /// Forgets every message but the system prompt. The cached system prompt

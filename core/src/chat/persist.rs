@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use super::conversation::Conversation;
 use crate::engine::STATE_LAYOUT;
 use crate::error::{Error, Result, SessionErrorKind};
-use crate::session_file::{read_session_header, read_session_payload, write_session, ContextSettings, SessionHeader, SessionPayload};
+use crate::session_file::{
+    read_session_header, read_session_payload, write_session, AdapterInEffect, ContextSettings, SessionHeader, SessionPayload,
+};
 use crate::template::Message;
 
 /// What [`Conversation::save`] wrote.
@@ -89,6 +91,18 @@ impl Conversation {
         }
     }
 
+    /// The adapters the KV cache was computed with, as a session file records them.
+    fn adapters_in_effect(&self) -> Vec<AdapterInEffect> {
+        let mut list: Vec<AdapterInEffect> = self
+            .adapters()
+            .iter()
+            .filter(|(_, scale)| *scale != 0.0)
+            .map(|(a, scale)| AdapterInEffect { sha256: a.info().sha256.clone(), scale: *scale })
+            .collect();
+        list.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        list
+    }
+
     /// Saves the transcript and the KV cache to `path`, replacing it
     /// atomically: the file is written beside it, flushed to the disk, then
     /// renamed, so a kill mid-save leaves the previous file intact.
@@ -101,6 +115,7 @@ impl Conversation {
             model: self.model().identity().clone(),
             template_sha256: self.model().template_digest(),
             context: self.context_settings(),
+            adapters: self.adapters_in_effect(),
             engine: STATE_LAYOUT.to_string(),
             saved_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             messages: self.messages.clone(),
@@ -208,6 +223,23 @@ impl Conversation {
             return Err(session_error(
                 SessionErrorKind::SettingsMismatch,
                 format!("saved with {:?}, this conversation has {:?}", header.context, here),
+            ));
+        }
+        let adapters = self.adapters_in_effect();
+        if header.adapters != adapters {
+            let names = |list: &[AdapterInEffect]| {
+                if list.is_empty() {
+                    "no adapters".to_string()
+                } else {
+                    list.iter()
+                        .map(|a| format!("{}… at {}", a.sha256.chars().take(12).collect::<String>(), a.scale))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            };
+            return Err(session_error(
+                SessionErrorKind::SettingsMismatch,
+                format!("saved with {}, this conversation has {}; set the same adapters first", names(&header.adapters), names(&adapters)),
             ));
         }
         if header.engine != STATE_LAYOUT {

@@ -4,6 +4,7 @@
 //!
 //! - [`model`]: validating and loading a GGUF model, tokenizing, rendering prompts;
 //! - [`session`]: one context and its KV cache (prefix reuse, abortable prefill);
+//! - [`adapter`]: LoRA adapters loaded onto a model (checked first, set per session);
 //! - [`embedding`]: a context with embeddings on (pooled vectors, batches of texts);
 //! - [`sampler`]: the llama.cpp sampler chain for [`crate::SamplingParams`];
 //! - [`constraint`]: constrained decoding (llguidance, llama.cpp GBNF) and choice scoring;
@@ -13,6 +14,7 @@
 //! - [`logging`]: llama.cpp's log lines into the `log` facade;
 //! - [`threads`], [`rss`]: platform facts (performance cores, peak memory).
 
+pub(crate) mod adapter;
 pub(crate) mod backend;
 pub(crate) mod constraint;
 pub(crate) mod cpp_guard;
@@ -26,6 +28,7 @@ pub(crate) mod selftest;
 pub(crate) mod session;
 pub(crate) mod threads;
 
+pub use adapter::{AdapterInfo, LoraAdapter, MAX_ADAPTER_FILE_BYTES};
 pub use backend::{choose_backend, compiled_gpu_backends, BackendInfo, BackendRequest, FORCE_PROBE_FAILURE_ENV};
 pub(crate) use constraint::{call_sampler, sampler as constraint_sampler};
 pub use cpu::{CpuInfo, ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD};

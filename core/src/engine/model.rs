@@ -191,13 +191,41 @@ impl LoadProgress {
     }
 }
 
-/// Serialises context creation: llama.cpp may mutate the model while creating
-/// a context, so two contexts must not be created at once.
-static CONTEXT_CREATION: Mutex<()> = Mutex::new(());
+/// Serialises what mutates a loaded model: llama.cpp may change the model
+/// while creating a context, and loading or freeing a LoRA adapter edits the
+/// model's list of adapters, so no two of these may run at once.
+static MODEL_MUTATION: Mutex<()> = Mutex::new(());
+
+/// Holds [`MODEL_MUTATION`] (a panic elsewhere does not poison it for good).
+pub(super) fn model_mutation_lock() -> std::sync::MutexGuard<'static, ()> {
+    MODEL_MUTATION.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+// llama-cpp-2 (pinned at =0.1.160) keeps `LlamaModel`'s raw pointer
+// crate-private, and its LoRA wrapper needs `&mut LlamaModel` (PocketLM
+// shares the model in an `Arc`) and sets one adapter at a time. In that
+// release `LlamaModel` is a struct with exactly one field, a non-null
+// `llama_model` pointer: a struct whose size equals that field's spans it
+// whole, so a pointer to the wrapper is a pointer to it (see also the
+// context-params argument in session.rs). The build fails if an upgrade
+// changes the size.
+const _: () = {
+    assert!(std::mem::size_of::<LlamaModel>() == std::mem::size_of::<*mut llama_cpp_sys_2::llama_model>());
+    assert!(std::mem::align_of::<LlamaModel>() == std::mem::align_of::<*mut llama_cpp_sys_2::llama_model>());
+};
 
 impl Model {
+    /// llama.cpp's handle of this model, for the calls llama-cpp-2 does not
+    /// wrap (LoRA adapters). Valid while this `Model` (any clone) lives.
+    pub(crate) fn raw(&self) -> *mut llama_cpp_sys_2::llama_model {
+        let wrapper: *const LlamaModel = &self.inner.llama;
+        // SAFETY: see the layout argument above: the wrapper's only field is
+        // the (non-null) pointer, at offset 0.
+        unsafe { *wrapper.cast::<*mut llama_cpp_sys_2::llama_model>() }
+    }
+
     /// A llama.cpp context on this model with `params` (`context_length`
-    /// names it in the error), created one at a time (see [`CONTEXT_CREATION`]).
+    /// names it in the error), created one at a time (see [`MODEL_MUTATION`]).
     ///
     /// # Safety
     /// The context borrows the model's weights; the `'static` lifetime is the
@@ -209,7 +237,7 @@ impl Model {
         context_length: u32,
     ) -> Result<llama_cpp_2::context::LlamaContext<'static>> {
         let ctx = {
-            let _guard = CONTEXT_CREATION.lock().unwrap_or_else(|p| p.into_inner());
+            let _guard = model_mutation_lock();
             self.inner
                 .llama
                 .new_context(backend()?, params)

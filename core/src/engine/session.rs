@@ -18,6 +18,7 @@ use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::DecodeError;
 use llama_cpp_sys_2::llama_context_params;
 
+use super::adapter::LoraAdapter;
 use super::model::Model;
 use super::sampler::Sampler;
 use crate::cancel::CancelToken;
@@ -211,6 +212,9 @@ pub(crate) struct Session {
     /// Written by llama.cpp's eval callback when hidden states are kept
     /// (same lifetime rules as `abort`).
     tap: Box<StateTap>,
+    /// The LoRA adapters set on the context, with their scales. Declared
+    /// after `ctx`, which points at them, so they outlive it.
+    adapters: Vec<(LoraAdapter, f32)>,
 }
 
 // SAFETY: a llama.cpp context may move between threads as long as only one
@@ -242,7 +246,17 @@ impl Session {
         } else {
             0
         };
-        Ok(Session { ctx, model: model.clone(), cached: Vec::new(), logits_index: -1, params, swa_window, abort, tap })
+        Ok(Session {
+            ctx,
+            model: model.clone(),
+            cached: Vec::new(),
+            logits_index: -1,
+            params,
+            swa_window,
+            abort,
+            tap,
+            adapters: Vec::new(),
+        })
     }
 
     pub fn model(&self) -> &Model {
@@ -269,6 +283,62 @@ impl Session {
         self.ctx.clear_kv_cache();
         self.cached.clear();
         self.logits_index = -1;
+    }
+
+    /// The LoRA adapters set on this session, with their scales.
+    pub fn adapters(&self) -> &[(LoraAdapter, f32)] {
+        &self.adapters
+    }
+
+    /// Sets the LoRA adapters applied from the next evaluation on, replacing
+    /// those set before (an empty list detaches them all). Each must be
+    /// loaded onto this session's model, at most once, with a finite scale.
+    ///
+    /// llama.cpp does not touch the KV cache when adapters change, yet what
+    /// it holds was computed with the old weights: so when the adapters that
+    /// count (a scale of 0 changes nothing) differ, the cache is dropped and
+    /// the next prompt is evaluated in full.
+    pub fn set_adapters(&mut self, adapters: &[(LoraAdapter, f32)]) -> Result<()> {
+        for (i, (adapter, scale)) in adapters.iter().enumerate() {
+            if !adapter.belongs_to(&self.model) {
+                return Err(Error::AdapterMismatch {
+                    path: adapter.info().path.clone(),
+                    reason: "it was loaded onto another model; load it onto this conversation's model".into(),
+                });
+            }
+            if !scale.is_finite() {
+                return Err(Error::InvalidOption {
+                    name: "adapter scale",
+                    value: scale.to_string(),
+                    expected: "a finite number (1 applies the adapter as trained, 0 turns it off)".into(),
+                });
+            }
+            if adapters[..i].iter().any(|(other, _)| other == adapter) {
+                return Err(Error::InvalidOption {
+                    name: "adapters",
+                    value: adapter.info().path.display().to_string(),
+                    expected: "each adapter once (give it one scale)".into(),
+                });
+            }
+        }
+        if active(adapters) != active(&self.adapters) {
+            let ctx = raw_context(&self.ctx, &self.model)?;
+            let mut pointers: Vec<_> = adapters.iter().map(|(a, _)| a.raw()).collect();
+            let mut scales: Vec<f32> = adapters.iter().map(|&(_, s)| s).collect();
+            let (p, s) = if adapters.is_empty() {
+                (std::ptr::null_mut(), std::ptr::null_mut())
+            } else {
+                (pointers.as_mut_ptr(), scales.as_mut_ptr())
+            };
+            // SAFETY: `ctx` is this session's live context; the pointers are
+            // adapters loaded onto its model, kept alive by `self.adapters`
+            // for as long as the context may read them; llama.cpp copies the
+            // list and the scales.
+            unsafe { llama_cpp_sys_2::llama_set_adapters_lora(ctx, p, adapters.len(), s) };
+            self.clear();
+        }
+        self.adapters = adapters.to_vec();
+        Ok(())
     }
 
     /// Brings the KV cache to `tokens`: keeps the longest common prefix with
@@ -546,6 +616,43 @@ impl Session {
         let pos_min = self.ctx.kv_cache_seq_pos_min(0);
         pos_min <= 0 || (pos_min as usize) <= keep.saturating_sub(self.swa_window as usize)
     }
+}
+
+/// The adapters that change the weights (a scale of 0 changes nothing), as
+/// llama.cpp compares them: a set of (adapter, scale).
+fn active(adapters: &[(LoraAdapter, f32)]) -> Vec<(usize, u32)> {
+    let mut set: Vec<_> = adapters.iter().filter(|(_, s)| *s != 0.0).map(|(a, s)| (a.raw() as usize, s.to_bits())).collect();
+    set.sort_unstable();
+    set
+}
+
+/// llama.cpp's handle of `ctx`. llama-cpp-2 (pinned at =0.1.160) keeps it
+/// crate-private, and `LlamaContext` has more than one field, so it is read
+/// from the one place the crate shows it: its `Debug` output,
+/// `LlamaContext { context: 0x… }`. It is checked against the model it must
+/// belong to before use, and a unit test keeps the format honest.
+fn raw_context(ctx: &LlamaContext<'_>, model: &Model) -> Result<*mut llama_cpp_sys_2::llama_context> {
+    let shown = format!("{ctx:?}");
+    let pointer = shown
+        .split("context: 0x")
+        .nth(1)
+        .and_then(|rest| usize::from_str_radix(rest.trim_end_matches([' ', '}']), 16).ok())
+        .filter(|&p| p != 0)
+        .ok_or_else(|| {
+            Error::Inference(format!("cannot find llama.cpp's context handle in {shown:?}; this llama-cpp-2 is not the pinned one"))
+        })?;
+    let raw = pointer as *mut llama_cpp_sys_2::llama_context;
+    // SAFETY: `raw` is the context `ctx` wraps (the field shown above).
+    if unsafe { llama_cpp_sys_2::llama_get_model(raw) }.cast_mut() != model.raw() {
+        return Err(Error::Inference("llama.cpp's context handle does not belong to this model".into()));
+    }
+    Ok(raw)
+}
+
+/// [`raw_context`] of a session, for the adapter tests.
+#[cfg(test)]
+pub(crate) fn raw_context_for_tests(session: &Session) -> Result<*mut llama_cpp_sys_2::llama_context> {
+    raw_context(&session.ctx, &session.model)
 }
 
 /// `ln softmax(logits)[token]`, in f64 (minus infinity for a token out of range).
