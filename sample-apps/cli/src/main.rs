@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use pocketlm::plan::{fit_budget, plan_at, smallest_request, WeightLoading};
+use pocketlm::plan::{fit_budget_with_adapters, plan_at_with_adapters, smallest_request, WeightLoading};
 use pocketlm::{
-    BackendRequest, BenchOptions, Constraint, Conversation, ConversationOptions, Error, KvType, MemoryPlan, Model, ModelOptions,
-    OverflowPolicy, PlanRequest, RouteOptions, RoutePolicy, RoutedChat, SamplingParams, Tool, ToolChoice, TurnBenchOptions,
+    BackendRequest, BenchOptions, Constraint, Conversation, ConversationOptions, Error, KvType, LoraAdapter, MemoryPlan, Model,
+    ModelOptions, OverflowPolicy, PlanRequest, RouteOptions, RoutePolicy, RoutedChat, SamplingParams, Tool, ToolChoice, TurnBenchOptions,
 };
 
 /// Run a small language model on this machine, offline.
@@ -119,6 +119,9 @@ enum Command {
         /// KV cache type: f16, q8_0 or q4_0 (default: f16, quantised only if needed).
         #[arg(long)]
         kv_type: Option<KvType>,
+        /// LoRA adapter to count too, as FILE or FILE@SCALE (repeatable).
+        #[arg(long = "lora", value_name = "FILE[@SCALE]", value_parser = parse_lora)]
+        lora: Vec<LoraArg>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -252,7 +255,7 @@ enum Command {
         #[arg(long)]
         threads: Option<u32>,
     },
-    /// Download a known test model into the cache (qwen2.5-0.5b, gemma3-270m, all-minilm-l6-v2 or all).
+    /// Download a known test model into the cache (qwen2.5-0.5b, gemma3-270m, all-minilm-l6-v2, qwen2.5-0.5b-lora or all).
     Fetch {
         /// Which model.
         #[arg(default_value = "qwen2.5-0.5b")]
@@ -404,6 +407,10 @@ struct RunArgs {
     /// fits, or fail before loading. --ctx then caps the context.
     #[arg(long, value_parser = parse_size)]
     budget: Option<u64>,
+    /// LoRA adapter to apply, as FILE or FILE@SCALE (scale 1 by default;
+    /// repeatable, for several at once). It must be made for this model.
+    #[arg(long = "lora", value_name = "FILE[@SCALE]", value_parser = parse_lora)]
+    lora: Vec<LoraArg>,
     /// Print JSON: one object for generate, one per line per answer for chat.
     #[arg(long)]
     json: bool,
@@ -553,16 +560,54 @@ impl RunArgs {
     fn open_local(&self, mut options: ConversationOptions) -> Result<Conversation, Error> {
         let path = models::resolve(self.model.clone())?;
         if let Some(budget) = self.budget {
-            // Plan from the header alone, before any large allocation.
-            let plan = pocketlm::plan::fit_budget(&pocketlm::inspect_file(&path)?, budget, self.ctx, self.kv_type)?;
+            // Plan from the headers alone, before any large allocation.
+            let gguf = pocketlm::inspect_file(&path)?;
+            let adapters = adapter_shapes(&gguf, &self.lora)?;
+            let plan = pocketlm::plan::fit_budget_with_adapters(&gguf, budget, self.ctx, self.kv_type, &adapters)?;
             log::info!("budget plan: ctx {} kv {} batch {}", plan.ctx, plan.kv_type.as_str(), plan.batch_size);
             options.context_length = Some(plan.ctx);
             options.kv_type = plan.kv_type;
             options.batch_size = plan.batch_size;
         }
         let model = Model::load(path, &self.backend.model_options(self.weights))?;
-        Conversation::new(&model, options)
+        let mut chat = Conversation::new(&model, options)?;
+        let adapters = self.lora.iter().map(|a| Ok((LoraAdapter::load(&model, &a.path)?, a.scale))).collect::<Result<Vec<_>, Error>>()?;
+        chat.set_adapters(&adapters)?;
+        Ok(chat)
     }
+}
+
+/// A `--lora FILE[@SCALE]` argument.
+#[derive(Debug, Clone)]
+struct LoraArg {
+    path: PathBuf,
+    scale: f32,
+}
+
+fn parse_lora(text: &str) -> Result<LoraArg, String> {
+    match text.rsplit_once('@') {
+        Some((path, scale)) if !path.is_empty() => {
+            let scale: f32 = scale.parse().map_err(|_| format!("'{scale}' is not a scale (try FILE@0.5)"))?;
+            if !scale.is_finite() {
+                return Err(format!("the scale {scale} is not a finite number"));
+            }
+            Ok(LoraArg { path: path.into(), scale })
+        }
+        _ => Ok(LoraArg { path: text.into(), scale: 1.0 }),
+    }
+}
+
+/// The adapters' shapes, each checked against the model in `gguf` from the
+/// headers alone (for the memory plan, before anything is loaded).
+fn adapter_shapes(gguf: &pocketlm::gguf::GgufFile, lora: &[LoraArg]) -> Result<Vec<pocketlm::lora::AdapterShape>, Error> {
+    lora.iter()
+        .map(|a| {
+            let adapter = pocketlm::gguf::GgufFile::read(&a.path)
+                .map_err(|e| Error::from_io(a.path.clone(), &e))?
+                .map_err(|e| Error::from_gguf(a.path.clone(), e))?;
+            pocketlm::lora::check_adapter(&adapter, gguf).map_err(|reason| Error::AdapterMismatch { path: a.path.clone(), reason })
+        })
+        .collect()
 }
 
 fn main() -> ExitCode {
@@ -624,10 +669,11 @@ fn run(command: Command) -> Result<(), Error> {
             let tools = run.tools.read()?;
             chat::run(run.open()?, constraint, tools, json, session.as_deref())
         }
-        Command::Plan { model, budget, ctx, kv_type, json } => {
+        Command::Plan { model, budget, ctx, kv_type, lora, json } => {
             let path = models::resolve(model)?;
             let gguf = pocketlm::inspect_file(&path)?;
-            output::print_plan(&plan(&gguf, budget, ctx, kv_type)?, json);
+            let adapters = adapter_shapes(&gguf, &lora)?;
+            output::print_plan(&plan(&gguf, budget, ctx, kv_type, &adapters)?, json);
             Ok(())
         }
         Command::Bench {
@@ -798,7 +844,13 @@ fn run(command: Command) -> Result<(), Error> {
 
 /// `plan`: a fixed context is costed as given; otherwise the largest that fits
 /// is chosen, and when nothing fits the cheapest configuration is shown with `fits: false`.
-fn plan(gguf: &pocketlm::gguf::GgufFile, budget: u64, ctx: Option<u32>, kv_type: Option<KvType>) -> Result<MemoryPlan, Error> {
+fn plan(
+    gguf: &pocketlm::gguf::GgufFile,
+    budget: u64,
+    ctx: Option<u32>,
+    kv_type: Option<KvType>,
+    adapters: &[pocketlm::lora::AdapterShape],
+) -> Result<MemoryPlan, Error> {
     match ctx {
         Some(ctx) => {
             let request = PlanRequest {
@@ -808,10 +860,10 @@ fn plan(gguf: &pocketlm::gguf::GgufFile, budget: u64, ctx: Option<u32>, kv_type:
                 full_swa_cache: false,
                 weights: WeightLoading::Auto,
             };
-            plan_at(gguf, budget, request)
+            plan_at_with_adapters(gguf, budget, request, adapters)
         }
-        None => match fit_budget(gguf, budget, None, kv_type) {
-            Err(Error::InsufficientMemory { .. }) => plan_at(gguf, budget, smallest_request(None, kv_type)),
+        None => match fit_budget_with_adapters(gguf, budget, None, kv_type, adapters) {
+            Err(Error::InsufficientMemory { .. }) => plan_at_with_adapters(gguf, budget, smallest_request(None, kv_type), adapters),
             other => other,
         },
     }

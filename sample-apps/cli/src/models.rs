@@ -6,10 +6,12 @@ use std::process::{Command, Stdio};
 use pocketlm::Error;
 
 /// The fetch scripts, embedded so an installed binary can fetch models too
-/// (the second converts the embedding model; the first imports it).
-const FETCH_SCRIPTS: [(&str, &str); 2] = [
+/// (the second converts the embedding model and the third writes the LoRA
+/// test adapters; the first imports them).
+const FETCH_SCRIPTS: [(&str, &str); 3] = [
     ("fetch_models.py", include_str!("../../../scripts/fetch_models.py")),
     ("embedding_model.py", include_str!("../../../scripts/embedding_model.py")),
+    ("lora_adapters.py", include_str!("../../../scripts/lora_adapters.py")),
 ];
 
 /// Name (for the fetch script) and file of the default demo model.

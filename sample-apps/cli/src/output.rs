@@ -210,8 +210,9 @@ pub fn print_plan(p: &MemoryPlan, json: bool) {
     let e = &p.estimate;
     println!("budget {:.0} MiB: {}", p.budget_bytes as f64 / MIB, if p.fits { "fits" } else { "does NOT fit" });
     println!("ctx {}, kv {}, batch {}, weights {}", p.ctx, p.kv_type.as_str(), p.batch_size, p.weights.as_str());
+    let adapters = if e.adapter_bytes > 0 { format!(" + adapters {:.1}", e.adapter_bytes as f64 / MIB) } else { String::new() };
     println!(
-        "predicted peak {:.0} MiB = weights {:.0} + KV {:.0} + compute {:.0} + overhead {:.0}",
+        "predicted peak {:.0} MiB = weights {:.0} + KV {:.0} + compute {:.0} + overhead {:.0}{adapters}",
         p.predicted_peak_bytes as f64 / MIB,
         e.weights_bytes as f64 / MIB,
         e.kv_bytes as f64 / MIB,
