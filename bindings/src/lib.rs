@@ -8,6 +8,7 @@
 //!
 //! - [`model`]: loading (`PocketModel`), model configuration and description, memory planning;
 //! - [`chat`]: conversations (`PocketConversation`), sampling, messages, replies and metrics;
+//! - [`adapter`]: LoRA adapters (`PocketAdapter`) set on conversations with a scale;
 //! - [`routing`]: hybrid routing to a cloud model (cargo feature `cloud`, on by default);
 //! - [`embed`]: embeddings (`PocketEmbedder`) and the vector index (`PocketVectorIndex`);
 //! - [`catalog`]: the model catalog and which models fit a device (`PocketCatalog`);
@@ -19,6 +20,7 @@
 //! `live` (what reads return while a request runs), `convert` (signed
 //! integers at the boundary).
 
+pub mod adapter;
 pub mod catalog;
 pub mod chat;
 mod convert;
@@ -33,6 +35,7 @@ pub mod model;
 pub mod routing;
 mod task;
 
+pub use adapter::{plan_memory_with_adapters, AdapterInfo, AdapterSetting, PocketAdapter};
 pub use catalog::{CatalogEntry, CatalogFile, ModelShape, PocketCatalog, Recommendation};
 pub use chat::{
     read_session_summary, ChatMessage, ConversationConfig, Metrics, PocketConversation, Reply, ReplyListener, RestoredSession, Role,

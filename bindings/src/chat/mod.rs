@@ -24,6 +24,7 @@ pub use reply::{Metrics, Reply, StopReason};
 pub use session::{read_session_summary, RestoredSession, SavedSession, SessionSummary};
 pub use structured::{OutputConstraint, RequestOptions, StructuredValue, ToolCall, ToolChoice, ToolResult, ToolSpec};
 
+use crate::adapter::AdapterSetting;
 use crate::convert::saturating_i32;
 use crate::error::FfiError;
 use crate::live::LiveHistory;
@@ -234,6 +235,18 @@ impl PocketConversation {
     /// running answer.
     pub fn truncate(&self, len: u32) {
         self.with_engine(|c| c.truncate(len as usize));
+    }
+
+    /// Sets the LoRA adapters the next answers use, each with its scale,
+    /// replacing those set before (an empty list detaches them all). The
+    /// history is kept; when the adapters in effect change, the next answer
+    /// re-reads it. Fails, changing nothing, for an adapter loaded onto
+    /// another model (`AdapterMismatch`), a scale that is not a finite
+    /// number or an adapter given twice (`InvalidOption`). Waits for a
+    /// running answer.
+    pub fn set_adapters(&self, adapters: Vec<AdapterSetting>) -> Result<(), FfiError> {
+        let adapters: Vec<_> = adapters.iter().map(|a| (a.adapter.adapter.clone(), a.scale)).collect();
+        Ok(self.with_engine(|c| c.set_adapters(&adapters))?)
     }
 
     /// Changes sampling for the next answers. Waits for a running answer.

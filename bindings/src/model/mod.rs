@@ -161,7 +161,6 @@ impl PocketModel {
     }
 
     /// The core model.
-    #[cfg(feature = "cloud")]
     pub(crate) fn core(&self) -> &pocketlm::Model {
         &self.model
     }

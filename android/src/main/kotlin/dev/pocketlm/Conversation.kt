@@ -1,5 +1,6 @@
 package dev.pocketlm
 
+import dev.pocketlm.ffi.AdapterSetting
 import dev.pocketlm.ffi.ChatMessage
 import dev.pocketlm.ffi.PocketConversation
 import dev.pocketlm.ffi.FfiException
@@ -115,6 +116,17 @@ class Conversation internal constructor(private val inner: PocketConversation) :
 
     /** Forgets everything but the system prompt (waits for a running answer). */
     suspend fun reset() = withContext(Dispatchers.IO) { inner.reset() }
+
+    /**
+     * Sets the LoRA adapters the next answers use, each with its scale (1: as trained, 0: off),
+     * replacing those set before; an empty map detaches them all. The history is kept; when the
+     * adapters in effect change, the next answer re-reads it. Waits for a running answer.
+     * @throws LanguageModelException.AdapterMismatch for an adapter loaded onto another model, and
+     *   [LanguageModelException.InvalidOption] for a scale that is not a finite number.
+     */
+    suspend fun setAdapters(adapters: Map<LoraAdapter, Float>) = withContext(Dispatchers.IO) {
+        ffiCall { inner.setAdapters(adapters.map { (adapter, scale) -> AdapterSetting(adapter.adapter, scale) }) }
+    }
 
     /** Changes sampling for the next answers. */
     suspend fun setSampling(sampling: SamplingConfig) = withContext(Dispatchers.IO) { ffiCall { inner.setSampling(sampling) } }

@@ -10,8 +10,10 @@ import dev.pocketlm.ffi.LoadProgressListener
 import dev.pocketlm.ffi.MemoryPlan
 import dev.pocketlm.ffi.ModelConfig
 import dev.pocketlm.ffi.ModelInfo
+import dev.pocketlm.ffi.PocketAdapter
 import dev.pocketlm.ffi.PocketModel
 import dev.pocketlm.ffi.liveModelCount
+import dev.pocketlm.ffi.planMemoryWithAdapters
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.asExecutor
 import kotlinx.coroutines.suspendCancellableCoroutine
@@ -52,6 +54,15 @@ class LanguageModel private constructor(private val model: PocketModel) : AutoCl
     ): RoutedChat = withContext(Dispatchers.IO) {
         RoutedChat(ffiCall { RoutedConversation.over(model, config, router, RoutedChat.redactor(redact)) })
     }
+
+    /**
+     * Loads the GGUF LoRA adapter at [path] onto this model, off the main thread; the base
+     * weights are shared, not reloaded. Set it on conversations with [Conversation.setAdapters].
+     * @throws LanguageModelException.AdapterMismatch for an adapter made for another base model
+     *   (architecture, shapes) or malformed, and the model-file errors of [load] for a bad file.
+     */
+    suspend fun loadAdapter(path: String): LoraAdapter =
+        withContext(Dispatchers.IO) { LoraAdapter(ffiCall { PocketAdapter.load(model, path) }) }
 
     /** Frees the model once no conversation uses it any more. */
     override fun close() = model.close()
@@ -108,6 +119,14 @@ class LanguageModel private constructor(private val model: PocketModel) : AutoCl
          */
         suspend fun planMemory(path: String, budgetBytes: Long): MemoryPlan =
             withContext(Dispatchers.IO) { ffiCall { dev.pocketlm.ffi.planMemory(path, budgetBytes) } }
+
+        /**
+         * [planMemory] with the LoRA adapters at [adapterPaths] loaded too: their memory comes
+         * out of the budget first.
+         * @throws LanguageModelException.AdapterMismatch for an adapter that does not fit the model.
+         */
+        suspend fun planMemory(path: String, budgetBytes: Long, adapterPaths: List<String>): MemoryPlan =
+            withContext(Dispatchers.IO) { ffiCall { planMemoryWithAdapters(path, budgetBytes, adapterPaths) } }
 
         /** Models whose weights are still in memory in this process. */
         val liveModels: Long get() = liveModelCount()

@@ -105,6 +105,12 @@ sealed class LanguageModelException(message: String) : Exception(message) {
     /** A vector index cannot be used (a vector of the wrong width, or a damaged file); [detail] says which. */
     class VectorIndex(val detail: String, message: String) : LanguageModelException(message)
 
+    /**
+     * The LoRA adapter at [path] does not fit this model (made for another architecture or
+     * shapes), is malformed, or was loaded onto another model; [reason] says which and what to do.
+     */
+    class AdapterMismatch(val path: String, val reason: String, message: String) : LanguageModelException(message)
+
     /** Loading [path] was cancelled (`LanguageModel.load` turns it into a `CancellationException`). */
     class LoadCancelled(val path: String, message: String) : LanguageModelException(message)
 
@@ -147,6 +153,7 @@ internal fun FfiException.toPublic(): LanguageModelException = when (this) {
     is FfiException.CannotEmbed -> LanguageModelException.CannotEmbed(path, reason, description)
     is FfiException.EmbeddingInputTooLong -> LanguageModelException.EmbeddingInputTooLong(index, tokens, limit, description)
     is FfiException.VectorIndex -> LanguageModelException.VectorIndex(detail, description)
+    is FfiException.AdapterMismatch -> LanguageModelException.AdapterMismatch(path, reason, description)
 }.also { it.initCause(this) }
 
 /** Runs an FFI call, rethrowing its error as the public [LanguageModelException]. */
