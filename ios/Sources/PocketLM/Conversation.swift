@@ -102,6 +102,19 @@ public final class Conversation: Sendable {
         await Blocking.run { inner.reset() }
     }
 
+    /// Sets the LoRA adapters the next answers use, each with its scale (1: as trained, 0: off),
+    /// replacing those set before; an empty dictionary detaches them all. The history is kept;
+    /// when the adapters in effect change, the next answer re-reads it. Waits for a running
+    /// answer, on PocketLM's own thread.
+    /// - Throws: ``LanguageModelError/adapterMismatch(path:reason:message:)`` for an adapter loaded
+    ///   onto another model, ``LanguageModelError/invalidOption(name:value:expected:message:)`` for
+    ///   a scale that is not a finite number.
+    public func setAdapters(_ adapters: [LoraAdapter: Float]) async throws {
+        let inner = self.inner
+        let settings = adapters.map { AdapterSetting(adapter: $0.key.adapter, scale: $0.value) }
+        try await Blocking.run { try inner.setAdapters(adapters: settings) }
+    }
+
     /// Changes sampling for the next answers (waits for a running answer,
     /// on PocketLM's own thread).
     public func setSampling(_ sampling: SamplingConfig) async throws {

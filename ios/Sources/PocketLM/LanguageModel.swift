@@ -57,6 +57,26 @@ public final class LanguageModel: Sendable {
         try await Blocking.run { try PocketLMFFI.planMemory(path: path, budgetBytes: budgetBytes) }
     }
 
+    /// ``planMemory(path:budgetBytes:)`` with the LoRA adapters at `adapterPaths` loaded too:
+    /// their memory comes out of the budget first.
+    /// - Throws: ``LanguageModelError/adapterMismatch(path:reason:message:)`` for an adapter that
+    ///   does not fit the model.
+    public static func planMemory(path: String, budgetBytes: Int64, adapterPaths: [String]) async throws -> MemoryPlan {
+        try await Blocking.run {
+            try PocketLMFFI.planMemoryWithAdapters(path: path, budgetBytes: budgetBytes, adapterPaths: adapterPaths)
+        }
+    }
+
+    /// Loads the GGUF LoRA adapter at `path` onto this model, on PocketLM's own thread; the base
+    /// weights are shared, not reloaded. Set it on conversations with ``Conversation/setAdapters(_:)``.
+    /// - Throws: ``LanguageModelError/adapterMismatch(path:reason:message:)`` for an adapter made
+    ///   for another base model (architecture, shapes) or malformed, and the model-file errors of
+    ///   ``load(path:config:progress:)`` for a bad file.
+    public func loadAdapter(path: String) async throws -> LoraAdapter {
+        let model = self.model
+        return try await Blocking.run { LoraAdapter(try PocketAdapter.load(model: model, path: path)) }
+    }
+
     /// Starts a conversation with its own context and KV cache.
     public func conversation(_ config: ConversationConfig = ConversationConfig()) async throws -> Conversation {
         let model = self.model

@@ -64,6 +64,9 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
     case embeddingInputTooLong(index: Int32, tokens: Int32, limit: Int32, message: String)
     /// A vector index cannot be used (a vector of the wrong width, or a damaged file).
     case vectorIndex(detail: String, message: String)
+    /// The LoRA adapter at `path` does not fit this model (made for another architecture or
+    /// shapes), is malformed, or was loaded onto another model; `reason` says which and what to do.
+    case adapterMismatch(path: String, reason: String, message: String)
     /// Loading was cancelled (`LanguageModel.load` throws `CancellationError` instead).
     case loadCancelled(path: String, message: String)
     /// A saved conversation could not be saved or restored; when `transcriptUsable`,
@@ -102,6 +105,7 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
         case .cannotEmbed(_, _, let message): return message
         case .embeddingInputTooLong(_, _, _, let message): return message
         case .vectorIndex(_, let message): return message
+        case .adapterMismatch(_, _, let message): return message
         }
     }
 
@@ -172,6 +176,8 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
             self = .embeddingInputTooLong(index: index, tokens: tokens, limit: limit, message: description)
         case .VectorIndex(let detail, let description):
             self = .vectorIndex(detail: detail, message: description)
+        case .AdapterMismatch(let path, let reason, let description):
+            self = .adapterMismatch(path: path, reason: reason, message: description)
         }
     }
 
