@@ -27,7 +27,9 @@ Adapters PocketLM must refuse before llama.cpp sees them:
 
 They go to <model cache>/lora/; runs with everything in place do nothing.
 fetch_models.py calls it for qwen2.5-0.5b-lora (part of `all`).
-Usage: lora_adapters.py [--dir DIR]
+Usage: lora_adapters.py [--dir DIR] [--bench-rank N ...]
+(--bench-rank writes a realistic adapter, rank N on every linear layer in F16,
+for scripts/bench-adapters.sh.)
 """
 import argparse
 import sys
@@ -141,11 +143,55 @@ def build(dest: Path) -> Path:
     return out
 
 
+# Every matrix a PEFT LoRA with target_modules="all-linear" adapts.
+ALL_LINEAR = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+
+
+def build_bench(dest: Path, rank: int) -> Path:
+    """A realistic adapter for benchmarks (not tests): rank `rank` on every
+    linear layer, F16 (what convert_lora_to_gguf.py writes by default)."""
+    path = dest / "lora" / f"qwen-lora-bench-r{rank}.gguf"
+    if path.exists():
+        return path
+    base_path = fetch(BASE, dest)
+    ensure_python_packages()
+    import gguf
+    import numpy as np
+
+    reader = gguf.GGUFReader(str(base_path))
+    shapes = {t.name: (int(t.shape[0]), int(t.shape[1])) for t in reader.tensors if len(t.shape) == 2}
+    rng = np.random.default_rng(rank)
+    halves = {}
+    for name, (n_in, n_out) in sorted(shapes.items()):
+        if name.startswith("blk.") and name.split(".")[2] in ALL_LINEAR:
+            a = (rng.standard_normal((rank, n_in)) / np.sqrt(n_in)).astype(np.float16)
+            b = (rng.standard_normal((n_out, rank)) * 0.001).astype(np.float16)
+            halves[name] = (a, b)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w = gguf.GGUFWriter(str(path) + ".partial", "qwen2")
+    w.add_string("general.type", "adapter")
+    w.add_string("adapter.type", "lora")
+    w.add_float32("adapter.lora.alpha", float(rank))
+    for name, (a, b) in halves.items():
+        w.add_tensor(f"{name}.lora_a", a)
+        w.add_tensor(f"{name}.lora_b", b)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    Path(str(path) + ".partial").replace(path)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=None, help="cache directory")
+    parser.add_argument("--bench-rank", type=int, action="append", default=[],
+                        help="also write qwen-lora-bench-rN.gguf: rank N on every linear layer, F16 (benchmarks only)")
     args = parser.parse_args()
     out = build(args.dir or cache_dir())
+    for rank in args.bench_rank:
+        print(build_bench(args.dir or cache_dir(), rank))
     print(f"pocketlm: LoRA test adapters ready in {out}", file=sys.stderr)
 
 

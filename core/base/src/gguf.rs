@@ -201,7 +201,16 @@ impl GgufFile {
     /// Returns `Err(io)` only for I/O failures (missing or unreadable file);
     /// structural problems are `Ok(Err(GgufError))`.
     pub fn read(path: &Path) -> std::io::Result<Result<GgufFile, GgufError>> {
-        let file = File::open(path)?;
+        GgufFile::read_open(&File::open(path)?)
+    }
+
+    /// [`GgufFile::read`] on a file already open (from its start; it leaves
+    /// the file's position somewhere after the header), so a caller can hand
+    /// the very file it checked to llama.cpp.
+    pub fn read_open(file: &File) -> std::io::Result<Result<GgufFile, GgufError>> {
+        use std::io::Seek;
+        let mut file = file;
+        file.rewind()?;
         let file_size = file.metadata()?.len();
         let mut reader = Reader { inner: BufReader::with_capacity(1 << 16, file), pos: 0, file_size };
         match reader.parse() {

@@ -187,8 +187,10 @@ fn matrix(dims: &[u64]) -> Option<[u64; 2]> {
 
 /// The extra memory an adapter adds to a conversation with prompt batches
 /// of `batch_tokens`: its tensors (llama.cpp reads them into memory, not
-/// mapped) and, per batch, the rank-`r` intermediate of each adapted
-/// product plus one full-width product held at a time.
+/// mapped) and, per batch token, one full-width product and its rank-`r`
+/// intermediate (the graph allocator reuses the buffers of one adapted
+/// product for the next). Calibrated with scripts/bench-adapters.sh (see
+/// docs/adapters.md): a little above the measured growth of peak RSS.
 pub fn adapter_bytes(shape: &AdapterShape, base: &GgufFile, batch_tokens: u32) -> u64 {
     let widest = shape
         .targets
@@ -198,7 +200,7 @@ pub fn adapter_bytes(shape: &AdapterShape, base: &GgufFile, batch_tokens: u32) -
         .map(|[n_in, n_out]| n_in.max(n_out))
         .max()
         .unwrap_or(0);
-    let per_token = (u64::from(shape.rank) * shape.targets.len() as u64).saturating_add(widest).saturating_mul(4);
+    let per_token = widest.saturating_add(u64::from(shape.rank)).saturating_mul(4);
     shape.tensor_bytes.saturating_add(per_token.saturating_mul(u64::from(batch_tokens.max(1))))
 }
 

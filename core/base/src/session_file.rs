@@ -162,6 +162,18 @@ pub fn hex_digest(bytes: impl AsRef<[u8]>) -> String {
     to_hex(&Sha256::digest(bytes))
 }
 
+/// Hex of the SHA-256 digest of everything `reader` yields, read in 1 MiB chunks.
+pub fn hex_digest_of(mut reader: impl std::io::Read) -> std::io::Result<String> {
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match reader.read(&mut buf)? {
+            0 => return Ok(to_hex(&hash.finalize())),
+            n => hash.update(&buf[..n]),
+        }
+    }
+}
+
 fn to_hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,9 +1,10 @@
 //! LoRA adapters loaded onto a model, and setting them on a context.
 //!
-//! The file is read once into memory, checked in Rust against the base model
-//! (`pocketlm_base::lora::check_adapter`), and llama.cpp then loads those
-//! very bytes through an in-memory `FILE`: what it parses is what was checked,
-//! even if the file on disk changes in between.
+//! The file is opened once: its header is checked in Rust against the base
+//! model (`pocketlm_base::lora::check_adapter`), then llama.cpp reads that
+//! same open file (a duplicate of its descriptor), so a file renamed over it
+//! in between is never what llama.cpp parses. The tensor data is read once,
+//! straight into llama.cpp's buffers.
 
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
@@ -15,7 +16,7 @@ use super::model::{model_mutation_lock, Model};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::lora::{check_adapter, AdapterShape};
-use crate::session_file::hex_digest;
+use crate::session_file::hex_digest_of;
 
 /// Largest adapter file read: a rank-256 adapter on every matrix of a 4B
 /// model is about 500 MB in F16.
@@ -102,17 +103,19 @@ impl LoraAdapter {
     pub fn load(model: &Model, path: impl AsRef<Path>) -> Result<LoraAdapter> {
         let path = path.as_ref().to_path_buf();
         let mismatch = |reason: String| Error::AdapterMismatch { path: path.clone(), reason };
-        let meta = std::fs::metadata(&path).map_err(|e| Error::from_io(path.clone(), &e))?;
+        let file = std::fs::File::open(&path).map_err(|e| Error::from_io(path.clone(), &e))?;
+        let meta = file.metadata().map_err(|e| Error::from_io(path.clone(), &e))?;
         if meta.is_dir() {
             return Err(Error::ModelUnreadable { path, reason: "it is a directory".into() });
         }
         if meta.len() > MAX_ADAPTER_FILE_BYTES {
             return Err(mismatch(format!("it is {} bytes, more than the {MAX_ADAPTER_FILE_BYTES} an adapter may be", meta.len())));
         }
-        let bytes = std::fs::read(&path).map_err(|e| Error::from_io(path.clone(), &e))?;
-        let gguf = GgufFile::parse(&bytes).map_err(|e| Error::from_gguf(path.clone(), e))?;
+        let gguf =
+            GgufFile::read_open(&file).map_err(|e| Error::from_io(path.clone(), &e))?.map_err(|e| Error::from_gguf(path.clone(), e))?;
         let shape = check_adapter(&gguf, model.gguf()).map_err(mismatch)?;
-        let raw = load_from_memory(model, &bytes).ok_or_else(|| {
+        let sha256 = file_digest(&file).map_err(|e| Error::from_io(path.clone(), &e))?;
+        let raw = load_from_file(model, &file).ok_or_else(|| {
             mismatch("llama.cpp could not load it (its log says why); check that it was converted for this base model".into())
         })?;
         let info = AdapterInfo {
@@ -123,7 +126,7 @@ impl LoraAdapter {
             alpha: shape.alpha,
             targets: shape.targets.len() as u32,
             tensor_bytes: shape.tensor_bytes,
-            sha256: hex_digest(&bytes),
+            sha256,
         };
         Ok(LoraAdapter { inner: Arc::new(AdapterInner { raw, shape, info, model: model.clone() }) })
     }
@@ -148,23 +151,42 @@ impl LoraAdapter {
     }
 }
 
-/// llama.cpp's loader on `bytes` through an in-memory `FILE`; `None` if it
-/// refuses them.
-fn load_from_memory(model: &Model, bytes: &[u8]) -> Option<NonNull<llama_cpp_sys_2::llama_adapter_lora>> {
-    // SAFETY: fmemopen reads `bytes` (opened read-only, never written) until
-    // fclose below, while `bytes` is borrowed.
-    let file = unsafe { libc::fmemopen(bytes.as_ptr().cast_mut().cast(), bytes.len(), c"rb".as_ptr()) };
-    if file.is_null() {
+/// SHA-256 (hex) of the whole of `file`.
+fn file_digest(file: &std::fs::File) -> std::io::Result<String> {
+    use std::io::Seek;
+    let mut file = file;
+    file.rewind()?;
+    hex_digest_of(file)
+}
+
+/// llama.cpp's loader on `file`, through a stream on a duplicate of its
+/// descriptor, from the start; `None` if llama.cpp refuses it.
+fn load_from_file(model: &Model, file: &std::fs::File) -> Option<NonNull<llama_cpp_sys_2::llama_adapter_lora>> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `dup` of an open descriptor; the copy is owned by the stream
+    // below (closed by fclose) or closed here if the stream cannot be made.
+    let fd = unsafe { libc::dup(file.as_raw_fd()) };
+    if fd < 0 {
         return None;
     }
-    let adapter = {
+    // SAFETY: `fd` is an open descriptor this function owns.
+    let stream = unsafe { libc::fdopen(fd, c"rb".as_ptr()) };
+    if stream.is_null() {
+        // SAFETY: `fd` is still ours when fdopen fails.
+        unsafe { libc::close(fd) };
+        return None;
+    }
+    // SAFETY: `stream` is open; llama.cpp reads from the current position.
+    let adapter = if unsafe { libc::fseek(stream, 0, libc::SEEK_SET) } == 0 {
         let _guard = model_mutation_lock();
-        // SAFETY: `model.raw()` is live for the call; `file` is an open
+        // SAFETY: `model.raw()` is live for the call; `stream` is an open
         // stream. llama.cpp catches its loader's exceptions (null on failure).
-        unsafe { llama_cpp_sys_2::llama_adapter_lora_init_from_file_ptr(model.raw(), file.cast()) }
+        unsafe { llama_cpp_sys_2::llama_adapter_lora_init_from_file_ptr(model.raw(), stream.cast()) }
+    } else {
+        std::ptr::null_mut()
     };
-    // SAFETY: `file` came from fmemopen and is closed once.
-    unsafe { libc::fclose(file) };
+    // SAFETY: `stream` came from fdopen and is closed once (with its descriptor).
+    unsafe { libc::fclose(stream) };
     NonNull::new(adapter)
 }
 
