@@ -157,3 +157,31 @@ fn the_planner_counts_adapter_memory() {
     assert!(adapted.estimate.adapter_bytes >= tensors);
     assert!(adapted.ctx <= plain.ctx, "{} then {}", plain.ctx, adapted.ctx);
 }
+
+#[test]
+fn loading_and_freeing_adapters_while_other_conversations_switch_theirs() {
+    let attn = adapter("attn");
+    let expected = [fresh_answer(&[]), fresh_answer(&[(attn.clone(), 6.0)])];
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut loads = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                drop(adapter("tiny"));
+                loads += 1;
+            }
+            loads
+        })
+    };
+    let mut chat = conversation(qwen(), greedy(24));
+    chat.ask(QUESTION).unwrap();
+    for round in 0..6 {
+        let on = round % 2 == 1;
+        chat.set_adapters(&if on { vec![(attn.clone(), 6.0)] } else { vec![] }).unwrap();
+        let reply = chat.regenerate(&Default::default(), &mut |_| {}).unwrap();
+        assert_eq!(reply.text, expected[usize::from(on)], "round {round}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(churn.join().unwrap() > 0, "adapters were loaded and freed meanwhile");
+}

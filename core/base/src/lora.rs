@@ -29,7 +29,8 @@ use crate::gguf::{GgufFile, TensorInfo};
 const GGUF_FLOAT32: u32 = 6;
 const GGUF_STRING: u32 = 8;
 
-/// Element types llama.cpp can multiply an adapter half by on every backend.
+/// Element types convert_lora_to_gguf.py writes, which llama.cpp multiplies
+/// F32 activations by (checked on the CPU backend here).
 const HALF_TYPES: [&str; 4] = ["F32", "F16", "BF16", "Q8_0"];
 
 /// Largest rank accepted: far above any published adapter (8 to 256), and a
@@ -64,6 +65,9 @@ pub fn check_adapter(adapter: &GgufFile, base: &GgufFile) -> Result<AdapterShape
             Some(&other) => Err(format!("its {key} is of GGUF type {other}, not a string; the file is malformed")),
         }
     };
+    if adapter.architecture() == Some("controlvector") {
+        return Err("it is a control vector, not a LoRA adapter; PocketLM does not apply control vectors".into());
+    }
     match string_key("general.type")? {
         Some("adapter") => {}
         Some("model") | None if !adapter.tensors.iter().any(|t| is_half(&t.name)) => {
@@ -125,6 +129,10 @@ pub fn check_adapter(adapter: &GgufFile, base: &GgufFile) -> Result<AdapterShape
         let Some(w) = base_tensors.get(target) else {
             return Err(format!("it adapts {target}, which the model does not have; use an adapter trained on this base model"));
         };
+        // llama.cpp refuses LoRA on the FFN of NVFP4 weights with an assertion.
+        if w.ggml_type.name == "NVFP4" {
+            return Err(format!("it adapts {target}, which is NVFP4 in this model; llama.cpp cannot apply LoRA to NVFP4 weights"));
+        }
         let (w_dims, a_dims, b_dims) = (matrix(&w.dims), matrix(&a.dims), matrix(&b.dims));
         let Some([w_in, w_out]) = w_dims else {
             return Err(format!("it adapts {target}, which is not a matrix in this model; LoRA adapts matrices only"));
@@ -139,6 +147,14 @@ pub fn check_adapter(adapter: &GgufFile, base: &GgufFile) -> Result<AdapterShape
         }
         // The rank is the dimension the two halves share.
         let r = if target == "token_embd.weight" {
+            // A model without output.weight reuses the embedding as its output
+            // matrix under the same name, and llama.cpp would then multiply
+            // the embedding pair as an output adapter and abort.
+            if !base_tensors.contains_key("output.weight") {
+                return Err(
+                    "it adapts token_embd.weight, but this model reuses its embedding as its output matrix, where llama.cpp cannot apply an embedding adapter; export the adapter without the embedding".into(),
+                );
+            }
             if b1 != w_in || a1 != w_out || a0 != b0 {
                 return Err(format!(
                     "the embedding halves are [{a0}, {a1}] and [{b0}, {b1}], which do not fit the model's [{w_in}, {w_out}]; use an adapter trained on this base model"
@@ -196,8 +212,12 @@ pub fn adapter_bytes(shape: &AdapterShape, base: &GgufFile, batch_tokens: u32) -
         .targets
         .iter()
         .filter_map(|t| base.tensors.iter().find(|w| &w.name == t))
-        .filter_map(|w| matrix(&w.dims))
-        .map(|[n_in, n_out]| n_in.max(n_out))
+        .filter_map(|w| {
+            let [n_in, n_out] = matrix(&w.dims)?;
+            // The embedding pair is a row lookup into n_embd-wide rows, not
+            // a product as wide as the vocabulary.
+            Some(if w.name == "token_embd.weight" { n_in } else { n_in.max(n_out) })
+        })
         .max()
         .unwrap_or(0);
     let per_token = widest.saturating_add(u64::from(shape.rank)).saturating_mul(4);
@@ -241,6 +261,7 @@ mod tests {
             &[("general.architecture", s("qwen2"), GGUF_STRING)],
             vec![
                 tensor("token_embd.weight", &[64, 1000], 8),
+                tensor("output.weight", &[64, 1000], 8),
                 tensor("blk.0.attn_q.weight", &[64, 64], 8),
                 tensor("blk.0.attn_v.weight", &[64, 16], 8),
                 tensor("blk.0.attn_norm.weight", &[64], 0),
@@ -271,7 +292,20 @@ mod tests {
         assert_eq!(shape.alpha, 8.0);
         assert_eq!(shape.targets, ["blk.0.attn_q.weight", "blk.0.attn_v.weight", "token_embd.weight"]);
         assert_eq!(shape.tensor_bytes, (64 * 4 * 4 + 4 * 64 * 2) + (64 * 2 * 2 + 2 * 16 * 2) + (4 * 1000 * 4 + 4 * 64 * 4));
-        assert!(adapter_bytes(&shape, &base(), 128) > shape.tensor_bytes);
+        // Per batch token: the widest adapted product (64, not the 1000-entry
+        // vocabulary of the embedding lookup) and the rank.
+        assert_eq!(adapter_bytes(&shape, &base(), 128), shape.tensor_bytes + (64 + 4) * 4 * 128);
+    }
+
+    #[test]
+    fn refuses_an_embedding_adapter_on_a_model_that_reuses_its_embedding_as_output() {
+        let mut tied = base();
+        tied.tensors.retain(|t| t.name != "output.weight");
+        let embd = vec![tensor("token_embd.weight.lora_a", &[4, 1000], 0), tensor("token_embd.weight.lora_b", &[4, 64], 0)];
+        let err = check_adapter(&file(&meta("qwen2"), embd), &tied).unwrap_err();
+        assert!(err.contains("reuses its embedding"), "{err}");
+        // The same model's other matrices take adapters.
+        assert!(check_adapter(&file(&meta("qwen2"), q_pair(4)), &tied).is_ok());
     }
 
     #[test]
@@ -357,6 +391,7 @@ mod tests {
             (file(&meta("qwen2"), vec![]), "no lora_a/lora_b"),
             (file(&meta("qwen2"), vec![tensor("blk.0.attn_q.weight.delta", &[64, 64], 0)]), "neither a lora_a"),
             (file(&[("general.architecture", s("qwen2"), GGUF_STRING)], vec![tensor("blk.0.attn_q.weight", &[64, 64], 8)]), "is a model"),
+            (file(&[("general.architecture", s("controlvector"), GGUF_STRING)], vec![tensor("direction.1", &[64], 0)]), "control vector"),
             (
                 {
                     let mut m = meta("qwen2");

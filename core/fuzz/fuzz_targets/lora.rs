@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
             let half = |s: &str| adapter.tensors.iter().find(|t| t.name == format!("{target}.{s}")).expect("both halves");
             let (a, b) = (half("lora_a"), half("lora_b"));
             if target == "token_embd.weight" {
+                assert!(base.tensors.iter().any(|t| t.name == "output.weight"), "an embedding adapter needs a separate output matrix");
                 assert_eq!((a.dims[0], a.dims[1], b.dims[1]), (b.dims[0], w.dims[1], w.dims[0]));
             } else {
                 assert_eq!((a.dims[0], a.dims[1], b.dims[1]), (w.dims[0], b.dims[0], w.dims[1]));

@@ -530,7 +530,8 @@ impl Conversation {
             generated += 1;
             first_token_at.get_or_insert_with(Instant::now);
             let token_text = model.token_bytes(token);
-            let content = is_content(&String::from_utf8_lossy(&token_text));
+            // Only the confidence tracker and the router's hidden states read it.
+            let content = (tracker.is_some() || self.options.hidden_states) && is_content(&String::from_utf8_lossy(&token_text));
             if let Some(tracker) = tracker.as_mut() {
                 if tracker.push(self.session.logits(), token.0 as usize, content) {
                     stop_reason = Some(StopReason::LowConfidence);

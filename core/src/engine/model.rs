@@ -191,9 +191,11 @@ impl LoadProgress {
     }
 }
 
-/// Serialises what mutates a loaded model: llama.cpp may change the model
-/// while creating a context, and loading or freeing a LoRA adapter edits the
-/// model's list of adapters, so no two of these may run at once.
+/// Serialises what mutates a loaded model, and what reads the model's list
+/// of adapters: llama.cpp may change the model while creating a context,
+/// loading or freeing a LoRA adapter edits that list, and a context's first
+/// decode after its adapters change (a graph re-plan) walks it. No two of
+/// these may run at once.
 static MODEL_MUTATION: Mutex<()> = Mutex::new(());
 
 /// Holds [`MODEL_MUTATION`] (a panic elsewhere does not poison it for good).

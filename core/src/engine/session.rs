@@ -215,6 +215,10 @@ pub(crate) struct Session {
     /// The LoRA adapters set on the context, with their scales. Declared
     /// after `ctx`, which points at them, so they outlive it.
     adapters: Vec<(LoraAdapter, f32)>,
+    /// The adapters changed since the last decode: llama.cpp re-plans the
+    /// graph on the next one, walking the model's list of adapters, which
+    /// loading or freeing an adapter elsewhere edits (see `decode`).
+    replan_pending: bool,
 }
 
 // SAFETY: a llama.cpp context may move between threads as long as only one
@@ -256,6 +260,7 @@ impl Session {
             abort,
             tap,
             adapters: Vec::new(),
+            replan_pending: false,
         })
     }
 
@@ -335,6 +340,7 @@ impl Session {
             // for as long as the context may read them; llama.cpp copies the
             // list and the scales.
             unsafe { llama_cpp_sys_2::llama_set_adapters_lora(ctx, p, adapters.len(), s) };
+            self.replan_pending = true;
             self.clear();
         }
         self.adapters = adapters.to_vec();
@@ -450,6 +456,10 @@ impl Session {
         if self.cached.len() + tokens.len() > self.params.context_length as usize {
             return Err(Error::Inference("the context window is full".into()));
         }
+        // The first decode after the adapters changed re-plans the graph and
+        // reads the model's adapter list: hold the lock that loading and
+        // freeing adapters take, so the list does not change under it.
+        let _replanning = std::mem::take(&mut self.replan_pending).then(super::model::model_mutation_lock);
         match self.ctx.decode(batch) {
             Ok(()) => {
                 self.cached.extend_from_slice(tokens);
