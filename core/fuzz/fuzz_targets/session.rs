@@ -18,7 +18,8 @@ fn valid(u: &mut Unstructured) -> arbitrary::Result<Vec<u8>> {
         model: ModelIdentity { file_size: u64::arbitrary(u)?, header_sha256: String::arbitrary(u)?, architecture: "qwen2".into(), name: None },
         template_sha256: String::arbitrary(u)?,
         context: ContextSettings { context_length: u32::arbitrary(u)?, kv_type: KvType::F16, full_swa_cache: bool::arbitrary(u)? },
-        adapters: vec![AdapterInEffect { sha256: String::arbitrary(u)?, scale: f32::arbitrary(u)? }],
+        // Scales as a conversation records them: finite (set_adapters refuses others).
+        adapters: vec![AdapterInEffect { sha256: String::arbitrary(u)?, scale: f32::from(i16::arbitrary(u)?) / 64.0 }],
         engine: String::arbitrary(u)?,
         saved_at: u64::arbitrary(u)?,
         messages: vec![Message::user(String::arbitrary(u)?), Message::assistant(String::arbitrary(u)?)],
