@@ -87,15 +87,6 @@ pub struct AdapterSetting {
 pub fn plan_memory_with_adapters(path: String, budget_bytes: i64, adapter_paths: Vec<String>) -> Result<MemoryPlan, FfiError> {
     let budget = amount("budget_bytes", budget_bytes)?;
     let gguf = pocketlm::inspect_file(std::path::Path::new(&path))?;
-    let shapes = adapter_paths
-        .iter()
-        .map(|a| {
-            let a = std::path::PathBuf::from(a);
-            let file = pocketlm::gguf::GgufFile::read(&a)
-                .map_err(|e| pocketlm::Error::from_io(a.clone(), &e))?
-                .map_err(|e| pocketlm::Error::from_gguf(a.clone(), e))?;
-            pocketlm::lora::check_adapter(&file, &gguf).map_err(|reason| pocketlm::Error::AdapterMismatch { path: a, reason })
-        })
-        .collect::<Result<Vec<_>, pocketlm::Error>>()?;
+    let shapes = adapter_paths.iter().map(|a| pocketlm::inspect_adapter(std::path::Path::new(a), &gguf)).collect::<Result<Vec<_>, _>>()?;
     Ok((&pocketlm::plan::fit_budget_with_adapters(&gguf, budget, None, None, &shapes)?).into())
 }

@@ -71,9 +71,9 @@ pub use download::{
 };
 pub use embed::{EmbedOptions, Embedder, Embeddings, DEFAULT_EMBED_TOKENS};
 pub use engine::{
-    choose_backend, compiled_gpu_backends, default_threads, describe, inspect_file, live_model_count, peak_rss_bytes, set_llama_log_level,
-    AdapterInfo, BackendInfo, BackendRequest, CpuInfo, LoraAdapter, Model, ModelInfo, ModelOptions, Pooling, ARM_VARIANT_BASELINE,
-    ARM_VARIANT_DOTPROD, FORCE_PROBE_FAILURE_ENV, MAX_ADAPTER_FILE_BYTES,
+    choose_backend, compiled_gpu_backends, default_threads, describe, inspect_adapter, inspect_file, live_model_count, peak_rss_bytes,
+    set_llama_log_level, AdapterInfo, BackendInfo, BackendRequest, CpuInfo, LoraAdapter, Model, ModelInfo, ModelOptions, Pooling,
+    ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD, FORCE_PROBE_FAILURE_ENV, MAX_ADAPTER_FILE_BYTES,
 };
 pub use error::{CloudErrorKind, DownloadErrorKind, Error, Result, SessionErrorKind};
 /// Snapshots of JSON still being written (what [`ChatEvent::Snapshot`] carries).

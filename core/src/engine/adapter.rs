@@ -104,16 +104,7 @@ impl LoraAdapter {
         let path = path.as_ref().to_path_buf();
         let mismatch = |reason: String| Error::AdapterMismatch { path: path.clone(), reason };
         let file = std::fs::File::open(&path).map_err(|e| Error::from_io(path.clone(), &e))?;
-        let meta = file.metadata().map_err(|e| Error::from_io(path.clone(), &e))?;
-        if meta.is_dir() {
-            return Err(Error::ModelUnreadable { path, reason: "it is a directory".into() });
-        }
-        if meta.len() > MAX_ADAPTER_FILE_BYTES {
-            return Err(mismatch(format!("it is {} bytes, more than the {MAX_ADAPTER_FILE_BYTES} an adapter may be", meta.len())));
-        }
-        let gguf =
-            GgufFile::read_open(&file).map_err(|e| Error::from_io(path.clone(), &e))?.map_err(|e| Error::from_gguf(path.clone(), e))?;
-        let shape = check_adapter(&gguf, model.gguf()).map_err(mismatch)?;
+        let shape = check_open(&file, &path, model.gguf())?;
         let sha256 = file_digest(&file).map_err(|e| Error::from_io(path.clone(), &e))?;
         let raw = load_from_file(model, &file).ok_or_else(|| {
             mismatch("llama.cpp could not load it (its log says why); check that it was converted for this base model".into())
@@ -149,6 +140,30 @@ impl LoraAdapter {
     pub(crate) fn raw(&self) -> *mut llama_cpp_sys_2::llama_adapter_lora {
         self.inner.raw.as_ptr()
     }
+}
+
+/// Checks the LoRA adapter file at `path` against the model whose header is
+/// `base`, from the adapter's header alone (nothing is loaded): its shape
+/// for the memory planner, or the error [`LoraAdapter::load`] would give.
+pub fn inspect_adapter(path: &Path, base: &GgufFile) -> Result<AdapterShape> {
+    let file = std::fs::File::open(path).map_err(|e| Error::from_io(path.to_path_buf(), &e))?;
+    check_open(&file, path, base)
+}
+
+/// The checks of an adapter file opened from `path`: not a directory, not
+/// too large, a well-formed GGUF header, and an adapter that fits `base`.
+fn check_open(file: &std::fs::File, path: &Path, base: &GgufFile) -> Result<AdapterShape> {
+    let path = path.to_path_buf();
+    let meta = file.metadata().map_err(|e| Error::from_io(path.clone(), &e))?;
+    if meta.is_dir() {
+        return Err(Error::ModelUnreadable { path, reason: "it is a directory".into() });
+    }
+    if meta.len() > MAX_ADAPTER_FILE_BYTES {
+        let reason = format!("it is {} bytes, more than the {MAX_ADAPTER_FILE_BYTES} an adapter may be", meta.len());
+        return Err(Error::AdapterMismatch { path, reason });
+    }
+    let gguf = GgufFile::read_open(file).map_err(|e| Error::from_io(path.clone(), &e))?.map_err(|e| Error::from_gguf(path.clone(), e))?;
+    check_adapter(&gguf, base).map_err(|reason| Error::AdapterMismatch { path, reason })
 }
 
 /// SHA-256 (hex) of the whole of `file`.

@@ -28,7 +28,7 @@ pub(crate) mod selftest;
 pub(crate) mod session;
 pub(crate) mod threads;
 
-pub use adapter::{AdapterInfo, LoraAdapter, MAX_ADAPTER_FILE_BYTES};
+pub use adapter::{inspect_adapter, AdapterInfo, LoraAdapter, MAX_ADAPTER_FILE_BYTES};
 pub use backend::{choose_backend, compiled_gpu_backends, BackendInfo, BackendRequest, FORCE_PROBE_FAILURE_ENV};
 pub(crate) use constraint::{call_sampler, sampler as constraint_sampler};
 pub use cpu::{CpuInfo, ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD};

@@ -600,14 +600,7 @@ fn parse_lora(text: &str) -> Result<LoraArg, String> {
 /// The adapters' shapes, each checked against the model in `gguf` from the
 /// headers alone (for the memory plan, before anything is loaded).
 fn adapter_shapes(gguf: &pocketlm::gguf::GgufFile, lora: &[LoraArg]) -> Result<Vec<pocketlm::lora::AdapterShape>, Error> {
-    lora.iter()
-        .map(|a| {
-            let adapter = pocketlm::gguf::GgufFile::read(&a.path)
-                .map_err(|e| Error::from_io(a.path.clone(), &e))?
-                .map_err(|e| Error::from_gguf(a.path.clone(), e))?;
-            pocketlm::lora::check_adapter(&adapter, gguf).map_err(|reason| Error::AdapterMismatch { path: a.path.clone(), reason })
-        })
-        .collect()
+    lora.iter().map(|a| pocketlm::inspect_adapter(&a.path, gguf)).collect()
 }
 
 fn main() -> ExitCode {
