@@ -258,6 +258,16 @@ pub enum FfiError {
     /// A LoRA adapter does not fit this model, is malformed, or got a scale that is not a number.
     #[error("{description}")]
     AdapterMismatch { path: String, reason: String, description: String },
+    /// A vision projector is not the Gemma 3 layout, does not fit this model, or is malformed.
+    #[error("{description}")]
+    ProjectorMismatch { path: String, reason: String, description: String },
+    /// Image `index` of a message is not JPEG or PNG, is corrupt, or is too large.
+    #[error("{description}")]
+    InvalidImage { index: i32, reason: String, description: String },
+    /// Images were sent to a conversation without a vision projector (or one
+    /// whose batch cannot hold an image), or a conversation holding images was saved.
+    #[error("{description}")]
+    ImagesUnsupported { reason: String, description: String },
 }
 
 impl From<CoreError> for FfiError {
@@ -323,6 +333,11 @@ impl From<CoreError> for FfiError {
             },
             CoreError::VectorIndex { detail } => FfiError::VectorIndex { detail, description },
             CoreError::AdapterMismatch { path: p, reason } => FfiError::AdapterMismatch { path: path(&p), reason, description },
+            CoreError::ProjectorMismatch { path: p, reason } => FfiError::ProjectorMismatch { path: path(&p), reason, description },
+            CoreError::InvalidImage { index, reason } => {
+                FfiError::InvalidImage { index: i32::try_from(index).unwrap_or(i32::MAX), reason, description }
+            }
+            CoreError::ImagesUnsupported { reason } => FfiError::ImagesUnsupported { reason, description },
             CoreError::Session { kind, detail } => {
                 FfiError::Session { kind: kind.into(), transcript_usable: kind.transcript_usable(), detail, description }
             }

@@ -9,6 +9,7 @@
 //! - [`model`]: loading (`PocketModel`), model configuration and description, memory planning;
 //! - [`chat`]: conversations (`PocketConversation`), sampling, messages, replies and metrics;
 //! - [`adapter`]: LoRA adapters (`PocketAdapter`) set on conversations with a scale;
+//! - [`vision`]: vision projectors (`PocketProjector`) that let conversations take images;
 //! - [`routing`]: hybrid routing to a cloud model (cargo feature `cloud`, on by default);
 //! - [`embed`]: embeddings (`PocketEmbedder`) and the vector index (`PocketVectorIndex`);
 //! - [`catalog`]: the model catalog and which models fit a device (`PocketCatalog`);
@@ -34,6 +35,7 @@ pub mod model;
 #[cfg(feature = "cloud")]
 pub mod routing;
 mod task;
+pub mod vision;
 
 pub use adapter::{plan_memory_with_adapters, AdapterInfo, AdapterSetting, PocketAdapter};
 pub use catalog::{CatalogEntry, CatalogFile, ModelShape, PocketCatalog, Recommendation};

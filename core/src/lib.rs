@@ -30,7 +30,7 @@
 // The pure layer, re-exported so `pocketlm::gguf`, `pocketlm::plan` and
 // `crate::error` keep their paths.
 use pocketlm_base::{arch, cancel, confidence, constraint, error, partial, sampling, stream, template, tool};
-pub use pocketlm_base::{catalog, gguf, lora, plan, probe, session_file, vector_index};
+pub use pocketlm_base::{catalog, gguf, image, lora, plan, probe, session_file, vector_index, vision};
 
 #[allow(unsafe_code)] // the one layer that may: see engine/mod.rs
 mod engine;
@@ -71,11 +71,13 @@ pub use download::{
 };
 pub use embed::{EmbedOptions, Embedder, Embeddings, DEFAULT_EMBED_TOKENS};
 pub use engine::{
-    choose_backend, compiled_gpu_backends, default_threads, describe, inspect_adapter, inspect_file, live_model_count, peak_rss_bytes,
-    set_llama_log_level, AdapterInfo, BackendInfo, BackendRequest, CpuInfo, LoraAdapter, Model, ModelInfo, ModelOptions, Pooling,
-    ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD, FORCE_PROBE_FAILURE_ENV, MAX_ADAPTER_FILE_BYTES,
+    choose_backend, compiled_gpu_backends, default_threads, describe, inspect_adapter, inspect_file, inspect_projector, live_model_count,
+    peak_rss_bytes, set_llama_log_level, AdapterInfo, BackendInfo, BackendRequest, CpuInfo, LoraAdapter, Model, ModelInfo, ModelOptions,
+    Pooling, Projector, ProjectorInfo, ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD, FORCE_PROBE_FAILURE_ENV, MAX_ADAPTER_FILE_BYTES,
+    MAX_PROJECTOR_FILE_BYTES,
 };
 pub use error::{CloudErrorKind, DownloadErrorKind, Error, Result, SessionErrorKind};
+pub use image::{Image, ImageFormat};
 /// Snapshots of JSON still being written (what [`ChatEvent::Snapshot`] carries).
 pub use partial::snapshot as json_snapshot;
 pub use plan::{KvType, MemoryEstimate, MemoryPlan, ModelShape, PlanRequest, WeightLoading};

@@ -103,6 +103,25 @@ impl PocketConversation {
         })
     }
 
+    /// Like `send_with`, with images the user sent along (JPEG or PNG bytes
+    /// each, placed before the text, in order), decoded off the caller's
+    /// thread. Needs a vision projector (`set_projector`): without one, or
+    /// with a bad image (`InvalidImage`, with its position), the listener's
+    /// `on_error` is called and the history is unchanged.
+    pub fn send_with_images(
+        &self,
+        text: String,
+        images: Vec<Vec<u8>>,
+        options: RequestOptions,
+        listener: Arc<dyn ReplyListener>,
+    ) -> Arc<GenerationHandle> {
+        self.stream(with_request(options), listener, move |conversation, options, on_event, messages| {
+            let images = crate::vision::decode_images(&images)?;
+            messages.begin(&text);
+            conversation.send_with_images_events(&text, &images, options, on_event)
+        })
+    }
+
     /// Answers the last user message again, replacing its answer (if any);
     /// the new answer streams to `listener`. If it is stopped or fails before
     /// any text, the previous answer stays. A conversation that does not end
@@ -247,6 +266,15 @@ impl PocketConversation {
     pub fn set_adapters(&self, adapters: Vec<AdapterSetting>) -> Result<(), FfiError> {
         let adapters: Vec<_> = adapters.iter().map(|a| (a.adapter.adapter.clone(), a.scale)).collect();
         Ok(self.with_engine(|c| c.set_adapters(&adapters))?)
+    }
+
+    /// Lets the conversation see images through `projector` (loaded for its
+    /// model), or stops it with `null`. Fails, changing nothing, for a
+    /// projector of another model (`ProjectorMismatch`) or a batch smaller
+    /// than an image (`ImagesUnsupported`). Waits for a running answer.
+    pub fn set_projector(&self, projector: Option<Arc<crate::vision::PocketProjector>>) -> Result<(), FfiError> {
+        let projector = projector.map(|p| p.projector.clone());
+        Ok(self.with_engine(|c| c.set_projector(projector))?)
     }
 
     /// Changes sampling for the next answers. Waits for a running answer.

@@ -236,6 +236,32 @@ pub enum Error {
         /// What is wrong and what to do.
         reason: String,
     },
+    /// A vision projector (mmproj file) cannot be used with this model: not
+    /// a projector, a layout PocketLM does not run (only Gemma 3's), made for
+    /// another model, or malformed in a way llama.cpp would not survive.
+    #[error("vision projector {path}: {reason}")]
+    ProjectorMismatch {
+        /// The projector file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// An image given to a conversation cannot be used: not JPEG or PNG,
+    /// corrupt, or larger than accepted.
+    #[error("image {index}: {reason}")]
+    InvalidImage {
+        /// Position of the image in the call.
+        index: usize,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// Images were sent where they cannot be seen: the conversation has no
+    /// vision projector, or its batch cannot hold one image's tokens.
+    #[error("this conversation cannot take images: {reason}")]
+    ImagesUnsupported {
+        /// Why, and what to do.
+        reason: String,
+    },
     /// Loading was cancelled through its `CancelToken` (nothing stays loaded).
     #[error("loading {path} was cancelled")]
     LoadCancelled {

@@ -27,6 +27,7 @@ pub mod confidence;
 pub mod constraint;
 pub mod error;
 pub mod gguf;
+pub mod image;
 pub mod lora;
 pub mod partial;
 pub mod plan;
@@ -37,5 +38,6 @@ pub mod stream;
 pub mod template;
 pub mod tool;
 pub mod vector_index;
+pub mod vision;
 
 pub use error::{CloudErrorKind, DownloadErrorKind, Error, Result, SessionErrorKind};

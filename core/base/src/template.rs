@@ -69,12 +69,17 @@ pub struct Message {
     /// For a tool result: the tool's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Images the user sent with the text (seen through a vision projector:
+    /// see `Conversation::set_projector`). Kept in memory only: a saved
+    /// session does not hold them, so one with images cannot be saved.
+    #[serde(skip)]
+    pub images: Vec<crate::image::Image>,
 }
 
 impl Message {
     /// A message from `role`.
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Message { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None, name: None }
+        Message { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None, name: None, images: Vec::new() }
     }
     /// A system message.
     pub fn system(content: impl Into<String>) -> Self {

@@ -10,10 +10,11 @@ use crate::cancel::CancelToken;
 use crate::confidence::{is_content, Confidence, ConfidenceOptions, ConfidenceTracker};
 use crate::constraint::{normalise, Constraint, Structured};
 use crate::engine::{
-    call_sampler, constraint_sampler, default_threads, peak_rss_bytes, ConstraintSampler, LoraAdapter, Model, Prefill, Sampler, Session,
-    SessionParams, Token,
+    call_sampler, constraint_sampler, default_threads, peak_rss_bytes, ConstraintSampler, LoraAdapter, Model, Prefill, Projector,
+    PromptPart, PromptSegment, Sampler, Session, SessionParams, Token,
 };
 use crate::error::{Error, Result};
+use crate::image::Image;
 use crate::partial;
 use crate::plan::KvType;
 use crate::probe::AnswerFeatures;
@@ -148,6 +149,7 @@ pub struct Conversation {
     pub(super) messages: Vec<Message>,
     fail_decode_after: Option<u32>,
     answer_prefix: Option<String>,
+    projector: Option<Projector>,
 }
 
 impl std::fmt::Debug for Conversation {
@@ -193,7 +195,7 @@ impl Conversation {
         let batch_size = options.batch_size.min(context_length);
         let session = Session::new(model, session_params(&options, context_length, threads, batch_size))?;
         let messages = options.system_prompt.iter().map(Message::system).collect();
-        Ok(Conversation { session, options, messages, fail_decode_after: None, answer_prefix: None })
+        Ok(Conversation { session, options, messages, fail_decode_after: None, answer_prefix: None, projector: None })
     }
 
     /// Starts keeping hidden states (for a router probe), if it did not:
@@ -263,6 +265,41 @@ impl Conversation {
         self.session.adapters()
     }
 
+    /// Lets this conversation see images through `projector` (loaded for its
+    /// model with [`Projector::load`]), or, with `None`, stops it: the
+    /// images already in the history then fail the next answer until a
+    /// projector is set again. Fails, changing nothing, with
+    /// [`crate::Error::ProjectorMismatch`] for a projector loaded for another
+    /// model, or [`crate::Error::ImagesUnsupported`] when the conversation's
+    /// `batch_size` is smaller than one image's positions (an image is
+    /// evaluated in one batch: create the conversation with a larger one).
+    pub fn set_projector(&mut self, projector: Option<Projector>) -> Result<()> {
+        if let Some(p) = &projector {
+            if !p.belongs_to(self.session.model()) {
+                return Err(Error::ProjectorMismatch {
+                    path: p.info().path.clone(),
+                    reason: "it was loaded for another model; load it for this conversation's model".into(),
+                });
+            }
+            let batch = self.session.params().batch_size;
+            let needed = p.info().embeddings_per_image;
+            if batch < needed {
+                return Err(Error::ImagesUnsupported {
+                    reason: format!(
+                        "its batch_size is {batch}, but one image is {needed} embeddings, evaluated in one batch; create the conversation with batch_size of at least {needed}"
+                    ),
+                });
+            }
+        }
+        self.projector = projector;
+        Ok(())
+    }
+
+    /// The vision projector this conversation sees images through, if any.
+    pub fn projector(&self) -> Option<&Projector> {
+        self.projector.as_ref()
+    }
+
     /// Forgets every message but the system prompt. The cached system prompt
     /// stays in the KV cache and is reused by the next answer.
     pub fn reset(&mut self) {
@@ -312,8 +349,30 @@ impl Conversation {
     /// Like [`Conversation::send`], with every event: text deltas, snapshots
     /// of a JSON answer as it is written, and tool calls as they are decided.
     pub fn send_events(&mut self, text: &str, options: &SendOptions, on_event: &mut dyn FnMut(ChatEvent<'_>)) -> Result<Reply> {
+        self.send_with_images_events(text, &[], options, on_event)
+    }
+
+    /// Like [`Conversation::send_events`], with images the user sent along
+    /// (decoded with [`Image::decode`]; they go before the text, in order).
+    /// Needs a vision projector ([`Conversation::set_projector`]), else it
+    /// fails with [`Error::ImagesUnsupported`], changing nothing. Each image
+    /// takes [`crate::ProjectorInfo::tokens_per_image`] positions of the
+    /// context; images already in the KV cache are not encoded again.
+    pub fn send_with_images_events(
+        &mut self,
+        text: &str,
+        images: &[Image],
+        options: &SendOptions,
+        on_event: &mut dyn FnMut(ChatEvent<'_>),
+    ) -> Result<Reply> {
         if let Some(confidence) = &options.confidence {
             confidence.validate()?;
+        }
+        if !images.is_empty() && self.projector.is_none() {
+            return Err(Error::ImagesUnsupported {
+                reason: "it has no vision projector; load the model's mmproj file with Projector::load and set it with set_projector"
+                    .into(),
+            });
         }
         let before = self.messages.clone();
         match self.messages.last_mut() {
@@ -322,8 +381,9 @@ impl Conversation {
             Some(last) if last.role == Role::User => {
                 last.content.push_str("\n\n");
                 last.content.push_str(text);
+                last.images.extend_from_slice(images);
             }
-            _ => self.messages.push(Message::user(text)),
+            _ => self.messages.push(Message { images: images.to_vec(), ..Message::user(text) }),
         }
         self.answer(before, options, on_event)
     }
@@ -477,15 +537,17 @@ impl Conversation {
             None => None,
         };
         let mut constraint_ms = started.elapsed().as_secs_f64() * 1e3;
-        let mut tokens = self.fit_prompt(tools.as_ref().map_or(&[][..], |t| &t.tools[..]))?;
+        let mut prompt = self.fit_prompt(tools.as_ref().map_or(&[][..], |t| &t.tools[..]))?;
+        let mut tail = Vec::new();
         if let Some(opener) = tools.as_ref().and_then(ToolUse::forced_opener) {
-            tokens.extend(model.tokenize_template(&opener));
+            tail.extend(model.tokenize_template(&opener));
         }
         if let Some(prefix) = self.answer_prefix.take() {
-            tokens.extend(model.tokenize_template(&prefix));
+            tail.extend(model.tokenize_template(&prefix));
         }
+        prompt.extend_text(tail);
         let cancel = &options.cancel;
-        let prefill = self.session.prefill(&tokens, cancel)?;
+        let prefill = self.session.prefill_parts(&prompt.parts(self.projector.as_ref()), cancel)?;
         let prefill_done = Instant::now();
         if let (Some(Constraint::Choice { options: choices }), false) = (&options.constraint, prefill.cancelled) {
             let prompt = PromptDone { started, prefill, prefill_done, constraint_ms };
@@ -713,18 +775,55 @@ impl Conversation {
     }
 
     /// Renders and tokenizes the history, applying the overflow policy.
-    fn fit_prompt(&mut self, tools: &[Tool]) -> Result<Vec<Token>> {
+    fn fit_prompt(&mut self, tools: &[Tool]) -> Result<Prompt> {
         let n_ctx = self.session.context_length();
         loop {
-            let tokens = self.session.model().prompt_tokens_with_tools(&self.messages, tools)?;
+            let prompt = self.render_prompt(tools)?;
             // Room for the prompt and at least one generated token.
-            if tokens.len() < n_ctx as usize {
-                return Ok(tokens);
+            if prompt.len() < n_ctx as usize {
+                return Ok(prompt);
             }
             if self.options.overflow == OverflowPolicy::Error || !self.drop_oldest_turn() {
-                return Err(Error::ContextOverflow { prompt_tokens: tokens.len() + 1, context_length: n_ctx });
+                return Err(Error::ContextOverflow { prompt_tokens: prompt.len() + 1, context_length: n_ctx });
             }
         }
+    }
+
+    /// The history as the model sees it: text tokens, and the images in
+    /// their places (each a marker in its message's text, before the text).
+    fn render_prompt(&self, tools: &[Tool]) -> Result<Prompt> {
+        let model = self.session.model();
+        if self.messages.iter().all(|m| m.images.is_empty()) {
+            return Ok(Prompt {
+                segments: vec![PromptSegment::Tokens(model.prompt_tokens_with_tools(&self.messages, tools)?)],
+                images: Vec::new(),
+            });
+        }
+        let Some(projector) = &self.projector else {
+            return Err(Error::ImagesUnsupported {
+                reason: "the history holds images but no vision projector is set; set one with set_projector, or start a new conversation"
+                    .into(),
+            });
+        };
+        let marker = projector.marker();
+        let marked: Vec<Message> = self
+            .messages
+            .iter()
+            .map(
+                |m| if m.images.is_empty() { m.clone() } else { m.with_content(format!("{}{}", marker.repeat(m.images.len()), m.content)) },
+            )
+            .collect();
+        let segments = model.prompt_segments_with_tools(&marked, tools, marker)?;
+        let images: Vec<Image> = self.messages.iter().flat_map(|m| m.images.iter().cloned()).collect();
+        let slots = segments.iter().filter(|s| matches!(s, PromptSegment::Image)).count();
+        if slots != images.len() {
+            return Err(Error::Template(format!(
+                "the chat template placed {slots} images for the {} in the history; this model's template does not keep message text as it is",
+                images.len()
+            )));
+        }
+        let images = images.into_iter().map(|image| projector.group_keys(&image).map(|keys| (image, keys))).collect::<Result<Vec<_>>>()?;
+        Ok(Prompt { segments, images })
     }
 
     /// Removes the oldest user turn and its answer; false if only the newest message is left.
@@ -760,6 +859,50 @@ impl Reply {
 }
 
 /// The session settings `options` ask for.
+/// A rendered history: text tokens and image slots, with each image and
+/// the cache keys of the positions it takes, in order.
+struct Prompt {
+    segments: Vec<PromptSegment>,
+    images: Vec<(Image, Vec<Token>)>,
+}
+
+impl Prompt {
+    /// Positions it takes in the context.
+    fn len(&self) -> usize {
+        let mut images = self.images.iter();
+        self.segments
+            .iter()
+            .map(|s| match s {
+                PromptSegment::Tokens(t) => t.len(),
+                PromptSegment::Image => images.next().map_or(0, |(_, keys)| keys.len()),
+            })
+            .sum()
+    }
+
+    /// Appends text tokens at the end.
+    fn extend_text(&mut self, tokens: Vec<Token>) {
+        match self.segments.last_mut() {
+            Some(PromptSegment::Tokens(t)) => t.extend(tokens),
+            _ => self.segments.push(PromptSegment::Tokens(tokens)),
+        }
+    }
+
+    /// What [`Session::prefill_parts`] takes (`projector` is set whenever images are).
+    fn parts<'a>(&'a self, projector: Option<&'a Projector>) -> Vec<PromptPart<'a>> {
+        let mut images = self.images.iter();
+        self.segments
+            .iter()
+            .filter_map(|s| match s {
+                PromptSegment::Tokens(t) => Some(PromptPart::Tokens(t)),
+                PromptSegment::Image => {
+                    let (image, keys) = images.next()?;
+                    Some(PromptPart::Image { image, keys, projector: projector? })
+                }
+            })
+            .collect()
+    }
+}
+
 fn session_params(options: &ConversationOptions, context_length: u32, threads: u32, batch_size: u32) -> SessionParams {
     SessionParams {
         context_length,

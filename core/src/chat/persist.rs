@@ -109,7 +109,15 @@ impl Conversation {
     ///
     /// Call it after each answer (it takes milliseconds plus the write of
     /// the cache: about 12 KB per token for Qwen2.5 0.5B in f16).
+    ///
+    /// A conversation holding images cannot be saved yet (the file would
+    /// need the images too): that is [`Error::ImagesUnsupported`].
     pub fn save(&self, path: &Path) -> Result<SavedSession> {
+        if self.messages.iter().any(|m| !m.images.is_empty()) {
+            return Err(Error::ImagesUnsupported {
+                reason: "a conversation holding images cannot be saved to a session file yet; keep the images in the app and start a new conversation".into(),
+            });
+        }
         let (tokens, state) = self.session.save_state()?;
         let header = SessionHeader {
             model: self.model().identity().clone(),

@@ -34,6 +34,12 @@ pub(crate) fn install() {
     // SAFETY: `forward` is a valid `extern "C"` callback for the process
     // lifetime and ignores its user data.
     unsafe { sys::llama_log_set(Some(forward), std::ptr::null_mut()) };
+    // SAFETY: as above; the multimodal library (vision projectors) and its
+    // helpers log through their own setters, else straight to stderr.
+    unsafe {
+        sys::mtmd_log_set(Some(forward), std::ptr::null_mut());
+        sys::mtmd_helper_log_set(Some(forward), std::ptr::null_mut());
+    }
 }
 
 fn map_level(level: sys::ggml_log_level) -> Option<Level> {

@@ -5,6 +5,7 @@
 //! - [`model`]: validating and loading a GGUF model, tokenizing, rendering prompts;
 //! - [`session`]: one context and its KV cache (prefix reuse, abortable prefill);
 //! - [`adapter`]: LoRA adapters loaded onto a model (checked first, set per session);
+//! - [`vision`]: vision projectors (mmproj) beside a model, and images into a context;
 //! - [`embedding`]: a context with embeddings on (pooled vectors, batches of texts);
 //! - [`sampler`]: the llama.cpp sampler chain for [`crate::SamplingParams`];
 //! - [`constraint`]: constrained decoding (llguidance, llama.cpp GBNF) and choice scoring;
@@ -27,6 +28,7 @@ pub(crate) mod sampler;
 pub(crate) mod selftest;
 pub(crate) mod session;
 pub(crate) mod threads;
+pub(crate) mod vision;
 
 pub use adapter::{inspect_adapter, AdapterInfo, LoraAdapter, MAX_ADAPTER_FILE_BYTES};
 pub use backend::{choose_backend, compiled_gpu_backends, BackendInfo, BackendRequest, FORCE_PROBE_FAILURE_ENV};
@@ -35,11 +37,13 @@ pub use cpu::{CpuInfo, ARM_VARIANT_BASELINE, ARM_VARIANT_DOTPROD};
 pub(crate) use embedding::EmbedContext;
 pub use embedding::Pooling;
 pub use logging::set_llama_log_level;
+pub(crate) use model::PromptSegment;
 pub use model::{describe, inspect_file, live_model_count, Model, ModelInfo, ModelOptions};
 pub use rss::peak_rss_bytes;
 pub(crate) use sampler::Sampler;
-pub(crate) use session::{Prefill, Session, SessionParams, STATE_LAYOUT};
+pub(crate) use session::{Prefill, PromptPart, Session, SessionParams, STATE_LAYOUT};
 pub use threads::default_threads;
+pub use vision::{inspect_projector, Projector, ProjectorInfo, MAX_PROJECTOR_FILE_BYTES};
 
 /// A compiled output constraint (schema, grammar or tool-call grammar),
 /// ready to go first in a [`Sampler`]; the layers above only pass it on.

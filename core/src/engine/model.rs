@@ -515,9 +515,44 @@ impl Model {
     /// Like [`Model::prompt_tokens`], with `tools` offered to the model in its
     /// own format (through the template, or PocketLM's generic convention).
     pub(crate) fn prompt_tokens_with_tools(&self, messages: &[Message], tools: &[Tool]) -> Result<Vec<llama_cpp_2::token::LlamaToken>> {
+        Ok(self.tokenize_pieces(&self.prompt_pieces_with_tools(messages, tools)?))
+    }
+
+    /// Like `prompt_tokens_with_tools`, for messages whose content holds
+    /// `marker` where an image goes: the tokens between the images, and
+    /// a [`PromptSegment::Image`] at each marker.
+    pub(crate) fn prompt_segments_with_tools(&self, messages: &[Message], tools: &[Tool], marker: &str) -> Result<Vec<PromptSegment>> {
+        let pieces = self.prompt_pieces_with_tools(messages, tools)?;
+        let vocab = self.inner.llama.vocab();
+        let mut segments = Vec::new();
+        let mut current = Vec::new();
+        if self.needs_bos(match pieces.first() {
+            Some(PromptPiece::Template(text)) => Some(text.as_str()),
+            _ => None,
+        }) {
+            current.push(vocab.bos());
+        }
+        for piece in &pieces {
+            let (text, special) = match piece {
+                PromptPiece::Template(text) => (text, true),
+                PromptPiece::Content(text) => (text, false),
+            };
+            for (i, part) in text.split(marker).enumerate() {
+                if i > 0 {
+                    segments.push(PromptSegment::Tokens(std::mem::take(&mut current)));
+                    segments.push(PromptSegment::Image);
+                }
+                current.extend(vocab.tokenize(part.as_bytes(), false, special));
+            }
+        }
+        segments.push(PromptSegment::Tokens(current));
+        Ok(segments)
+    }
+
+    fn prompt_pieces_with_tools(&self, messages: &[Message], tools: &[Tool]) -> Result<Vec<PromptPiece>> {
         let uses_tools = !tools.is_empty() || messages.iter().any(|m| m.role == Role::Tool || !m.tool_calls.is_empty());
         if !uses_tools {
-            return self.prompt_tokens_rendered(messages, &[]);
+            return self.prompt_pieces_rendered(messages, &[]);
         }
         // Tool calls and declarations are written by the template, so they
         // are template text: they must not smuggle control tokens in.
@@ -529,12 +564,12 @@ impl Model {
             ));
         }
         if self.tool_format() == ToolFormat::Generic {
-            return self.prompt_tokens_rendered(&generic_tool_messages(messages, tools), &[]);
+            return self.prompt_pieces_rendered(&generic_tool_messages(messages, tools), &[]);
         }
-        self.prompt_tokens_rendered(messages, tools)
+        self.prompt_pieces_rendered(messages, tools)
     }
 
-    fn prompt_tokens_rendered(&self, messages: &[Message], tools: &[Tool]) -> Result<Vec<llama_cpp_2::token::LlamaToken>> {
+    fn prompt_pieces_rendered(&self, messages: &[Message], tools: &[Tool]) -> Result<Vec<PromptPiece>> {
         let render = |messages: &[Message]| match &self.inner.prompt {
             PromptFormat::Jinja(t) if !tools.is_empty() => t.render_with_tools(messages, tools, true),
             _ => self.render_prompt(messages, true),
@@ -556,7 +591,7 @@ impl Model {
                 }
             },
         };
-        Ok(self.tokenize_pieces(&pieces))
+        Ok(pieces)
     }
 
     /// Whether `text` would hold a control token if special tokens were parsed.
@@ -609,6 +644,15 @@ impl Model {
             PromptFormat::Plain => Ok(render_plain(messages)),
         }
     }
+}
+
+/// A stretch of a rendered prompt: text tokens, or the place of one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PromptSegment {
+    /// Text, tokenized.
+    Tokens(Vec<llama_cpp_2::token::LlamaToken>),
+    /// The next image of the messages, in order.
+    Image,
 }
 
 /// Reads and validates a model file's header and tensor table without loading

@@ -21,8 +21,10 @@ use llama_cpp_sys_2::llama_context_params;
 use super::adapter::LoraAdapter;
 use super::model::Model;
 use super::sampler::Sampler;
+use super::vision::Projector;
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
+use crate::image::Image;
 use crate::plan::KvType;
 
 fn kv_cache_type(t: KvType) -> llama_cpp_2::context::params::KvCacheType {
@@ -195,6 +197,28 @@ pub(crate) struct Prefill {
     pub cancelled: bool,
 }
 
+/// One stretch of a prompt for [`Session::prefill_parts`].
+pub(crate) enum PromptPart<'a> {
+    /// Text tokens.
+    Tokens(&'a [LlamaToken]),
+    /// An image, with the cache keys of the positions it takes
+    /// ([`Projector::group_keys`]) and the projector that encodes it.
+    Image { image: &'a Image, keys: &'a [LlamaToken], projector: &'a Projector },
+}
+
+impl PromptPart<'_> {
+    fn keys(&self) -> &[LlamaToken] {
+        match self {
+            PromptPart::Tokens(tokens) => tokens,
+            PromptPart::Image { keys, .. } => keys,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.keys().len()
+    }
+}
+
 pub(crate) struct Session {
     // Declared before `model` so it is dropped first: it borrows the model.
     ctx: LlamaContext<'static>,
@@ -269,7 +293,6 @@ impl Session {
     }
 
     /// The settings the session was made with.
-    #[cfg(feature = "cloud")]
     pub fn params(&self) -> SessionParams {
         self.params
     }
@@ -357,12 +380,35 @@ impl Session {
     /// and keeps every batch already evaluated, so the next prompt with the
     /// same prefix still reuses it. GPU backends ignore the abort callback:
     /// there the check is between batches only.
+    #[cfg_attr(not(any(test, feature = "bench")), allow(dead_code))]
     pub fn prefill(&mut self, tokens: &[LlamaToken], cancel: &CancelToken) -> Result<Prefill> {
-        if tokens.is_empty() {
+        self.prefill_parts(&[PromptPart::Tokens(tokens)], cancel)
+    }
+
+    /// [`Session::prefill`] for a prompt with images: the cache is compared
+    /// by keys (text tokens, and each image's pseudo-tokens), a reused
+    /// prefix never ends inside an image (one is evaluated whole, or not at
+    /// all), and each image not cached is encoded by its projector.
+    pub fn prefill_parts(&mut self, parts: &[PromptPart<'_>], cancel: &CancelToken) -> Result<Prefill> {
+        let total: usize = parts.iter().map(PromptPart::len).sum();
+        if total == 0 {
             return Err(Error::Inference("the prompt is empty; send some text".into()));
         }
-        let mut keep = self.cached.iter().zip(tokens).take_while(|(a, b)| a == b).count();
-        keep = keep.min(tokens.len() - 1);
+        if matches!(parts.iter().rev().find(|p| p.len() > 0), Some(PromptPart::Image { .. })) {
+            return Err(Error::Inference("a prompt cannot end with an image; the chat template adds text after it".into()));
+        }
+        let keys: Vec<LlamaToken> = parts.iter().flat_map(|p| p.keys().iter().copied()).collect();
+        let mut keep = self.cached.iter().zip(&keys).take_while(|(a, b)| a == b).count();
+        keep = keep.min(total - 1);
+        // An image is evaluated whole: never resume inside one.
+        let mut start = 0;
+        for part in parts {
+            let end = start + part.len();
+            if matches!(part, PromptPart::Image { .. }) && keep > start && keep < end {
+                keep = start;
+            }
+            start = end;
+        }
         if keep > 0 && !self.prefix_still_cached(keep) {
             keep = 0;
         }
@@ -376,23 +422,58 @@ impl Session {
         let mut evaluated = 0;
         self.abort.0.store(std::ptr::from_ref(cancel.flag()).cast_mut(), Ordering::Release);
         let _armed = Armed(&*self.abort);
-        let mut batch = LlamaBatch::new(self.params.batch_size as usize, 1);
-        for chunk in tokens[keep..].chunks(self.params.batch_size as usize) {
-            if cancel.is_cancelled() {
-                return Ok(Prefill { reused: keep, evaluated, cancelled: true });
+        let batch_size = self.params.batch_size as usize;
+        let mut batch = LlamaBatch::new(batch_size, 1);
+        let cancelled = |evaluated| Ok(Prefill { reused: keep, evaluated, cancelled: true });
+        let mut start = 0;
+        for part in parts {
+            let end = start + part.len();
+            if end <= keep {
+                start = end;
+                continue;
             }
-            batch.clear();
-            let last_chunk = keep + evaluated + chunk.len() == tokens.len();
-            for (i, &token) in chunk.iter().enumerate() {
-                let pos = (keep + evaluated + i) as i32;
-                let want_logits = last_chunk && i == chunk.len() - 1;
-                batch.add(token, pos, &[0], want_logits).map_err(|e| Error::Inference(e.to_string()))?;
+            match *part {
+                PromptPart::Tokens(tokens) => {
+                    for chunk in tokens[keep.max(start) - start..].chunks(batch_size) {
+                        if cancel.is_cancelled() {
+                            return cancelled(evaluated);
+                        }
+                        batch.clear();
+                        let base = self.cached.len();
+                        for (i, &token) in chunk.iter().enumerate() {
+                            let want_logits = base + i == total - 1;
+                            batch.add(token, (base + i) as i32, &[0], want_logits).map_err(|e| Error::Inference(e.to_string()))?;
+                        }
+                        if let Decoded::Aborted = self.decode(&mut batch, chunk)? {
+                            return cancelled(evaluated);
+                        }
+                        evaluated += chunk.len();
+                        self.logits_index = chunk.len() as i32 - 1;
+                    }
+                }
+                PromptPart::Image { image, keys, projector } => {
+                    if cancel.is_cancelled() {
+                        return cancelled(evaluated);
+                    }
+                    if self.cached.len() + keys.len() > self.params.context_length as usize {
+                        return Err(Error::Inference("the context window is full".into()));
+                    }
+                    let _replanning = std::mem::take(&mut self.replan_pending).then(super::model::model_mutation_lock);
+                    let n_past = self.cached.len() as i32;
+                    if let Err(e) = projector.evaluate(image, &mut self.ctx, n_past, batch_size as i32, false) {
+                        // Forget whatever part of the image reached the cache.
+                        self.logits_index = -1;
+                        if self.ctx.kv_cache_seq_rm(0, Some(self.cached.len() as u32), None).is_err() {
+                            self.clear();
+                        }
+                        return if cancel.is_cancelled() { cancelled(evaluated) } else { Err(e) };
+                    }
+                    self.cached.extend_from_slice(keys);
+                    evaluated += keys.len();
+                    self.logits_index = -1;
+                }
             }
-            if let Decoded::Aborted = self.decode(&mut batch, chunk)? {
-                return Ok(Prefill { reused: keep, evaluated, cancelled: true });
-            }
-            evaluated += chunk.len();
-            self.logits_index = chunk.len() as i32 - 1;
+            start = end;
         }
         Ok(Prefill { reused: keep, evaluated, cancelled: false })
     }

@@ -47,6 +47,16 @@ class Conversation internal constructor(private val inner: PocketConversation) :
      */
     fun send(text: String, options: RequestOptions): Flow<ChatEvent> = stream { inner.sendWith(text, options, it) }
 
+    /**
+     * Like [send], with [images] the user sent along: the encoded bytes of JPEG or PNG files,
+     * placed before the text in order, decoded off the caller's thread. Needs a projector
+     * ([setProjector]); without one, or with a bad image, the flow fails with
+     * [LanguageModelException.ImagesUnsupported] or [LanguageModelException.InvalidImage] and
+     * the history is unchanged.
+     */
+    fun send(text: String, images: List<ByteArray>, options: RequestOptions = noOptions): Flow<ChatEvent> =
+        stream { inner.sendWithImages(text, images, options, it) }
+
     /** Answers the last reply's tool calls with their [results] (one per call) and streams what comes next. */
     fun sendToolResults(results: List<ToolResult>, options: RequestOptions = noOptions): Flow<ChatEvent> =
         stream { inner.sendToolResults(results, options, it) }
@@ -126,6 +136,17 @@ class Conversation internal constructor(private val inner: PocketConversation) :
      */
     suspend fun setAdapters(adapters: Map<LoraAdapter, Float>) = withContext(Dispatchers.IO) {
         ffiCall { inner.setAdapters(adapters.map { (adapter, scale) -> AdapterSetting(adapter.adapter, scale) }) }
+    }
+
+    /**
+     * Lets the conversation see images through [projector] (loaded for its model), or stops it
+     * with `null`.
+     *
+     * @throws LanguageModelException.ProjectorMismatch for a projector of another model, and
+     *   [LanguageModelException.ImagesUnsupported] when the batch size is smaller than an image.
+     */
+    suspend fun setProjector(projector: VisionProjector?) = withContext(Dispatchers.IO) {
+        ffiCall { inner.setProjector(projector?.projector) }
     }
 
     /** Changes sampling for the next answers. */

@@ -11,6 +11,7 @@ import dev.pocketlm.ffi.MemoryPlan
 import dev.pocketlm.ffi.ModelConfig
 import dev.pocketlm.ffi.ModelInfo
 import dev.pocketlm.ffi.PocketAdapter
+import dev.pocketlm.ffi.PocketProjector
 import dev.pocketlm.ffi.PocketModel
 import dev.pocketlm.ffi.liveModelCount
 import dev.pocketlm.ffi.planMemoryWithAdapters
@@ -63,6 +64,16 @@ class LanguageModel private constructor(private val model: PocketModel) : AutoCl
      */
     suspend fun loadAdapter(path: String): LoraAdapter =
         withContext(Dispatchers.IO) { LoraAdapter(ffiCall { PocketAdapter.load(model, path) }) }
+
+    /**
+     * Loads the model's vision projector (its `mmproj` GGUF file, shipped beside it) off the
+     * main thread, so conversations can take images ([Conversation.setProjector]).
+     *
+     * @throws LanguageModelException.ProjectorMismatch for a projector that is not the Gemma 3
+     *   layout, was made for another model, or is malformed, and the model-file errors of [load].
+     */
+    suspend fun loadProjector(path: String): VisionProjector =
+        withContext(Dispatchers.IO) { VisionProjector(ffiCall { PocketProjector.load(model, path) }) }
 
     /** Frees the model once no conversation uses it any more. */
     override fun close() = model.close()

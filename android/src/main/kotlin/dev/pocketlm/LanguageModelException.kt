@@ -111,6 +111,21 @@ sealed class LanguageModelException(message: String) : Exception(message) {
      */
     class AdapterMismatch(val path: String, val reason: String, message: String) : LanguageModelException(message)
 
+    /**
+     * The vision projector at [path] is not the Gemma 3 layout, does not fit this model, is
+     * malformed, or was loaded for another model; [reason] says which and what to do.
+     */
+    class ProjectorMismatch(val path: String, val reason: String, message: String) : LanguageModelException(message)
+
+    /** Image [index] of a message is not JPEG or PNG, is corrupt, or is too large; [reason] says which. */
+    class InvalidImage(val index: Int, val reason: String, message: String) : LanguageModelException(message)
+
+    /**
+     * Images cannot be used here: the conversation has no projector (or a batch too small for
+     * one image), or a conversation holding images was saved; [reason] says what to do.
+     */
+    class ImagesUnsupported(val reason: String, message: String) : LanguageModelException(message)
+
     /** Loading [path] was cancelled (`LanguageModel.load` turns it into a `CancellationException`). */
     class LoadCancelled(val path: String, message: String) : LanguageModelException(message)
 
@@ -154,6 +169,9 @@ internal fun FfiException.toPublic(): LanguageModelException = when (this) {
     is FfiException.EmbeddingInputTooLong -> LanguageModelException.EmbeddingInputTooLong(index, tokens, limit, description)
     is FfiException.VectorIndex -> LanguageModelException.VectorIndex(detail, description)
     is FfiException.AdapterMismatch -> LanguageModelException.AdapterMismatch(path, reason, description)
+    is FfiException.ProjectorMismatch -> LanguageModelException.ProjectorMismatch(path, reason, description)
+    is FfiException.InvalidImage -> LanguageModelException.InvalidImage(index, reason, description)
+    is FfiException.ImagesUnsupported -> LanguageModelException.ImagesUnsupported(reason, description)
 }.also { it.initCause(this) }
 
 /** Runs an FFI call, rethrowing its error as the public [LanguageModelException]. */
