@@ -145,6 +145,10 @@ pub struct MemoryEstimate {
     /// (0 without adapters; see [`crate::lora::adapter_bytes`]).
     #[serde(default)]
     pub adapter_bytes: u64,
+    /// A vision projector: its tensors and one image's encoding (0 without
+    /// one; see [`crate::vision::projector_bytes`]).
+    #[serde(default)]
+    pub projector_bytes: u64,
     /// The sum: predicted peak resident memory.
     pub predicted_peak_bytes: u64,
 }
@@ -461,7 +465,16 @@ fn estimate_with(s: &Shapes, weights_bytes: u64, request: PlanRequest) -> Result
     if predicted_peak_bytes > limits::MAX_PEAK_BYTES {
         return Err(overflow());
     }
-    Ok(MemoryEstimate { request, weights_bytes, kv_bytes, compute_bytes, overhead_bytes, adapter_bytes: 0, predicted_peak_bytes })
+    Ok(MemoryEstimate {
+        request,
+        weights_bytes,
+        kv_bytes,
+        compute_bytes,
+        overhead_bytes,
+        adapter_bytes: 0,
+        projector_bytes: 0,
+        predicted_peak_bytes,
+    })
 }
 
 /// Predicts the peak resident memory of an embedder (see `pocketlm::Embedder`)
@@ -526,6 +539,25 @@ pub fn plan_at(gguf: &GgufFile, budget_bytes: u64, request: PlanRequest) -> Resu
 /// [`plan_at`] with LoRA adapters loaded.
 pub fn plan_at_with_adapters(gguf: &GgufFile, budget_bytes: u64, request: PlanRequest, adapters: &[AdapterShape]) -> Result<MemoryPlan> {
     Ok(MemoryPlan::new(budget_bytes, estimate_with_adapters(gguf, request, adapters)?))
+}
+
+/// Plans with a vision projector loaded too: `plan_for` is called with the
+/// budget less `projector_bytes` (so the context chosen leaves room for
+/// it), and its plan is returned against the whole budget with the
+/// projector counted. An [`Error::InsufficientMemory`] names the whole need.
+pub fn with_projector(budget_bytes: u64, projector_bytes: u64, plan_for: impl FnOnce(u64) -> Result<MemoryPlan>) -> Result<MemoryPlan> {
+    let short = |needed: u64| Error::InsufficientMemory { needed_bytes: needed.saturating_add(projector_bytes), budget_bytes };
+    if projector_bytes >= budget_bytes {
+        return Err(short(0));
+    }
+    let plan = match plan_for(budget_bytes - projector_bytes) {
+        Err(Error::InsufficientMemory { needed_bytes, .. }) => return Err(short(needed_bytes)),
+        other => other?,
+    };
+    let mut estimate = plan.estimate;
+    estimate.projector_bytes = projector_bytes;
+    estimate.predicted_peak_bytes = estimate.predicted_peak_bytes.saturating_add(projector_bytes);
+    Ok(MemoryPlan::new(budget_bytes, estimate))
 }
 
 /// The cheapest configuration [`fit_budget`] considers: a 512-token context

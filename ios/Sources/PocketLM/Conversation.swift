@@ -27,6 +27,15 @@ public final class Conversation: Sendable {
         stream { inner.sendWith(text: text, options: options, listener: $0) }
     }
 
+    /// Like ``send(_:options:)``, with `images` the user sent along: the encoded bytes of JPEG
+    /// or PNG files, placed before the text in order, decoded on PocketLM's own thread. Needs a
+    /// projector (``setProjector(_:)``); without one, or with a bad image, the stream throws
+    /// ``LanguageModelError/imagesUnsupported(reason:message:)`` or
+    /// ``LanguageModelError/invalidImage(index:reason:message:)`` and the history is unchanged.
+    public func send(_ text: String, images: [Data], options: RequestOptions = .plain) -> AsyncThrowingStream<ChatEvent, Error> {
+        stream { inner.sendWithImages(text: text, images: images, options: options, listener: $0) }
+    }
+
     /// Answers the last reply's tool calls with their `results` (one per call)
     /// and streams what comes next.
     public func sendToolResults(_ results: [ToolResult], options: RequestOptions = .plain) -> AsyncThrowingStream<ChatEvent, Error> {
@@ -113,6 +122,17 @@ public final class Conversation: Sendable {
         let inner = self.inner
         let settings = adapters.map { AdapterSetting(adapter: $0.key.adapter, scale: $0.value) }
         try await Blocking.run { try inner.setAdapters(adapters: settings) }
+    }
+
+    /// Lets the conversation see images through `projector` (loaded for its model), or stops
+    /// it with `nil` (waits for a running answer, on PocketLM's own thread).
+    /// - Throws: ``LanguageModelError/projectorMismatch(path:reason:message:)`` for a projector
+    ///   of another model, ``LanguageModelError/imagesUnsupported(reason:message:)`` when the
+    ///   batch size is smaller than an image.
+    public func setProjector(_ projector: VisionProjector?) async throws {
+        let inner = self.inner
+        let raw = projector?.projector
+        try await Blocking.run { try inner.setProjector(projector: raw) }
     }
 
     /// Changes sampling for the next answers (waits for a running answer,

@@ -77,6 +77,17 @@ public final class LanguageModel: Sendable {
         return try await Blocking.run { LoraAdapter(try PocketAdapter.load(model: model, path: path)) }
     }
 
+    /// Loads the model's vision projector (its `mmproj` GGUF file, shipped beside it) on
+    /// PocketLM's own thread, so conversations can take images
+    /// (``Conversation/setProjector(_:)``).
+    /// - Throws: ``LanguageModelError/projectorMismatch(path:reason:message:)`` for a projector
+    ///   that is not the Gemma 3 layout, was made for another model, or is malformed, and the
+    ///   model-file errors of ``load(path:config:progress:)`` for a bad file.
+    public func loadProjector(path: String) async throws -> VisionProjector {
+        let model = self.model
+        return try await Blocking.run { VisionProjector(try PocketProjector.load(model: model, path: path)) }
+    }
+
     /// Starts a conversation with its own context and KV cache.
     public func conversation(_ config: ConversationConfig = ConversationConfig()) async throws -> Conversation {
         let model = self.model

@@ -67,6 +67,14 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
     /// The LoRA adapter at `path` does not fit this model (made for another architecture or
     /// shapes), is malformed, or was loaded onto another model; `reason` says which and what to do.
     case adapterMismatch(path: String, reason: String, message: String)
+    /// The vision projector at `path` is not the Gemma 3 layout, does not fit this model, is
+    /// malformed, or was loaded for another model; `reason` says which and what to do.
+    case projectorMismatch(path: String, reason: String, message: String)
+    /// Image `index` of a message is not JPEG or PNG, is corrupt, or is too large.
+    case invalidImage(index: Int32, reason: String, message: String)
+    /// Images cannot be used here: no projector (or a batch too small for one image), or a
+    /// conversation holding images was saved; `reason` says what to do.
+    case imagesUnsupported(reason: String, message: String)
     /// Loading was cancelled (`LanguageModel.load` throws `CancellationError` instead).
     case loadCancelled(path: String, message: String)
     /// A saved conversation could not be saved or restored; when `transcriptUsable`,
@@ -106,6 +114,9 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
         case .embeddingInputTooLong(_, _, _, let message): return message
         case .vectorIndex(_, let message): return message
         case .adapterMismatch(_, _, let message): return message
+        case .projectorMismatch(_, _, let message): return message
+        case .invalidImage(_, _, let message): return message
+        case .imagesUnsupported(_, let message): return message
         }
     }
 
@@ -178,6 +189,12 @@ public enum LanguageModelError: Error, LocalizedError, CustomStringConvertible, 
             self = .vectorIndex(detail: detail, message: description)
         case .AdapterMismatch(let path, let reason, let description):
             self = .adapterMismatch(path: path, reason: reason, message: description)
+        case .ProjectorMismatch(let path, let reason, let description):
+            self = .projectorMismatch(path: path, reason: reason, message: description)
+        case .InvalidImage(let index, let reason, let description):
+            self = .invalidImage(index: index, reason: reason, message: description)
+        case .ImagesUnsupported(let reason, let description):
+            self = .imagesUnsupported(reason: reason, message: description)
         }
     }
 

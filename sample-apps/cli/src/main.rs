@@ -122,6 +122,9 @@ enum Command {
         /// LoRA adapter to count too, as FILE or FILE@SCALE (repeatable).
         #[arg(long = "lora", value_name = "FILE[@SCALE]", value_parser = parse_lora)]
         lora: Vec<LoraArg>,
+        /// Vision projector (mmproj) to count too: its memory comes out of the budget first.
+        #[arg(long)]
+        mmproj: Option<PathBuf>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -411,6 +414,13 @@ struct RunArgs {
     /// repeatable, for several at once). It must be made for this model.
     #[arg(long = "lora", value_name = "FILE[@SCALE]", value_parser = parse_lora)]
     lora: Vec<LoraArg>,
+    /// Vision projector (the model's mmproj file) that lets it see --image files.
+    #[arg(long)]
+    mmproj: Option<PathBuf>,
+    /// JPEG or PNG image to send with the prompt (generate only; repeatable;
+    /// needs --mmproj; answered on the device, never routed).
+    #[arg(long = "image", value_name = "FILE")]
+    images: Vec<PathBuf>,
     /// Print JSON: one object for generate, one per line per answer for chat.
     #[arg(long)]
     json: bool,
@@ -573,6 +583,9 @@ impl RunArgs {
         let mut chat = Conversation::new(&model, options)?;
         let adapters = self.lora.iter().map(|a| Ok((LoraAdapter::load(&model, &a.path)?, a.scale))).collect::<Result<Vec<_>, Error>>()?;
         chat.set_adapters(&adapters)?;
+        if let Some(mmproj) = &self.mmproj {
+            chat.set_projector(Some(pocketlm::Projector::load(&model, mmproj)?))?;
+        }
         Ok(chat)
     }
 }
@@ -595,6 +608,37 @@ fn parse_lora(text: &str) -> Result<LoraArg, String> {
         }
         _ => Ok(LoraArg { path: text.into(), scale: 1.0 }),
     }
+}
+
+/// `generate --image`: the prompt and its images, answered by the device
+/// model (images are never routed), the text streamed to stdout.
+fn generate_with_images(run: &RunArgs, prompt: &str) -> Result<(), Error> {
+    let images = run
+        .images
+        .iter()
+        .enumerate()
+        .map(|(index, path)| {
+            let bytes = std::fs::read(path).map_err(|e| Error::InvalidImage { index, reason: format!("{}: {e}", path.display()) })?;
+            pocketlm::Image::decode(&bytes).map_err(|reason| Error::InvalidImage { index, reason: format!("{}: {reason}", path.display()) })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let mut chat = run.open_local(run.conversation_options())?;
+    let options = pocketlm::SendOptions { constraint: run.constraint.constraint()?, ..Default::default() };
+    let mut stdout = std::io::stdout();
+    let reply = chat.send_with_images_events(prompt, &images, &options, &mut |event| {
+        if let (pocketlm::ChatEvent::Text(delta), false) = (event, run.json) {
+            use std::io::Write;
+            let _ = write!(stdout, "{delta}");
+            let _ = stdout.flush();
+        }
+    })?;
+    if run.json {
+        println!("{}", serde_json::json!({ "text": reply.text, "metrics": reply.metrics }));
+    } else {
+        println!();
+        log::info!("{} prompt positions evaluated, {} reused", reply.metrics.prompt_tokens_evaluated, reply.metrics.prompt_tokens_reused);
+    }
+    Ok(())
 }
 
 /// The adapters' shapes, each checked against the model in `gguf` from the
@@ -644,6 +688,9 @@ fn run(command: Command) -> Result<(), Error> {
                 c.validate()?;
             }
             let (tools, tool_choice) = run.tools.read()?;
+            if !run.images.is_empty() {
+                return generate_with_images(&run, &prompt);
+            }
             let mut chat = run.open()?;
             let json = run.json;
             let mut stdout = std::io::stdout();
@@ -662,11 +709,18 @@ fn run(command: Command) -> Result<(), Error> {
             let tools = run.tools.read()?;
             chat::run(run.open()?, constraint, tools, json, session.as_deref())
         }
-        Command::Plan { model, budget, ctx, kv_type, lora, json } => {
+        Command::Plan { model, budget, ctx, kv_type, lora, mmproj, json } => {
             let path = models::resolve(model)?;
             let gguf = pocketlm::inspect_file(&path)?;
             let adapters = adapter_shapes(&gguf, &lora)?;
-            output::print_plan(&plan(&gguf, budget, ctx, kv_type, &adapters)?, json);
+            let planned = match mmproj {
+                Some(p) => {
+                    let bytes = pocketlm::vision::projector_bytes(&pocketlm::inspect_projector(&p, &gguf)?);
+                    pocketlm::plan::with_projector(budget, bytes, |b| plan(&gguf, b, ctx, kv_type, &adapters))?
+                }
+                None => plan(&gguf, budget, ctx, kv_type, &adapters)?,
+            };
+            output::print_plan(&planned, json);
             Ok(())
         }
         Command::Bench {

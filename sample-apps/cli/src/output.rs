@@ -210,7 +210,10 @@ pub fn print_plan(p: &MemoryPlan, json: bool) {
     let e = &p.estimate;
     println!("budget {:.0} MiB: {}", p.budget_bytes as f64 / MIB, if p.fits { "fits" } else { "does NOT fit" });
     println!("ctx {}, kv {}, batch {}, weights {}", p.ctx, p.kv_type.as_str(), p.batch_size, p.weights.as_str());
-    let adapters = if e.adapter_bytes > 0 { format!(" + adapters {:.1}", e.adapter_bytes as f64 / MIB) } else { String::new() };
+    let mut adapters = if e.adapter_bytes > 0 { format!(" + adapters {:.1}", e.adapter_bytes as f64 / MIB) } else { String::new() };
+    if e.projector_bytes > 0 {
+        adapters.push_str(&format!(" + projector {:.0}", e.projector_bytes as f64 / MIB));
+    }
     println!(
         "predicted peak {:.0} MiB = weights {:.0} + KV {:.0} + compute {:.0} + overhead {:.0}{adapters}",
         p.predicted_peak_bytes as f64 / MIB,
