@@ -31,4 +31,4 @@ with=$(rss "$BIN" generate --model "$MODEL" --ctx 1024 --max-tokens 3 --threads 
 echo "peak RSS without projector: $((base / 1024)) MiB; with projector and one image: $((with / 1024)) MiB; added: $(((with - base) / 1024)) MiB"
 "$BIN" plan "$MODEL" --budget 4GiB --ctx 1024 --mmproj "$MMPROJ"
 "$BIN" generate --model "$MODEL" --ctx 1024 --max-tokens 1 --threads 2 --mmproj "$MMPROJ" --image "$IMG" --json --prompt "What is this?" \
-    | python3 -c 'import json,sys; m=json.load(sys.stdin)["metrics"]; print(f"one image: {m[\"prompt_tokens_evaluated\"]} positions, time to first token {m[\"ttft_ms\"]/1000:.1f} s (encode + prefill)")'
+    | python3 -c 'import json,sys; m=json.load(sys.stdin)["metrics"]; print("one image: %d positions, time to first token %.1f s (encode + prefill)" % (m["prompt_tokens_evaluated"], m["ttft_ms"] / 1000))'
