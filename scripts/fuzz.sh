@@ -3,7 +3,7 @@
 # Rust): the GGUF reader, the memory planner, chat template rendering and
 # the parsers of streamed answers (tool calls, partial JSON).
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET (default 60)] [TARGET...]
-# Targets: gguf, plan, template, output, catalog, session, vector_index, lora (core/fuzz/fuzz_targets). The corpus and any
+# Targets: gguf, plan, template, output, catalog, session, vector_index, lora, vision, image (core/fuzz/fuzz_targets). The corpus and any
 # crash artifacts live in ~/.cache/pocketlm/fuzz; a crash fails the script, and
 # each one found so far is a regression test in the normal suite.
 set -euo pipefail
@@ -12,7 +12,7 @@ source scripts/env.sh
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(gguf plan template output catalog session vector_index lora)
+[ ${#targets[@]} -gt 0 ] || targets=(gguf plan template output catalog session vector_index lora vision image)
 
 if ! rustup toolchain list | grep -q '^nightly'; then
   rustup toolchain install nightly --profile minimal

@@ -10,12 +10,13 @@ DIR="$(dirname "$(python3 "$HERE/fetch_models.py" --print-path gemma3-270m)")/sh
 [ -f "$DIR/llama-3.2-3b-2layers.gguf" ] || "$HERE/make-shaped-model" llama-3.2-3b "$DIR/llama-3.2-3b-2layers.gguf" --layers 2
 [ -f "$DIR/gemma-3-4b-6layers.gguf" ] || "$HERE/make-shaped-model" gemma-3-4b "$DIR/gemma-3-4b-6layers.gguf" --layers 6
 MMPROJ="$DIR/gemma-3-4b-mmproj-1block"
-# .v2: bump when shaped_projector.py changes what it writes.
-if [ ! -f "$MMPROJ/.v2" ]; then
+# .v3: bump when shaped_projector.py changes what it writes.
+if [ ! -f "$MMPROJ/.v3" ]; then
     mkdir -p "$MMPROJ"
     python3 "$HERE/shaped_projector.py" "$MMPROJ/mmproj.gguf" --blocks 1
+    python3 "$HERE/shaped_projector.py" "$MMPROJ/mmproj-old-ffn-names.gguf" --blocks 1 --old-ffn-names
     for kind in shape key-type projection type position-type; do
         python3 "$HERE/shaped_projector.py" "$MMPROJ/bad-$kind.gguf" --blocks 1 --broken "$kind"
     done
-    touch "$MMPROJ/.v2"
+    touch "$MMPROJ/.v3"
 fi

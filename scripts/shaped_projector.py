@@ -15,7 +15,7 @@ text model then says about an image is noise. --blocks N writes only the first
 N encoder blocks (small files for fast tests: the memory an image's encoding
 needs does not depend on N, its time does).
 
-Usage: shaped_projector.py OUT.gguf [--blocks N] [--projection-dim D] [--seed S] [--broken KIND]
+Usage: shaped_projector.py OUT.gguf [--blocks N] [--projection-dim D] [--seed S] [--broken KIND] [--old-ffn-names]
 """
 import argparse
 import sys
@@ -33,7 +33,7 @@ IMAGE, PATCH, EMBD, FFN, BLOCKS, HEADS, MERGE = 896, 14, 1152, 4304, 27, 16, 4
 BREAKS = ("shape", "key-type", "projection", "type", "position-type")
 
 
-def build(out: Path, blocks: int, projection: int, seed: int, broken: str | None = None) -> None:
+def build(out: Path, blocks: int, projection: int, seed: int, broken: str | None = None, old_ffn_names: bool = False) -> None:
     rng = np.random.default_rng(seed)
     side = IMAGE // PATCH
     w = gguf.GGUFWriter(out, "clip")
@@ -76,10 +76,13 @@ def build(out: Path, blocks: int, projection: int, seed: int, broken: str | None
             # "shape": a key matrix half as wide; clip.cpp loads it, then aborts in its warm-up graph
             f16(p + t + ".weight", EMBD, EMBD // 2 if broken == "shape" and t == "attn_k" else EMBD)
             f32(p + t + ".bias", EMBD, 0.0)
-        f16(p + "ffn_up.weight", EMBD, FFN)
-        f32(p + "ffn_up.bias", FFN, 0.0)
-        f16(p + "ffn_down.weight", FFN, EMBD)
-        f32(p + "ffn_down.bias", EMBD, 0.0)
+        # --old-ffn-names: the first Gemma 3 converter's names (each FFN matrix under the
+        # other's name); same values, which clip.cpp swaps back
+        up, down = ("ffn_down", "ffn_up") if old_ffn_names else ("ffn_up", "ffn_down")
+        f16(p + up + ".weight", EMBD, FFN)
+        f32(p + up + ".bias", FFN, 0.0)
+        f16(p + down + ".weight", FFN, EMBD)
+        f32(p + down + ".bias", EMBD, 0.0)
         for t in ("ln1", "ln2"):
             f32(p + t + ".weight", EMBD, 1.0)
             f32(p + t + ".bias", EMBD, 0.0)
@@ -110,12 +113,13 @@ def main() -> None:
     ap.add_argument("--projection-dim", type=int, default=2560, help="the text model's embedding width (Gemma 3 4B: 2560)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--broken", choices=BREAKS, help="write a malformed variant (for refusal tests)")
+    ap.add_argument("--old-ffn-names", action="store_true", help="name the FFN matrices as the first Gemma 3 converter did")
     a = ap.parse_args()
     if not 1 <= a.blocks <= BLOCKS:
         ap.error(f"--blocks must be between 1 and {BLOCKS}")
     out = a.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    build(out, a.blocks, a.projection_dim, a.seed, a.broken)
+    build(out, a.blocks, a.projection_dim, a.seed, a.broken, a.old_ffn_names)
 
 
 if __name__ == "__main__":

@@ -83,3 +83,24 @@ pub(crate) fn decode_images(images: &[Vec<u8>]) -> pocketlm::Result<Vec<pocketlm
         .map(|(index, bytes)| pocketlm::Image::decode(bytes).map_err(|reason| pocketlm::Error::InvalidImage { index, reason }))
         .collect()
 }
+
+/// Plans memory for the model at `path` with the adapters at `adapter_paths`
+/// and the vision projector at `projector_path` loaded, without loading
+/// anything: like `plan_memory_with_adapters`, with the projector's memory
+/// (its tensors and one image's encoding) taken from the budget first.
+/// A projector that does not fit the model is `FfiError.ProjectorMismatch`.
+#[uniffi::export]
+pub fn plan_memory_with_projector(
+    path: String,
+    budget_bytes: i64,
+    adapter_paths: Vec<String>,
+    projector_path: String,
+) -> Result<crate::model::MemoryPlan, FfiError> {
+    let budget = crate::convert::amount("budget_bytes", budget_bytes)?;
+    let gguf = pocketlm::inspect_file(std::path::Path::new(&path))?;
+    let shapes = adapter_paths.iter().map(|a| pocketlm::inspect_adapter(std::path::Path::new(a), &gguf)).collect::<Result<Vec<_>, _>>()?;
+    let projector = pocketlm::inspect_projector(std::path::Path::new(&projector_path), &gguf)?;
+    let bytes = pocketlm::vision::projector_bytes(&projector);
+    let plan = pocketlm::plan::with_projector(budget, bytes, |b| pocketlm::plan::fit_budget_with_adapters(&gguf, b, None, None, &shapes))?;
+    Ok((&plan).into())
+}

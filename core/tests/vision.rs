@@ -147,6 +147,30 @@ fn images_reach_the_model_and_stay_in_the_cache_across_turns() {
 }
 
 #[test]
+fn both_gemma3_layouts_read_an_image_alike_and_a_new_projector_reads_it_again() {
+    // The same weights with the FFN matrices under the first converter's names.
+    let old = Projector::load(gemma4b(), projector_path("mmproj-old-ffn-names")).unwrap();
+    let red = Image::decode(&png(40, 40, [200, 30, 30])).unwrap();
+    let mut a = chat(4);
+    let (read, first) = ask_colour(&mut a, "Which colour is this picture?", std::slice::from_ref(&red));
+    let mut b = chat(4);
+    b.set_projector(Some(old.clone())).unwrap();
+    let (read_old, _) = ask_colour(&mut b, "Which colour is this picture?", std::slice::from_ref(&red));
+    assert_eq!(read, read_old);
+
+    // Another projector on the same conversation: its images are encoded again, not
+    // taken from the cache the first projector filled.
+    a.set_projector(Some(old)).unwrap();
+    let (_, again) = ask_colour(&mut a, "And now?", &[]);
+    assert!(
+        again.metrics.prompt_tokens_evaluated >= projector().info().embeddings_per_image,
+        "{:?} then {:?}",
+        first.metrics,
+        again.metrics
+    );
+}
+
+#[test]
 fn bad_input_is_a_typed_error_and_the_conversation_carries_on() {
     let red = Image::decode(&png(32, 32, [200, 30, 30])).unwrap();
     // No projector set: refused before anything changes.

@@ -257,7 +257,7 @@ pub enum Error {
     },
     /// Images were sent where they cannot be seen: the conversation has no
     /// vision projector, or its batch cannot hold one image's tokens.
-    #[error("this conversation cannot take images: {reason}")]
+    #[error("images cannot be used here: {reason}")]
     ImagesUnsupported {
         /// Why, and what to do.
         reason: String,

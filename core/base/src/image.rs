@@ -3,7 +3,8 @@
 //! reaches llama.cpp.
 //!
 //! The header is read first, so an oversized image is refused before its
-//! pixels are allocated; a large photo that fits is scaled down to
+//! pixels are allocated; EXIF orientation (how phone cameras store a
+//! turned photo) is applied; a large photo that fits is scaled down to
 //! [`MAX_KEPT_SIDE`] on its longer side (vision projectors look at a few
 //! hundred pixels a side: Gemma 3 at 896×896), so a conversation holding
 //! images keeps megabytes, not tens of megabytes, per image.
@@ -11,13 +12,16 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
-use image::{ImageFormat as Format, ImageReader, Limits};
+use image::{ImageDecoder, ImageFormat as Format, ImageReader, Limits};
 use sha2::{Digest, Sha256};
 
 /// Widest or tallest image accepted, in pixels.
 pub const MAX_SIDE: u32 = 16_384;
 /// Most pixels accepted (a 48-megapixel phone photo fits).
-pub const MAX_PIXELS: u64 = 64_000_000;
+pub const MAX_PIXELS: u64 = 50_000_000;
+/// Largest decoded image accepted, in bytes: a 48-megapixel JPEG (8-bit
+/// RGB) fits; a 16-bit PNG with alpha fits up to 33 megapixels.
+pub const MAX_DECODED_BYTES: u64 = 256 << 20;
 /// Largest encoded image accepted, in bytes.
 pub const MAX_ENCODED_BYTES: usize = 64 << 20;
 /// Decoded images larger than this on their longer side are scaled down to it.
@@ -80,19 +84,27 @@ impl Image {
             return Err(format!("the image is {} bytes; at most {} MiB is accepted", bytes.len(), MAX_ENCODED_BYTES >> 20));
         }
         let format = sniff(bytes)?;
-        let reader = || {
-            let mut r = ImageReader::with_format(Cursor::new(bytes), if format == ImageFormat::Jpeg { Format::Jpeg } else { Format::Png });
-            let mut limits = Limits::default();
-            limits.max_image_width = Some(MAX_SIDE);
-            limits.max_image_height = Some(MAX_SIDE);
-            // Room for the largest accepted image at 16 bits per channel with alpha.
-            limits.max_alloc = Some(MAX_PIXELS * 8 + (16 << 20));
-            r.limits(limits);
-            r
-        };
-        let (w, h) = reader().into_dimensions().map_err(|e| describe(format, &e))?;
+        let mut reader = ImageReader::with_format(Cursor::new(bytes), if format == ImageFormat::Jpeg { Format::Jpeg } else { Format::Png });
+        let mut limits = Limits::default();
+        limits.max_image_width = Some(MAX_SIDE);
+        limits.max_image_height = Some(MAX_SIDE);
+        limits.max_alloc = Some(MAX_DECODED_BYTES);
+        reader.limits(limits);
+        let mut decoder = reader.into_decoder().map_err(|e| describe(format, &e))?;
+        let (w, h) = decoder.dimensions();
         check_size(w, h)?;
-        let decoded = reader().decode().map_err(|e| describe(format, &e))?;
+        if decoder.total_bytes() > MAX_DECODED_BYTES {
+            return Err(format!(
+                "the image is {w}×{h} pixels at {} bytes a pixel, {} MiB decoded; at most {} MiB is accepted: scale it down first",
+                decoder.total_bytes() / (u64::from(w) * u64::from(h)),
+                decoder.total_bytes() >> 20,
+                MAX_DECODED_BYTES >> 20
+            ));
+        }
+        // Phone cameras store pixels as the sensor saw them and say in EXIF how to turn them.
+        let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+        let mut decoded = image::DynamicImage::from_decoder(decoder).map_err(|e| describe(format, &e))?;
+        decoded.apply_orientation(orientation);
         let mut rgb = decoded.into_rgb8();
         if rgb.width().max(rgb.height()) > MAX_KEPT_SIDE {
             let scale = f64::from(MAX_KEPT_SIDE) / f64::from(rgb.width().max(rgb.height()));
@@ -102,7 +114,8 @@ impl Image {
         }
         let sha256 = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
         let (width, height) = rgb.dimensions();
-        Ok(Image { inner: Arc::new(Decoded { format, source_size: (w, h), width, height, rgb: rgb.into_raw(), sha256 }) })
+        let source_size = if orientation_swaps(orientation) { (h, w) } else { (w, h) };
+        Ok(Image { inner: Arc::new(Decoded { format, source_size, width, height, rgb: rgb.into_raw(), sha256 }) })
     }
 
     /// An image from raw 8-bit RGB pixels (`width * height` triples, row by
@@ -173,6 +186,12 @@ pub fn sniff(bytes: &[u8]) -> Result<ImageFormat, String> {
     }
 }
 
+/// Whether EXIF `orientation` turns the image a quarter (width and height swap).
+fn orientation_swaps(orientation: image::metadata::Orientation) -> bool {
+    use image::metadata::Orientation::*;
+    matches!(orientation, Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH)
+}
+
 fn check_size(w: u32, h: u32) -> Result<(), String> {
     if w == 0 || h == 0 {
         return Err(format!("the image is {w}×{h} pixels; it has no pixels"));
@@ -190,8 +209,9 @@ fn describe(format: ImageFormat, e: &image::ImageError) -> String {
     let name = if format == ImageFormat::Jpeg { "JPEG" } else { "PNG" };
     match e {
         image::ImageError::Limits(_) => format!(
-            "the {name} image is larger than accepted (at most {MAX_SIDE} pixels a side and {} megapixels): scale it down first",
-            MAX_PIXELS / 1_000_000
+            "the {name} image is larger than accepted (at most {MAX_SIDE} pixels a side, {} megapixels and {} MiB decoded): scale it down first",
+            MAX_PIXELS / 1_000_000,
+            MAX_DECODED_BYTES >> 20
         ),
         other => format!("the {name} image cannot be decoded ({other}); the file is corrupt or truncated"),
     }
@@ -261,19 +281,53 @@ mod tests {
     fn refuses_oversized_images_from_the_header() {
         // A valid PNG header claiming 20000×20000 pixels, with no pixel data:
         // refused on its size before anything is allocated.
-        let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
-        let mut ihdr = b"IHDR".to_vec();
-        ihdr.extend(20_000u32.to_be_bytes());
-        ihdr.extend(20_000u32.to_be_bytes());
-        ihdr.extend([8, 2, 0, 0, 0]);
-        bytes.extend(13u32.to_be_bytes());
-        let crc = crc32(&ihdr);
-        bytes.extend(&ihdr);
-        bytes.extend(crc.to_be_bytes());
+        let bytes = png_header(20_000, 20_000, 8, 2);
         let err = Image::decode(&bytes).unwrap_err();
         assert!(err.contains("larger than accepted") || err.contains("scale it down"), "{err}");
-        assert!(check_size(9000, 9000).is_err());
-        assert!(check_size(8000, 8000).is_ok());
+        assert!(check_size(8000, 8000).is_err());
+        assert!(check_size(7000, 7000).is_ok());
+        // 6000×6000 at 16 bits with alpha is 275 MiB decoded: refused from the header too.
+        let err = Image::decode(&png_header(6000, 6000, 16, 6)).unwrap_err();
+        assert!(err.contains("MiB decoded"), "{err}");
+    }
+
+    #[test]
+    fn applies_the_exif_orientation() {
+        // A 3×2 PNG whose eXIf chunk says "turn a quarter clockwise" (orientation 6).
+        let exif = b"MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0";
+        let img = image::RgbImage::from_fn(3, 2, |x, y| image::Rgb([x as u8 * 100, y as u8 * 100, 0]));
+        let mut plain = Cursor::new(Vec::new());
+        img.write_to(&mut plain, Format::Png).unwrap();
+        let plain = plain.into_inner();
+        // Insert eXIf right after IHDR (8 + 25 bytes).
+        let mut bytes = plain[..33].to_vec();
+        bytes.extend(chunk(b"eXIf", exif));
+        bytes.extend(&plain[33..]);
+        let turned = Image::decode(&bytes).unwrap();
+        assert_eq!((turned.width(), turned.height()), (2, 3));
+        assert_eq!(turned.source_size(), (2, 3));
+        // Turned clockwise, the old bottom-left pixel (0, 1) is the new top-left.
+        assert_eq!(&turned.rgb()[..3], &[0, 100, 0]);
+    }
+
+    fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        let mut body = kind.to_vec();
+        body.extend(data);
+        out.extend(&body);
+        out.extend(crc32(&body).to_be_bytes());
+        out
+    }
+
+    /// A PNG signature, IHDR and an empty IDAT (no pixel data).
+    fn png_header(w: u32, h: u32, depth: u8, colour: u8) -> Vec<u8> {
+        let mut ihdr = w.to_be_bytes().to_vec();
+        ihdr.extend(h.to_be_bytes());
+        ihdr.extend([depth, colour, 0, 0, 0]);
+        let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+        bytes.extend(chunk(b"IHDR", &ihdr));
+        bytes.extend(chunk(b"IDAT", &[]));
+        bytes
     }
 
     fn crc32(data: &[u8]) -> u32 {

@@ -19,7 +19,8 @@
 //!   image_std [0.5, 0.5, 0.5];
 //! - `v.patch_embd.weight` `[14, 14, 3, 1152]` and bias, `v.position_embd.weight`
 //!   `[1152, 4096]` (F32: llama.cpp adds it to F32 activations), per block `v.blk.N.{attn_q, attn_k, attn_v, attn_out}`
-//!   `[1152, 1152]`, `ffn_up` `[1152, 4304]`, `ffn_down` `[4304, 1152]`,
+//!   `[1152, 1152]`, `ffn_up` `[1152, 4304]`, `ffn_down` `[4304, 1152]` (or the
+//!   two swapped, as the first Gemma 3 converter wrote them),
 //!   `ln1`/`ln2`, each with a bias; `v.post_ln`; `mm.soft_emb_norm.weight`
 //!   `[1152]`; `mm.input_projection.weight` `[2560, 1152]`.
 //!
@@ -83,6 +84,11 @@ const ADDED_TYPES: [&str; 1] = ["F32"];
 const MAX_DIM: u64 = 16_384;
 const MAX_BLOCKS: u64 = 128;
 const MAX_IMAGE_SIZE: u64 = 4096;
+/// Most patches a side: the encoder's activations grow with their square.
+const MAX_PATCH_SIDE: u64 = 128;
+/// Largest memory a projector may need ([`projector_bytes`]): more than a
+/// phone has to spare beside a model.
+pub const MAX_PROJECTOR_BYTES: u64 = 6 << 30;
 
 /// What a projector file is, once checked against its text model.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,6 +206,11 @@ pub fn check_projector(projector: &GgufFile, base: &GgufFile) -> Result<Projecto
         return Err(format!("its image size {image_size} is not a multiple of its patch size {patch}; the file is malformed"));
     }
     let side = image_size / patch;
+    if side > MAX_PATCH_SIDE {
+        return Err(format!(
+            "it cuts images into {side} patches a side; PocketLM takes at most {MAX_PATCH_SIDE} (Gemma 3: 64), as the encoder's memory grows with their square"
+        ));
+    }
     if side % merge != 0 {
         return Err(format!("its {side} patches a side do not pool evenly by {merge}; the file is malformed"));
     }
@@ -228,10 +239,19 @@ pub fn check_projector(projector: &GgufFile, base: &GgufFile) -> Result<Projecto
             want(format!("v.blk.{b}.{t}.weight"), vec![n_embd, n_embd], &MATRIX_TYPES);
             want(format!("v.blk.{b}.{t}.bias"), vec![n_embd], VECTOR);
         }
-        want(format!("v.blk.{b}.ffn_up.weight"), vec![n_embd, n_ff], &MATRIX_TYPES);
-        want(format!("v.blk.{b}.ffn_up.bias"), vec![n_ff], VECTOR);
-        want(format!("v.blk.{b}.ffn_down.weight"), vec![n_ff, n_embd], &MATRIX_TYPES);
-        want(format!("v.blk.{b}.ffn_down.bias"), vec![n_embd], VECTOR);
+        // The first Gemma 3 converter (llama.cpp's gemma3_convert_encoder_to_gguf.py)
+        // wrote the two FFN matrices under each other's names, and clip.cpp
+        // swaps them back when `ffn_down` is `n_embd` rows long: both layouts run.
+        let swapped = projector
+            .tensors
+            .iter()
+            .find(|t| t.name == format!("v.blk.{b}.ffn_down.weight"))
+            .is_some_and(|t| t.dims.first() == Some(&n_embd) && n_ff != n_embd);
+        let (up, down) = if swapped { ("ffn_down", "ffn_up") } else { ("ffn_up", "ffn_down") };
+        want(format!("v.blk.{b}.{up}.weight"), vec![n_embd, n_ff], &MATRIX_TYPES);
+        want(format!("v.blk.{b}.{up}.bias"), vec![n_ff], VECTOR);
+        want(format!("v.blk.{b}.{down}.weight"), vec![n_ff, n_embd], &MATRIX_TYPES);
+        want(format!("v.blk.{b}.{down}.bias"), vec![n_embd], VECTOR);
         for t in ["ln1", "ln2"] {
             want(format!("v.blk.{b}.{t}.weight"), vec![n_embd], VECTOR);
             want(format!("v.blk.{b}.{t}.bias"), vec![n_embd], VECTOR);
@@ -243,22 +263,22 @@ pub fn check_projector(projector: &GgufFile, base: &GgufFile) -> Result<Projecto
     want("mm.input_projection.weight".into(), vec![projection, n_embd], &DENSE_TYPES);
 
     let mut tensor_bytes = 0u64;
-    let mut seen = 0usize;
+    let mut seen = std::collections::BTreeSet::new();
     for t in &projector.tensors {
         let Some((dims, types)) = expected.get(t.name.as_str()) else {
             return Err(format!("it holds {}, which the Gemma 3 projector does not have; the file is not a Gemma 3 projector", t.name));
         };
+        if !seen.insert(t.name.as_str()) {
+            return Err(format!("it holds {} twice; the file is malformed", t.name));
+        }
         check_tensor(t, dims, types)?;
-        seen += 1;
         tensor_bytes = tensor_bytes.saturating_add(t.size_bytes);
     }
-    if seen != expected.len() {
-        let have: std::collections::BTreeSet<&str> = projector.tensors.iter().map(|t| t.name.as_str()).collect();
-        let missing = expected.keys().find(|n| !have.contains(n.as_str())).cloned().unwrap_or_default();
+    if let Some(missing) = expected.keys().find(|n| !seen.contains(n.as_str())) {
         return Err(format!("it lacks {missing}; the file is not a complete Gemma 3 projector"));
     }
     let tokens = (side / merge) * (side / merge);
-    Ok(ProjectorShape {
+    let shape = ProjectorShape {
         name: projector.get_str("general.name").map(str::to_owned),
         projector_type: projector_type.to_string(),
         image_size: image_size as u32,
@@ -271,7 +291,15 @@ pub fn check_projector(projector: &GgufFile, base: &GgufFile) -> Result<Projecto
         projection: projection as u32,
         image_tokens: tokens as u32,
         tensor_bytes,
-    })
+    };
+    if projector_bytes(&shape) > MAX_PROJECTOR_BYTES {
+        return Err(format!(
+            "it would need {} MiB to encode an image, more than the {} MiB PocketLM allows a projector",
+            projector_bytes(&shape) >> 20,
+            MAX_PROJECTOR_BYTES >> 20
+        ));
+    }
+    Ok(shape)
 }
 
 fn check_tensor(t: &TensorInfo, dims: &[u64], types: &[&str]) -> Result<(), String> {
@@ -401,6 +429,34 @@ mod tests {
     }
 
     #[test]
+    fn accepts_the_first_converters_swapped_ffn_names() {
+        let mut p = projector();
+        for t in p.tensors.iter_mut() {
+            let swapped = if t.name.contains(".ffn_up.") {
+                t.name.replace(".ffn_up.", ".ffn_down.")
+            } else if t.name.contains(".ffn_down.") {
+                t.name.replace(".ffn_down.", ".ffn_up.")
+            } else {
+                continue;
+            };
+            t.name = swapped;
+        }
+        assert_eq!(check_projector(&p, &base(32)).unwrap().image_tokens, 4);
+        // Swapped names with unswapped shapes are not a layout clip.cpp runs.
+        let mut p = projector();
+        p.tensors.iter_mut().find(|t| t.name == "v.blk.0.ffn_up.bias").unwrap().name = "v.blk.0.ffn_down.biasx".into();
+        assert!(check_projector(&p, &base(32)).is_err());
+    }
+
+    #[test]
+    fn refuses_headers_that_would_need_unbounded_memory() {
+        let mut p = projector();
+        p.metadata.insert("clip.vision.patch_size".into(), GgufValue::UInt(1));
+        p.metadata.insert("clip.vision.image_size".into(), GgufValue::UInt(4096));
+        assert!(check_projector(&p, &base(32)).unwrap_err().contains("patches a side"));
+    }
+
+    #[test]
     fn refuses_what_clip_would_abort_on_or_misread() {
         let err = |p: GgufFile, b: GgufFile| check_projector(&p, &b).unwrap_err();
         assert!(err(projector(), base(64)).contains("64 wide"));
@@ -410,6 +466,12 @@ mod tests {
         let mut p = projector();
         p.tensors.iter_mut().find(|t| t.name == "v.blk.0.attn_k.weight").unwrap().dims = vec![8, 4];
         assert!(err(p, base(32)).contains("v.blk.0.attn_k.weight is [8, 4]"));
+        // Found by the fuzzer: one tensor twice in place of another.
+        let mut p = projector();
+        let copy = p.tensors.iter().find(|t| t.name == "v.post_ln.bias").unwrap().clone();
+        p.tensors.retain(|t| t.name != "mm.soft_emb_norm.weight");
+        p.tensors.push(copy);
+        assert!(err(p, base(32)).contains("v.post_ln.bias twice"));
         let mut p = projector();
         p.tensors.push(tensor("v.blk.0.attn_qkv.weight", &[8, 24], 1));
         assert!(err(p, base(32)).contains("does not have"));

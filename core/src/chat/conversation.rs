@@ -858,7 +858,6 @@ impl Reply {
     }
 }
 
-/// The session settings `options` ask for.
 /// A rendered history: text tokens and image slots, with each image and
 /// the cache keys of the positions it takes, in order.
 struct Prompt {
@@ -903,6 +902,7 @@ impl Prompt {
     }
 }
 
+/// The session settings `options` ask for.
 fn session_params(options: &ConversationOptions, context_length: u32, threads: u32, batch_size: u32) -> SessionParams {
     SessionParams {
         context_length,

@@ -67,6 +67,18 @@ public final class LanguageModel: Sendable {
         }
     }
 
+    /// ``planMemory(path:budgetBytes:adapterPaths:)`` with the vision projector at
+    /// `projectorPath` loaded too: its memory (its tensors and one image's encoding) comes out
+    /// of the budget first.
+    /// - Throws: ``LanguageModelError/projectorMismatch(path:reason:message:)`` for a projector
+    ///   that does not fit the model.
+    public static func planMemory(path: String, budgetBytes: Int64, adapterPaths: [String], projectorPath: String) async throws -> MemoryPlan {
+        try await Blocking.run {
+            try PocketLMFFI.planMemoryWithProjector(
+                path: path, budgetBytes: budgetBytes, adapterPaths: adapterPaths, projectorPath: projectorPath)
+        }
+    }
+
     /// Loads the GGUF LoRA adapter at `path` onto this model, on PocketLM's own thread; the base
     /// weights are shared, not reloaded. Set it on conversations with ``Conversation/setAdapters(_:)``.
     /// - Throws: ``LanguageModelError/adapterMismatch(path:reason:message:)`` for an adapter made

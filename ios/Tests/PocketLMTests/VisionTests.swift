@@ -39,6 +39,13 @@ final class VisionTests: XCTestCase {
         XCTAssertEqual(vision.info.projectorType, "gemma3")
         XCTAssertEqual(vision.info.embeddingsPerImage, 256)
         try await chat.setProjector(vision)
+        // The planner counts it: with an ample budget both plans choose the same context.
+        let model = try shaped("gemma-3-4b-6layers.gguf")
+        let plain = try await LanguageModel.planMemory(path: model, budgetBytes: 64 << 30)
+        let seeing = try await LanguageModel.planMemory(
+            path: model, budgetBytes: 64 << 30, adapterPaths: [], projectorPath: try shaped("gemma-3-4b-mmproj-1block/mmproj.gguf"))
+        XCTAssertEqual(seeing.contextLength, plain.contextLength)
+        XCTAssertEqual(seeing.predictedPeakBytes, plain.predictedPeakBytes + vision.info.memoryBytes)
         do {
             _ = try await reply(chat.send("Look", images: [red, Data("GIF89a".utf8)]))
             XCTFail("a GIF must be refused")

@@ -613,6 +613,12 @@ fn parse_lora(text: &str) -> Result<LoraArg, String> {
 /// `generate --image`: the prompt and its images, answered by the device
 /// model (images are never routed), the text streamed to stdout.
 fn generate_with_images(run: &RunArgs, prompt: &str) -> Result<(), Error> {
+    if run.mmproj.is_none() {
+        return Err(Error::ImagesUnsupported { reason: "--image needs --mmproj FILE, the model's vision projector".into() });
+    }
+    if !run.tools.read()?.0.is_empty() {
+        return Err(Error::ImagesUnsupported { reason: "--image does not combine with --tools yet".into() });
+    }
     let images = run
         .images
         .iter()

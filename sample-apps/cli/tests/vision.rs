@@ -33,12 +33,14 @@ fn generate_sees_images_and_refuses_what_is_not_one() {
     let reply: serde_json::Value = serde_json::from_slice(&seen.stdout).unwrap();
     assert!(reply["metrics"]["prompt_tokens_evaluated"].as_u64().unwrap() > 256, "{reply}");
 
-    let not_an_image = run(&["--mmproj", &mmproj, "--image", &model]);
+    let gif = dir.path().join("photo.gif");
+    std::fs::write(&gif, b"GIF89a\x01\x00\x01\x00").unwrap();
+    let not_an_image = run(&["--mmproj", &mmproj, "--image", gif.to_str().unwrap()]);
     assert_eq!(not_an_image.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&not_an_image.stderr).contains("not JPEG or PNG"));
     let no_projector = run(&["--image", &image]);
     assert_eq!(no_projector.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&no_projector.stderr).contains("no vision projector"));
+    assert!(String::from_utf8_lossy(&no_projector.stderr).contains("--mmproj"));
     let broken = run(&["--mmproj", &shaped("gemma-3-4b-mmproj-1block/bad-shape.gguf"), "--image", &image]);
     assert_eq!(broken.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&broken.stderr).contains("attn_k"));

@@ -15,6 +15,7 @@ import dev.pocketlm.ffi.PocketProjector
 import dev.pocketlm.ffi.PocketModel
 import dev.pocketlm.ffi.liveModelCount
 import dev.pocketlm.ffi.planMemoryWithAdapters
+import dev.pocketlm.ffi.planMemoryWithProjector
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.asExecutor
 import kotlinx.coroutines.suspendCancellableCoroutine
@@ -138,6 +139,15 @@ class LanguageModel private constructor(private val model: PocketModel) : AutoCl
          */
         suspend fun planMemory(path: String, budgetBytes: Long, adapterPaths: List<String>): MemoryPlan =
             withContext(Dispatchers.IO) { ffiCall { planMemoryWithAdapters(path, budgetBytes, adapterPaths) } }
+
+        /**
+         * [planMemory] with the LoRA adapters at [adapterPaths] and the vision projector at
+         * [projectorPath] loaded too: their memory (for the projector, its tensors and one
+         * image's encoding) comes out of the budget first.
+         * @throws LanguageModelException.ProjectorMismatch for a projector that does not fit the model.
+         */
+        suspend fun planMemory(path: String, budgetBytes: Long, adapterPaths: List<String>, projectorPath: String): MemoryPlan =
+            withContext(Dispatchers.IO) { ffiCall { planMemoryWithProjector(path, budgetBytes, adapterPaths, projectorPath) } }
 
         /** Models whose weights are still in memory in this process. */
         val liveModels: Long get() = liveModelCount()

@@ -66,6 +66,20 @@ class VisionTest {
     }
 
     @Test
+    fun `the planner counts the projector`(): Unit = runBlocking {
+        val model = shaped.resolve("gemma-3-4b-6layers.gguf").path
+        val budget = 64L shl 30 // ample: both plans choose the longest context
+        val plain = LanguageModel.planMemory(model, budget)
+        val seeing = LanguageModel.planMemory(model, budget, emptyList(), projectorPath("mmproj"))
+        val memory = lm.loadProjector(projectorPath("mmproj")).use { it.info.memoryBytes }
+        assertEquals(plain.contextLength, seeing.contextLength)
+        assertEquals(plain.predictedPeakBytes + memory, seeing.predictedPeakBytes)
+        assertThrows<LanguageModelException.ProjectorMismatch> {
+            runBlocking { LanguageModel.planMemory(model, budget, emptyList(), projectorPath("bad-projection")) }
+        }
+    }
+
+    @Test
     fun `bad images and projectors are typed errors that change nothing`(): Unit = runBlocking {
         lm.conversation(greedy).use { chat ->
             assertThrows<LanguageModelException.ImagesUnsupported> {
