@@ -13,10 +13,10 @@ MMPROJ="$DIR/gemma-3-4b-mmproj-1block"
 # .v3: bump when shaped_projector.py changes what it writes.
 if [ ! -f "$MMPROJ/.v3" ]; then
     mkdir -p "$MMPROJ"
-    python3 "$HERE/shaped_projector.py" "$MMPROJ/mmproj.gguf" --blocks 1
-    python3 "$HERE/shaped_projector.py" "$MMPROJ/mmproj-old-ffn-names.gguf" --blocks 1 --old-ffn-names
+    "$HERE/make-shaped-model" gemma-3-4b-mmproj "$MMPROJ/mmproj.gguf" --blocks 1
+    "$HERE/make-shaped-model" gemma-3-4b-mmproj "$MMPROJ/mmproj-old-ffn-names.gguf" --blocks 1 --old-ffn-names
     for kind in shape key-type projection type position-type; do
-        python3 "$HERE/shaped_projector.py" "$MMPROJ/bad-$kind.gguf" --blocks 1 --broken "$kind"
+        "$HERE/make-shaped-model" gemma-3-4b-mmproj "$MMPROJ/bad-$kind.gguf" --blocks 1 --broken "$kind"
     done
     touch "$MMPROJ/.v3"
 fi
