@@ -487,3 +487,34 @@ impl<R: Read> Reader<R> {
         Ok(())
     }
 }
+
+/// Headers built in memory, for the unit tests of the checks that read them.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{GgmlType, GgufFile, GgufValue, TensorInfo};
+
+    /// A tensor entry of `type_id` (a GGML type id) whose size follows from its shape.
+    pub(crate) fn tensor(name: &str, dims: &[u64], type_id: u32) -> TensorInfo {
+        let ggml_type = GgmlType::from_id(type_id).unwrap();
+        let n: u64 = dims.iter().product();
+        TensorInfo {
+            name: name.into(),
+            dims: dims.to_vec(),
+            ggml_type,
+            offset: 0,
+            size_bytes: n / ggml_type.block_size * ggml_type.type_size,
+        }
+    }
+
+    /// A header with `meta` (key, value, GGUF type id) and `tensors`.
+    pub(crate) fn file(meta: &[(&str, GgufValue, u32)], tensors: Vec<TensorInfo>) -> GgufFile {
+        GgufFile {
+            version: 3,
+            metadata: meta.iter().map(|(k, v, _)| (k.to_string(), v.clone())).collect(),
+            value_types: meta.iter().map(|(k, _, t)| (k.to_string(), *t)).collect(),
+            tensors,
+            data_offset: 0,
+            file_size: 1 << 30,
+        }
+    }
+}

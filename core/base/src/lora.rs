@@ -227,30 +227,8 @@ pub fn adapter_bytes(shape: &AdapterShape, base: &GgufFile, batch_tokens: u32) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gguf::{GgmlType, GgufValue};
-
-    fn tensor(name: &str, dims: &[u64], type_id: u32) -> TensorInfo {
-        let ggml_type = GgmlType::from_id(type_id).unwrap();
-        let n: u64 = dims.iter().product();
-        TensorInfo {
-            name: name.into(),
-            dims: dims.to_vec(),
-            ggml_type,
-            offset: 0,
-            size_bytes: n / ggml_type.block_size * ggml_type.type_size,
-        }
-    }
-
-    fn file(meta: &[(&str, GgufValue, u32)], tensors: Vec<TensorInfo>) -> GgufFile {
-        GgufFile {
-            version: 3,
-            metadata: meta.iter().map(|(k, v, _)| (k.to_string(), v.clone())).collect(),
-            value_types: meta.iter().map(|(k, _, t)| (k.to_string(), *t)).collect(),
-            tensors,
-            data_offset: 0,
-            file_size: 1 << 20,
-        }
-    }
+    use crate::gguf::test_support::{file, tensor};
+    use crate::gguf::GgufValue;
 
     fn s(v: &str) -> GgufValue {
         GgufValue::String(v.into())

@@ -332,30 +332,8 @@ pub fn projector_bytes(shape: &ProjectorShape) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gguf::test_support::{file, tensor};
     use crate::gguf::GgmlType;
-
-    fn tensor(name: &str, dims: &[u64], type_id: u32) -> TensorInfo {
-        let ggml_type = GgmlType::from_id(type_id).unwrap();
-        let n: u64 = dims.iter().product();
-        TensorInfo {
-            name: name.into(),
-            dims: dims.to_vec(),
-            ggml_type,
-            offset: 0,
-            size_bytes: n / ggml_type.block_size * ggml_type.type_size,
-        }
-    }
-
-    fn file(meta: Vec<(&str, GgufValue, u32)>, tensors: Vec<TensorInfo>) -> GgufFile {
-        GgufFile {
-            version: 3,
-            metadata: meta.iter().map(|(k, v, _)| (k.to_string(), v.clone())).collect(),
-            value_types: meta.iter().map(|(k, _, t)| (k.to_string(), *t)).collect(),
-            tensors,
-            data_offset: 0,
-            file_size: 1 << 30,
-        }
-    }
 
     fn floats(v: &[f64]) -> GgufValue {
         GgufValue::Array { len: v.len() as u64, values: v.iter().map(|&f| GgufValue::Float(f)).collect() }
@@ -363,7 +341,7 @@ mod tests {
 
     fn base(n_embd: u64) -> GgufFile {
         file(
-            vec![
+            &[
                 ("general.architecture", GgufValue::String("gemma3".into()), GGUF_STRING),
                 ("gemma3.embedding_length", GgufValue::UInt(n_embd), GGUF_UINT32),
             ],
@@ -400,7 +378,7 @@ mod tests {
         }
         let u = |v| GgufValue::UInt(v);
         file(
-            vec![
+            &[
                 ("general.architecture", GgufValue::String("clip".into()), GGUF_STRING),
                 ("clip.projector_type", GgufValue::String("gemma3".into()), GGUF_STRING),
                 ("clip.has_vision_encoder", GgufValue::Bool(true), GGUF_BOOL),

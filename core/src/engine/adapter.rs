@@ -153,17 +153,9 @@ pub fn inspect_adapter(path: &Path, base: &GgufFile) -> Result<AdapterShape> {
 /// The checks of an adapter file opened from `path`: not a directory, not
 /// too large, a well-formed GGUF header, and an adapter that fits `base`.
 fn check_open(file: &std::fs::File, path: &Path, base: &GgufFile) -> Result<AdapterShape> {
-    let path = path.to_path_buf();
-    let meta = file.metadata().map_err(|e| Error::from_io(path.clone(), &e))?;
-    if meta.is_dir() {
-        return Err(Error::ModelUnreadable { path, reason: "it is a directory".into() });
-    }
-    if meta.len() > MAX_ADAPTER_FILE_BYTES {
-        let reason = format!("it is {} bytes, more than the {MAX_ADAPTER_FILE_BYTES} an adapter may be", meta.len());
-        return Err(Error::AdapterMismatch { path, reason });
-    }
-    let gguf = GgufFile::read_open(file).map_err(|e| Error::from_io(path.clone(), &e))?.map_err(|e| Error::from_gguf(path.clone(), e))?;
-    check_adapter(&gguf, base).map_err(|reason| Error::AdapterMismatch { path, reason })
+    let mismatch = |reason| Error::AdapterMismatch { path: path.to_path_buf(), reason };
+    let gguf = super::model::read_side_header(file, path, MAX_ADAPTER_FILE_BYTES, mismatch)?;
+    check_adapter(&gguf, base).map_err(mismatch)
 }
 
 /// SHA-256 (hex) of the whole of `file`.

@@ -655,6 +655,26 @@ pub(crate) enum PromptSegment {
     Image,
 }
 
+/// The GGUF header of a file that goes beside a model (a LoRA adapter, a
+/// vision projector), opened from `path`: not a directory, at most
+/// `max_bytes` long (else the error `too_large` makes of a reason), and
+/// well formed.
+pub(crate) fn read_side_header(
+    file: &std::fs::File,
+    path: &Path,
+    max_bytes: u64,
+    too_large: impl FnOnce(String) -> Error,
+) -> Result<GgufFile> {
+    let meta = file.metadata().map_err(|e| Error::from_io(path.to_path_buf(), &e))?;
+    if meta.is_dir() {
+        return Err(Error::ModelUnreadable { path: path.to_path_buf(), reason: "it is a directory".into() });
+    }
+    if meta.len() > max_bytes {
+        return Err(too_large(format!("it is {} bytes, more than the {max_bytes} it may be", meta.len())));
+    }
+    GgufFile::read_open(file).map_err(|e| Error::from_io(path.to_path_buf(), &e))?.map_err(|e| Error::from_gguf(path.to_path_buf(), e))
+}
+
 /// Reads and validates a model file's header and tensor table without loading
 /// any weights. This is what [`Model::load`] checks before calling llama.cpp.
 pub fn inspect_file(path: &Path) -> Result<GgufFile> {

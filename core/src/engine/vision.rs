@@ -248,18 +248,12 @@ pub fn inspect_projector(path: &Path, base: &GgufFile) -> Result<ProjectorShape>
     check_open(&file, path, base)
 }
 
+/// The checks of a projector file opened from `path`: a side file's header
+/// checks, and a projector that fits `base`.
 fn check_open(file: &std::fs::File, path: &Path, base: &GgufFile) -> Result<ProjectorShape> {
-    let path = path.to_path_buf();
-    let meta = file.metadata().map_err(|e| Error::from_io(path.clone(), &e))?;
-    if meta.is_dir() {
-        return Err(Error::ModelUnreadable { path, reason: "it is a directory".into() });
-    }
-    if meta.len() > MAX_PROJECTOR_FILE_BYTES {
-        let reason = format!("it is {} bytes, more than the {MAX_PROJECTOR_FILE_BYTES} a projector may be", meta.len());
-        return Err(Error::ProjectorMismatch { path, reason });
-    }
-    let gguf = GgufFile::read_open(file).map_err(|e| Error::from_io(path.clone(), &e))?.map_err(|e| Error::from_gguf(path.clone(), e))?;
-    check_projector(&gguf, base).map_err(|reason| Error::ProjectorMismatch { path, reason })
+    let mismatch = |reason| Error::ProjectorMismatch { path: path.to_path_buf(), reason };
+    let gguf = super::model::read_side_header(file, path, MAX_PROJECTOR_FILE_BYTES, mismatch)?;
+    check_projector(&gguf, base).map_err(mismatch)
 }
 
 /// The path under which llama.cpp opens the file already checked.

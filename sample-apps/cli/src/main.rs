@@ -184,6 +184,10 @@ enum Command {
         /// An embedding model to serve POST /v1/embeddings with (`default` for all-MiniLM-L6-v2).
         #[arg(long)]
         embedding_model: Option<PathBuf>,
+        /// The model's vision projector (mmproj): user messages may then carry images as
+        /// `image_url` parts with data: URLs (JPEG or PNG).
+        #[arg(long)]
+        mmproj: Option<PathBuf>,
     },
     /// Evaluate routing on a labelled multiple-choice set (ARC JSONL): device accuracy, each
     /// confidence signal's AUROC and, with a cloud, routing curves, APGR and cost per correct answer.
@@ -785,7 +789,7 @@ fn run(command: Command) -> Result<(), Error> {
         }
         Command::Embed { embed, texts } => embed::run(&embed.resolve(), texts),
         Command::Retrieval { embed, dataset, limit, scale, json } => embed::retrieval(&embed.resolve(), &dataset, limit, scale, json),
-        Command::Serve { model, host, port, api_key_env, ctx, parallel, threads, router_probe, embedding_model } => {
+        Command::Serve { model, host, port, api_key_env, ctx, parallel, threads, router_probe, embedding_model, mmproj } => {
             let api_key = route::key_from_env("api_key_env", api_key_env.as_deref())?;
             let model = Model::load(models::resolve(model)?, &ModelOptions::default())?;
             let addr = std::net::SocketAddr::new(host, port);
@@ -799,7 +803,8 @@ fn run(command: Command) -> Result<(), Error> {
                 other => other,
             };
             let embedder = embedding_model.map(|p| Model::load_for_embeddings(p, &ModelOptions::default())).transpose()?;
-            serve::run(model, serve::ServeOptions { addr, api_key, context_length: ctx, parallel, threads, probe, embedder })
+            let projector = mmproj.map(|p| pocketlm::Projector::load(&model, p)).transpose()?;
+            serve::run(model, serve::ServeOptions { addr, api_key, context_length: ctx, parallel, threads, probe, embedder, projector })
         }
         Command::Eval {
             dataset,

@@ -23,8 +23,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pocketlm::{
-    CancelToken, ChatEvent, Constraint, Conversation, ConversationOptions, EmbedOptions, Embedder, Error, Message, Metrics, Model, Reply,
-    Role, SamplingParams, SendOptions, StopReason, Tool, ToolCall, ToolChoice, ToolResult,
+    CancelToken, ChatEvent, Constraint, Conversation, ConversationOptions, EmbedOptions, Embedder, Error, Image, Message, Metrics, Model,
+    Reply, Role, SamplingParams, SendOptions, StopReason, Tool, ToolCall, ToolChoice, ToolResult,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -32,6 +32,9 @@ use tokio::sync::{mpsc, Semaphore};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// Largest request body accepted when the server takes images (`--mmproj`):
+/// a few photos as base64 `data:` URLs.
+pub const MAX_IMAGE_BODY_BYTES: usize = 32 << 20;
 
 /// What the server needs.
 pub struct ServeOptions {
@@ -49,6 +52,9 @@ pub struct ServeOptions {
     pub probe: Option<Arc<pocketlm::Probe>>,
     /// An embedding model for `POST /v1/embeddings` (loaded with `Model::load_for_embeddings`).
     pub embedder: Option<Model>,
+    /// A vision projector for the model: user messages may then carry images
+    /// (`image_url` parts with `data:` URLs).
+    pub projector: Option<pocketlm::Projector>,
 }
 
 /// The embedding model behind `POST /v1/embeddings`, and embedders kept
@@ -88,6 +94,9 @@ struct AppState {
     permits: Arc<Semaphore>,
     probe: Option<Arc<pocketlm::Probe>>,
     embeddings: Option<EmbeddingService>,
+    projector: Option<pocketlm::Projector>,
+    /// [`MAX_BODY_BYTES`], or [`MAX_IMAGE_BODY_BYTES`] with a projector.
+    max_body: usize,
 }
 
 /// Serves `model` until Ctrl-C. Prints the base URL once listening.
@@ -108,6 +117,8 @@ pub fn run(model: Model, options: ServeOptions) -> Result<(), Error> {
         threads: options.threads,
         permits: Arc::new(Semaphore::new(options.parallel.max(1))),
         probe: options.probe.clone(),
+        max_body: if options.projector.is_some() { MAX_IMAGE_BODY_BYTES } else { MAX_BODY_BYTES },
+        projector: options.projector,
         embeddings,
     });
     runtime.block_on(async move {
@@ -166,19 +177,19 @@ async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     Json(json!({ "object": "list", "data": data })).into_response()
 }
 
-/// The body of an authorised request within [`MAX_BODY_BYTES`], or the error response to send.
+/// The body of an authorised request within the server's limit, or the error response to send.
 async fn read_request(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Response> {
     if !authorised(state, headers) {
         return Err(api_error(StatusCode::UNAUTHORIZED, "invalid_request_error", "missing or wrong API key"));
     }
     let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     let too_large =
-        || api_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", format!("request body larger than {MAX_BODY_BYTES} bytes"));
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        || api_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", format!("request body larger than {} bytes", state.max_body));
+    if declared.is_some_and(|n| n > state.max_body) {
         // Refuse from the headers, before reading (or waiting for) the body.
         return Err(too_large());
     }
-    match read_body(body).await {
+    match read_body(body, state.max_body).await {
         Ok(Some(b)) => Ok(b),
         Ok(None) => Err(too_large()),
         Err(e) => Err(api_error(StatusCode::BAD_REQUEST, "invalid_request_error", format!("could not read the request body: {e}"))),
@@ -354,27 +365,61 @@ struct Part {
     #[serde(rename = "type")]
     kind: String,
     text: Option<String>,
+    image_url: Option<ImageUrl>,
+}
+
+/// OpenAI's `image_url` part: here always a `data:` URL (the server fetches nothing).
+#[derive(Deserialize)]
+struct ImageUrl {
+    url: String,
 }
 
 impl Content {
-    fn text(self) -> Result<String, String> {
+    /// The text parts joined, and the images decoded (in order; image `first`
+    /// is the request's first image, for error messages).
+    fn parse(self, first: usize) -> Result<(String, Vec<Image>), String> {
         match self {
-            Content::Text(t) => Ok(t),
-            Content::Parts(parts) => parts
-                .into_iter()
-                .map(|p| match (p.kind.as_str(), p.text) {
-                    ("text", Some(t)) => Ok(t),
-                    (kind, _) => Err(format!("content part type '{kind}' is not supported (text only)")),
-                })
-                .collect(),
+            Content::Text(t) => Ok((t, Vec::new())),
+            Content::Parts(parts) => {
+                let (mut text, mut images) = (String::new(), Vec::new());
+                for p in parts {
+                    match (p.kind.as_str(), p.text, p.image_url) {
+                        ("text", Some(t), _) => text.push_str(&t),
+                        ("image_url", _, Some(image)) => {
+                            images.push(data_url_image(&image.url).map_err(|reason| format!("image {}: {reason}", first + images.len()))?)
+                        }
+                        (kind, _, _) => return Err(format!("content part type '{kind}' is not supported (text and image_url only)")),
+                    }
+                }
+                Ok((text, images))
+            }
         }
     }
 }
 
+/// The image in a `data:image/png;base64,...` or `data:image/jpeg;base64,...` URL.
+fn data_url_image(url: &str) -> Result<Image, String> {
+    use base64::Engine;
+    let Some(rest) = url.strip_prefix("data:") else {
+        return Err(
+            "only data: URLs are taken (data:image/jpeg;base64,... or data:image/png;base64,...); the server fetches nothing".into()
+        );
+    };
+    let Some((kind, data)) = rest.split_once(";base64,") else {
+        return Err("the data: URL is not base64 (expected data:image/...;base64,...)".into());
+    };
+    if !matches!(kind, "image/jpeg" | "image/jpg" | "image/png") {
+        return Err(format!("the data: URL holds {kind}; send image/jpeg or image/png"));
+    }
+    let bytes =
+        base64::engine::general_purpose::STANDARD.decode(data.trim()).map_err(|e| format!("the data: URL's base64 is invalid ({e})"))?;
+    Image::decode(&bytes)
+}
+
 /// What the request asks to answer.
 enum Ask {
-    /// A new user message.
-    Message(String),
+    /// A new user message, with its images.
+    Message(String, Vec<Image>),
     /// Results for the last answer's tool calls.
     ToolResults(Vec<ToolResult>),
 }
@@ -399,14 +444,21 @@ fn parse(body: &[u8]) -> Result<Job, Response> {
     let mut messages = Vec::with_capacity(request.messages.len());
     for m in request.messages {
         let role = m.role.parse::<Role>().map_err(|e| bad(e.to_string()))?;
-        let content = m.content.map(Content::text).transpose().map_err(bad)?.unwrap_or_default();
+        let seen: usize = messages.iter().map(|m: &Message| m.images.len()).sum();
+        let (content, images) = m.content.map(|c| c.parse(seen)).transpose().map_err(bad)?.unwrap_or_default();
+        if !images.is_empty() && role != Role::User {
+            return Err(bad("only user messages may carry images".into()));
+        }
         let tool_calls = serde_json::from_value::<Message>(json!({"role": "assistant", "tool_calls": m.tool_calls}))
             .map_err(|e| bad(format!("invalid tool_calls: {e}")))?
             .tool_calls;
-        messages.push(Message { tool_calls, tool_call_id: m.tool_call_id, ..Message::new(role, content) });
+        messages.push(Message { tool_calls, tool_call_id: m.tool_call_id, images, ..Message::new(role, content) });
     }
     let ask = match messages.last().map(|m| m.role) {
-        Some(Role::User) => Ask::Message(messages.pop().map(|m| m.content).unwrap_or_default()),
+        Some(Role::User) => {
+            let last = messages.pop().unwrap_or_else(|| Message::user(""));
+            Ask::Message(last.content, last.images)
+        }
         Some(Role::Tool) => {
             let first = messages.iter().rposition(|m| m.role != Role::Tool).unwrap_or(0);
             let results = messages.split_off(first + 1);
@@ -540,6 +592,8 @@ fn error_response(e: &Error) -> Response {
         | Error::InvalidConstraint { .. }
         | Error::ToolCallInvalid { .. }
         | Error::EmbeddingInputTooLong { .. }
+        | Error::InvalidImage { .. }
+        | Error::ImagesUnsupported { .. }
         | Error::Template(_) => api_error(StatusCode::BAD_REQUEST, "invalid_request_error", e.to_string()),
         _ => api_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.to_string()),
     }
@@ -665,16 +719,16 @@ async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap
     Sse::new(flat).into_response()
 }
 
-/// Reads the body, or `None` once it exceeds [`MAX_BODY_BYTES`] (the rest is
+/// Reads the body, or `None` once it exceeds `limit` bytes (the rest is
 /// not read). Any other failure (bad chunked framing, a client gone
 /// mid-body) is an error, not "too large".
-async fn read_body(body: Body) -> Result<Option<Vec<u8>>, axum::Error> {
+async fn read_body(body: Body, limit: usize) -> Result<Option<Vec<u8>>, axum::Error> {
     use futures_util::StreamExt;
     let mut stream = body.into_data_stream();
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
-        if out.len() + chunk.len() > MAX_BODY_BYTES {
+        if out.len() + chunk.len() > limit {
             return Ok(None);
         }
         out.extend_from_slice(&chunk);
@@ -700,6 +754,9 @@ fn generate(state: &AppState, job: Job, cancel: &CancelToken, tx: &mpsc::Unbound
         ..ConversationOptions::default()
     };
     let mut conversation = Conversation::new(&state.model, options)?;
+    if let Some(projector) = &state.projector {
+        conversation.set_projector(Some(projector.clone()))?;
+    }
     conversation.set_messages(job.history);
     let send = SendOptions {
         cancel: cancel.clone(),
@@ -721,7 +778,7 @@ fn generate(state: &AppState, job: Job, cancel: &CancelToken, tx: &mpsc::Unbound
         }
     };
     let result = match &job.ask {
-        Ask::Message(text) => conversation.send_events(text, &send, on_event),
+        Ask::Message(text, images) => conversation.send_with_images_events(text, images, &send, on_event),
         Ask::ToolResults(results) => conversation.send_tool_results(results, &send, on_event),
     };
     match result {

@@ -26,7 +26,10 @@ impl Server {
     }
 
     fn start_model(name: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let model = fetch(name);
+        Server::start_path(&fetch(name), extra, env)
+    }
+
+    fn start_path(model: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pocketlm"))
             .args(["serve", "--model", model.to_str().unwrap(), "--port", "0", "--ctx", "1024", "--threads", "1"])
             .args(extra)
@@ -454,4 +457,49 @@ fn decode_base64(text: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+#[test]
+fn takes_images_as_data_urls_with_a_projector_and_refuses_the_rest() {
+    use base64::Engine;
+    // The shaped Gemma 3 4B and its 1-block projector (scripts/make-test-shaped-models.sh).
+    let shaped = fetch("gemma3-270m").parent().unwrap().join("shaped");
+    let model = shaped.join("gemma-3-4b-6layers.gguf");
+    let mmproj = shaped.join("gemma-3-4b-mmproj-1block/mmproj.gguf");
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(20, 20, image::Rgb([200, 30, 30])).write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let data_url = format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png.get_ref()));
+    let ask = |server: &Server, url: &str| {
+        let body = serde_json::json!({
+            "max_tokens": 2,
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "What is in the picture?"},
+                {"type": "image_url", "image_url": {"url": url}}
+            ]}]
+        });
+        let (status, body) = server.request("POST", "/v1/chat/completions", &["Content-Type: application/json"], &body.to_string());
+        (status, serde_json::from_str::<Value>(&body).unwrap_or(Value::Null))
+    };
+
+    let server = Server::start_path(&model, &["--mmproj", mmproj.to_str().unwrap()], &[]);
+    let (status, reply) = ask(&server, &data_url);
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply["usage"]["prompt_tokens"].as_u64().unwrap() > 256, "the image's positions count: {reply}");
+    for (url, expected) in [
+        ("https://example.com/cat.png", "only data: URLs"),
+        ("data:image/gif;base64,R0lGODlh", "image/gif"),
+        ("data:image/png;base64,!!!", "base64 is invalid"),
+        ("data:image/png;base64,AAAA", "not JPEG or PNG"),
+    ] {
+        let (status, reply) = ask(&server, url);
+        assert_eq!(status, 400, "{url}: {reply}");
+        assert!(reply["error"]["message"].as_str().unwrap().contains(expected), "{url}: {reply}");
+    }
+    drop(server);
+
+    // Without a projector, an image is a 400 that says what is missing.
+    let server = Server::start_path(&model, &[], &[]);
+    let (status, reply) = ask(&server, &data_url);
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply["error"]["message"].as_str().unwrap().contains("projector"), "{reply}");
 }
