@@ -16,7 +16,6 @@ use super::model::{model_mutation_lock, Model};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::lora::{check_adapter, AdapterShape};
-use crate::session_file::hex_digest_of;
 
 /// Largest adapter file read: a rank-256 adapter on every matrix of a 4B
 /// model is about 500 MB in F16.
@@ -105,7 +104,7 @@ impl LoraAdapter {
         let mismatch = |reason: String| Error::AdapterMismatch { path: path.clone(), reason };
         let file = std::fs::File::open(&path).map_err(|e| Error::from_io(path.clone(), &e))?;
         let shape = check_open(&file, &path, model.gguf())?;
-        let sha256 = file_digest(&file).map_err(|e| Error::from_io(path.clone(), &e))?;
+        let sha256 = super::model::file_sha256(&file).map_err(|e| Error::from_io(path.clone(), &e))?;
         let raw = load_from_file(model, &file).ok_or_else(|| {
             mismatch("llama.cpp could not load it (its log says why); check that it was converted for this base model".into())
         })?;
@@ -156,14 +155,6 @@ fn check_open(file: &std::fs::File, path: &Path, base: &GgufFile) -> Result<Adap
     let mismatch = |reason| Error::AdapterMismatch { path: path.to_path_buf(), reason };
     let gguf = super::model::read_side_header(file, path, MAX_ADAPTER_FILE_BYTES, mismatch)?;
     check_adapter(&gguf, base).map_err(mismatch)
-}
-
-/// SHA-256 (hex) of the whole of `file`.
-fn file_digest(file: &std::fs::File) -> std::io::Result<String> {
-    use std::io::Seek;
-    let mut file = file;
-    file.rewind()?;
-    hex_digest_of(file)
 }
 
 /// llama.cpp's loader on `file`, through a stream on a duplicate of its

@@ -515,38 +515,22 @@ impl Model {
     /// Like [`Model::prompt_tokens`], with `tools` offered to the model in its
     /// own format (through the template, or PocketLM's generic convention).
     pub(crate) fn prompt_tokens_with_tools(&self, messages: &[Message], tools: &[Tool]) -> Result<Vec<llama_cpp_2::token::LlamaToken>> {
-        Ok(self.tokenize_pieces(&self.prompt_pieces_with_tools(messages, tools)?))
+        // Without a marker there is one segment of text.
+        let segments = self.tokenize_pieces(&self.prompt_pieces_with_tools(messages, tools)?, None);
+        Ok(segments
+            .into_iter()
+            .flat_map(|s| match s {
+                PromptSegment::Tokens(tokens) => tokens,
+                PromptSegment::Image => Vec::new(),
+            })
+            .collect())
     }
 
     /// Like `prompt_tokens_with_tools`, for messages whose content holds
     /// `marker` where an image goes: the tokens between the images, and
     /// a [`PromptSegment::Image`] at each marker.
     pub(crate) fn prompt_segments_with_tools(&self, messages: &[Message], tools: &[Tool], marker: &str) -> Result<Vec<PromptSegment>> {
-        let pieces = self.prompt_pieces_with_tools(messages, tools)?;
-        let vocab = self.inner.llama.vocab();
-        let mut segments = Vec::new();
-        let mut current = Vec::new();
-        if self.needs_bos(match pieces.first() {
-            Some(PromptPiece::Template(text)) => Some(text.as_str()),
-            _ => None,
-        }) {
-            current.push(vocab.bos());
-        }
-        for piece in &pieces {
-            let (text, special) = match piece {
-                PromptPiece::Template(text) => (text, true),
-                PromptPiece::Content(text) => (text, false),
-            };
-            for (i, part) in text.split(marker).enumerate() {
-                if i > 0 {
-                    segments.push(PromptSegment::Tokens(std::mem::take(&mut current)));
-                    segments.push(PromptSegment::Image);
-                }
-                current.extend(vocab.tokenize(part.as_bytes(), false, special));
-            }
-        }
-        segments.push(PromptSegment::Tokens(current));
-        Ok(segments)
+        Ok(self.tokenize_pieces(&self.prompt_pieces_with_tools(messages, tools)?, Some(marker)))
     }
 
     fn prompt_pieces_with_tools(&self, messages: &[Message], tools: &[Tool]) -> Result<Vec<PromptPiece>> {
@@ -602,24 +586,35 @@ impl Model {
 
     /// Template text is tokenized with control tokens parsed, content as
     /// plain text; BOS comes first when the model wants one and the template
-    /// did not already write it.
-    fn tokenize_pieces(&self, pieces: &[PromptPiece]) -> Vec<llama_cpp_2::token::LlamaToken> {
+    /// did not already write it. Each `marker` in the text (an image's
+    /// place) ends a segment of tokens and stands as a [`PromptSegment::Image`].
+    fn tokenize_pieces(&self, pieces: &[PromptPiece], marker: Option<&str>) -> Vec<PromptSegment> {
         let vocab = self.inner.llama.vocab();
-        let mut tokens = Vec::new();
+        let mut segments = Vec::new();
+        let mut current = Vec::new();
         let start = match pieces.first() {
             Some(PromptPiece::Template(text)) => Some(text.as_str()),
             _ => None,
         };
         if self.needs_bos(start) {
-            tokens.push(vocab.bos());
+            current.push(vocab.bos());
         }
         for piece in pieces {
-            match piece {
-                PromptPiece::Template(text) => tokens.extend(vocab.tokenize(text.as_bytes(), false, true)),
-                PromptPiece::Content(text) => tokens.extend(vocab.tokenize(text.as_bytes(), false, false)),
+            let (text, special) = match piece {
+                PromptPiece::Template(text) => (text.as_str(), true),
+                PromptPiece::Content(text) => (text.as_str(), false),
+            };
+            let parts: Vec<&str> = marker.map_or_else(|| vec![text], |m| text.split(m).collect());
+            for (i, part) in parts.into_iter().enumerate() {
+                if i > 0 {
+                    segments.push(PromptSegment::Tokens(std::mem::take(&mut current)));
+                    segments.push(PromptSegment::Image);
+                }
+                current.extend(vocab.tokenize(part.as_bytes(), false, special));
             }
         }
-        tokens
+        segments.push(PromptSegment::Tokens(current));
+        segments
     }
 
     /// Renders `messages` into the prompt text the model sees.
@@ -673,6 +668,14 @@ pub(crate) fn read_side_header(
         return Err(too_large(format!("it is {} bytes, more than the {max_bytes} it may be", meta.len())));
     }
     GgufFile::read_open(file).map_err(|e| Error::from_io(path.to_path_buf(), &e))?.map_err(|e| Error::from_gguf(path.to_path_buf(), e))
+}
+
+/// SHA-256 (hex) of the whole of an open `file`, read from its start.
+pub(crate) fn file_sha256(file: &std::fs::File) -> std::io::Result<String> {
+    use std::io::Seek;
+    let mut file = file;
+    file.rewind()?;
+    crate::session_file::hex_digest_of(file)
 }
 
 /// Reads and validates a model file's header and tensor table without loading

@@ -26,7 +26,6 @@ use super::Token;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::image::Image;
-use crate::session_file::hex_digest_of;
 use crate::vision::{check_projector, projector_bytes, ProjectorShape};
 
 /// Largest projector file read (the Gemma 3 4B projector is 851 MB in F16).
@@ -108,11 +107,7 @@ impl Projector {
         let mismatch = |reason: String| Error::ProjectorMismatch { path: path.clone(), reason };
         let file = std::fs::File::open(&path).map_err(|e| Error::from_io(path.clone(), &e))?;
         let shape = check_open(&file, &path, model.gguf())?;
-        let sha256 = {
-            use std::io::Seek;
-            let mut f = &file;
-            f.rewind().and_then(|()| hex_digest_of(f)).map_err(|e| Error::from_io(path.clone(), &e))?
-        };
+        let sha256 = super::model::file_sha256(&file).map_err(|e| Error::from_io(path.clone(), &e))?;
         let marker = random_marker();
         let params = MtmdContextParams {
             use_gpu: model.backend().gpu_layers > 0,
@@ -133,35 +128,30 @@ impl Projector {
         if !ctx.support_vision() || ctx.decode_use_mrope() {
             return Err(mismatch("llama.cpp loaded it without image support; use the model's image projector".into()));
         }
-        let memory_bytes = projector_bytes(&shape);
-        let probe = Projector {
+        // One image's positions: its embeddings and the text around them.
+        let blank = Image::from_rgb(1, 1, vec![128; 3]).map_err(|e| Error::Inference(format!("the built-in probe image: {e}")))?;
+        let keys = image_keys(&ctx, &marker, &sha256, &blank)?;
+        let info = ProjectorInfo {
+            path: path.clone(),
+            name: shape.name.clone(),
+            projector_type: shape.projector_type.clone(),
+            tokens_per_image: keys.len() as u32,
+            embeddings_per_image: keys.iter().filter(|t| t.0 < 0).count() as u32,
+            image_size: shape.image_size,
+            tensor_bytes: shape.tensor_bytes,
+            memory_bytes: projector_bytes(&shape),
+            sha256,
+        };
+        Ok(Projector {
             inner: Arc::new(ProjectorInner {
                 ctx: Mutex::new(ctx),
                 groups: Mutex::new(HashMap::new()),
                 marker,
-                info: ProjectorInfo {
-                    path: path.clone(),
-                    name: shape.name.clone(),
-                    projector_type: shape.projector_type.clone(),
-                    tokens_per_image: 0,
-                    embeddings_per_image: 0,
-                    image_size: shape.image_size,
-                    tensor_bytes: shape.tensor_bytes,
-                    memory_bytes,
-                    sha256,
-                },
                 shape,
+                info,
                 model: model.clone(),
             }),
-        };
-        // One image's positions: its embeddings and the text around them.
-        let blank = Image::from_rgb(1, 1, vec![128; 3]).map_err(|e| Error::Inference(format!("the built-in probe image: {e}")))?;
-        let keys = probe.group_keys(&blank)?;
-        let mut inner = Arc::into_inner(probe.inner).expect("not shared yet");
-        inner.info.tokens_per_image = keys.len() as u32;
-        inner.info.embeddings_per_image = keys.iter().filter(|t| t.0 < 0).count() as u32;
-        inner.groups.get_mut().expect("not shared yet").clear();
-        Ok(Projector { inner: Arc::new(inner) })
+        })
     }
 
     /// What the projector is.
@@ -193,17 +183,10 @@ impl Projector {
         if let Some(keys) = self.inner.groups.lock().unwrap_or_else(|p| p.into_inner()).get(image.sha256()) {
             return Ok(keys.clone());
         }
-        let chunks = self.tokenize(image)?;
-        let digest = |hex: &str| u64::from_str_radix(&hex[..16], 16).unwrap_or(0);
-        let seed = digest(image.sha256()) ^ digest(&self.inner.info.sha256).rotate_left(29);
-        let mut keys = Vec::new();
-        for i in 0..chunks.len() {
-            let chunk = chunks.get(i).expect("index below len");
-            match chunk.chunk_type() {
-                MtmdInputChunkType::Text => keys.extend_from_slice(chunk.text_tokens().unwrap_or_default()),
-                _ => keys.extend((0..chunk.n_tokens() as u64).map(|k| pseudo_token(seed, k))),
-            }
-        }
+        let keys = {
+            let ctx = self.inner.ctx.lock().unwrap_or_else(|p| p.into_inner());
+            image_keys(&ctx, &self.inner.marker, &self.inner.info.sha256, image)?
+        };
         let mut groups = self.inner.groups.lock().unwrap_or_else(|p| p.into_inner());
         if groups.len() >= REMEMBERED_GROUPS {
             groups.clear();
@@ -224,20 +207,37 @@ impl Projector {
         n_batch: i32,
         logits_last: bool,
     ) -> Result<()> {
-        let chunks = self.tokenize(image)?;
         let mut mtmd = self.inner.ctx.lock().unwrap_or_else(|p| p.into_inner());
+        let chunks = tokenize(&mtmd, &self.inner.marker, image)?;
         let done = super::cpp_guard::catching(|| chunks.eval_chunks(&mut mtmd, ctx, n_past, 0, n_batch, logits_last))
             .map_err(|e| Error::Inference(format!("llama.cpp threw while evaluating an image ({e})")))?;
         done.map(|_| ()).map_err(|e| Error::Inference(format!("llama.cpp could not evaluate the image ({e})")))
     }
+}
 
-    fn tokenize(&self, image: &Image) -> Result<MtmdInputChunks> {
-        let bitmap = MtmdBitmap::from_image_data(image.width(), image.height(), image.rgb())
-            .map_err(|e| Error::Inference(format!("llama.cpp could not take the image's pixels ({e})")))?;
-        let text = MtmdInputText { text: self.inner.marker.clone(), add_special: false, parse_special: true };
-        let ctx = self.inner.ctx.lock().unwrap_or_else(|p| p.into_inner());
-        ctx.tokenize(text, &[&bitmap]).map_err(|e| Error::Inference(format!("llama.cpp could not prepare the image ({e})")))
+/// `image` as `ctx` turns it into chunks: the text tokens around it and its embeddings to come.
+fn tokenize(ctx: &MtmdContext, marker: &str, image: &Image) -> Result<MtmdInputChunks> {
+    let bitmap = MtmdBitmap::from_image_data(image.width(), image.height(), image.rgb())
+        .map_err(|e| Error::Inference(format!("llama.cpp could not take the image's pixels ({e})")))?;
+    let text = MtmdInputText { text: marker.to_string(), add_special: false, parse_special: true };
+    ctx.tokenize(text, &[&bitmap]).map_err(|e| Error::Inference(format!("llama.cpp could not prepare the image ({e})")))
+}
+
+/// The cache keys of `image` seen through the projector whose file digest
+/// is `projector_sha256` (see [`Projector::group_keys`]).
+fn image_keys(ctx: &MtmdContext, marker: &str, projector_sha256: &str, image: &Image) -> Result<Vec<Token>> {
+    let chunks = tokenize(ctx, marker, image)?;
+    let digest = |hex: &str| u64::from_str_radix(&hex[..16], 16).unwrap_or(0);
+    let seed = digest(image.sha256()) ^ digest(projector_sha256).rotate_left(29);
+    let mut keys = Vec::new();
+    for i in 0..chunks.len() {
+        let chunk = chunks.get(i).expect("index below len");
+        match chunk.chunk_type() {
+            MtmdInputChunkType::Text => keys.extend_from_slice(chunk.text_tokens().unwrap_or_default()),
+            _ => keys.extend((0..chunk.n_tokens() as u64).map(|k| pseudo_token(seed, k))),
+        }
     }
+    Ok(keys)
 }
 
 /// Checks the vision projector file at `path` against the model whose
